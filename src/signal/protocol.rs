@@ -68,6 +68,15 @@ pub struct TrackInfo {
     pub mid: Option<String>,
 }
 
+/// One forwarded track inside a server `offer`: which m-line of the receiving leg carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferedTrack {
+    pub mid: String,
+    pub peer_id: String,
+    pub track_id: String,
+}
+
 /// Media requests a client sends over the WebSocket; the session hands them to its media leg.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -100,8 +109,13 @@ pub enum MediaRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum MediaEvent {
-    /// Server SDP offer (subscriptions changed).
-    Offer { sdp: String },
+    /// Server SDP offer (subscriptions changed). `tracks` maps each m-line (`mid`) that carries
+    /// a forwarded track to that track, so clients can label what `ontrack` gives them.
+    Offer {
+        sdp: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tracks: Vec<OfferedTrack>,
+    },
     /// Server SDP answer to the client's offer.
     Answer { sdp: String },
     /// Server ICE candidate.
