@@ -1,23 +1,60 @@
 //! The SFU media engine: one WebRTC PeerConnection per client, RTP forwarded between the members
 //! of a room. Signaling talks to it only through [`MediaEngine::join`] and the [`MediaLeg`] it
 //! returns; everything the engine has to tell a client arrives as [`MediaEvent`]s on the channel
-//! given at join. (Interface stub: the engine itself lands with the media issue.)
+//! given at join.
+//!
+//! Shape: `--udp-threads` shard threads ([`shard`]), each owning UDP sockets on its own port
+//! (shard k uses `udp_port + k`) and every PeerConnection of the rooms pinned to it, so
+//! forwarding inside a room needs no lock and no cross-thread hop. Commands reach a shard over a
+//! channel plus an eventfd wake-up.
+//!
+//! Negotiation rule (glare-safe): the client may offer whenever its signaling state is stable;
+//! the server offers when subscriptions change and its own state is stable. The server is the
+//! polite peer: a client offer that crosses a server offer makes the server roll its offer
+//! back, answer the client, and re-offer afterwards. A client therefore ignores a server offer
+//! that arrives while it has its own offer outstanding.
+
+pub mod codecs;
+pub mod forward;
+pub mod peer;
+pub mod routing;
+pub mod rtcp_tap;
+pub mod shard;
+pub mod stats;
+pub mod udp;
 
 use crate::signal::protocol::{MediaEvent, MediaRequest};
-use std::net::IpAddr;
-use tokio::sync::mpsc;
+use shard::{Command, Shard, ShardSocket, Waker};
+use stats::MediaMetrics;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc as tokio_mpsc;
 
 /// Settings of the media engine, taken from the command line.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
-    /// First UDP port; shard k listens on `udp_port + k`.
+    /// First UDP port; shard k listens on `udp_port + k` (0 = ephemeral ports, for tests).
     pub udp_port: u16,
     /// Number of shard threads (0 = one per core).
     pub udp_threads: usize,
-    /// Address the UDP sockets bind to.
+    /// Address the UDP sockets bind to (unspecified = one socket per interface address).
     pub bind_ip: IpAddr,
     /// Addresses advertised as ICE host candidates (empty = every usable interface + 127.0.0.1).
     pub advertise_ips: Vec<IpAddr>,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            udp_port: 40_000,
+            udp_threads: 0,
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            advertise_ips: Vec::new(),
+        }
+    }
 }
 
 /// Errors starting the engine.
@@ -25,20 +62,175 @@ pub struct MediaConfig {
 pub enum MediaError {
     #[error("media socket: {0}")]
     Io(#[from] std::io::Error),
+    #[error("media metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
-/// Handle to the running engine; cheap to clone.
-#[derive(Clone, Debug)]
+struct ShardHandle {
+    commands: mpsc::Sender<Command>,
+    waker: Arc<Waker>,
+    ports: Vec<SocketAddr>,
+}
+
+impl ShardHandle {
+    fn send(&self, command: Command) {
+        if self.commands.send(command).is_ok() {
+            self.waker.wake();
+        }
+    }
+}
+
+struct EngineInner {
+    shards: Vec<ShardHandle>,
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    next_key: AtomicU64,
+    registry: prometheus::Registry,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        for shard in &self.shards {
+            shard.send(Command::Shutdown);
+        }
+        if let Ok(mut threads) = self.threads.lock() {
+            for t in threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Handle to the running engine; cheap to clone. The shards stop when the last handle and
+/// the last leg are gone.
+#[derive(Clone)]
 pub struct MediaEngine {
-    _config: std::sync::Arc<MediaConfig>,
+    inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for MediaEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaEngine")
+            .field("shards", &self.inner.shards.len())
+            .finish()
+    }
+}
+
+/// The sockets of shard `index`: one per local address, all on the same port when possible.
+fn bind_shard_sockets(config: &MediaConfig, index: usize) -> std::io::Result<Vec<ShardSocket>> {
+    let port = if config.udp_port == 0 {
+        0
+    } else {
+        config.udp_port.saturating_add(index as u16)
+    };
+    let mut sockets = Vec::new();
+    if !config.advertise_ips.is_empty() || !config.bind_ip.is_unspecified() {
+        let socket = udp::bind(SocketAddr::new(config.bind_ip, port))?;
+        let bound = socket.local_addr()?;
+        let advertised = config.advertise_ips.first().copied().unwrap_or(bound.ip());
+        sockets.push(ShardSocket {
+            socket,
+            candidate: SocketAddr::new(advertised, bound.port()),
+            queue: Default::default(),
+        });
+        return Ok(sockets);
+    }
+    let mut chosen_port = port;
+    for ip in udp::interface_ipv4s() {
+        let socket = match udp::bind(SocketAddr::new(ip, chosen_port)) {
+            Ok(s) => s,
+            Err(_) if chosen_port != 0 && port == 0 => udp::bind(SocketAddr::new(ip, 0))?,
+            Err(e) => return Err(e),
+        };
+        let bound = socket.local_addr()?;
+        if chosen_port == 0 {
+            chosen_port = bound.port();
+        }
+        sockets.push(ShardSocket {
+            socket,
+            candidate: bound,
+            queue: Default::default(),
+        });
+    }
+    Ok(sockets)
+}
+
+/// With explicit `--advertise-ip`s and one bound socket, every advertised address is a
+/// candidate of that socket; extra ones are added as further candidates on the same socket.
+fn extra_candidates(config: &MediaConfig, sockets: &[ShardSocket]) -> Vec<SocketAddr> {
+    match sockets.first() {
+        Some(s) if config.advertise_ips.len() > 1 => config.advertise_ips[1..]
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, s.candidate.port()))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 impl MediaEngine {
     /// Binds the shard sockets and starts the shard threads.
     pub fn start(config: MediaConfig) -> Result<Self, MediaError> {
+        let registry = prometheus::Registry::new();
+        let metrics = MediaMetrics::new(&registry)?;
+        let threads = if config.udp_threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            config.udp_threads
+        };
+        let mut shards = Vec::new();
+        let mut handles = Vec::new();
+        for index in 0..threads {
+            let sockets = bind_shard_sockets(&config, index)?;
+            let ports: Vec<SocketAddr> = sockets
+                .iter()
+                .map(|s| s.candidate)
+                .chain(extra_candidates(&config, &sockets))
+                .collect();
+            let (tx, rx) = mpsc::channel();
+            let waker = Arc::new(Waker::new()?);
+            let shard = Shard::new(index, sockets, rx, waker.clone(), metrics.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("chorus-shard-{index}"))
+                .spawn(move || shard.run())?;
+            handles.push(handle);
+            shards.push(ShardHandle {
+                commands: tx,
+                waker,
+                ports,
+            });
+        }
+        tracing::info!(
+            shards = threads,
+            candidates = ?shards.iter().flat_map(|s| s.ports.iter()).collect::<Vec<_>>(),
+            "media engine started"
+        );
         Ok(Self {
-            _config: std::sync::Arc::new(config),
+            inner: Arc::new(EngineInner {
+                shards,
+                threads: Mutex::new(handles),
+                next_key: AtomicU64::new(1),
+                registry,
+            }),
         })
+    }
+
+    /// The media metrics (gathered by `/metrics` alongside the signaling ones).
+    pub fn registry(&self) -> &prometheus::Registry {
+        &self.inner.registry
+    }
+
+    /// The host candidates of every shard (what clients are told to connect to).
+    pub fn candidates(&self) -> Vec<SocketAddr> {
+        self.inner
+            .shards
+            .iter()
+            .flat_map(|s| s.ports.iter().copied())
+            .collect()
+    }
+
+    fn shard_for(&self, room: &str) -> usize {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        room.hash(&mut h);
+        (h.finish() % self.inner.shards.len().max(1) as u64) as usize
     }
 
     /// Registers `peer_id` as a media participant of `room`. Events for the client (server
@@ -48,26 +240,56 @@ impl MediaEngine {
         &self,
         room: &str,
         peer_id: &str,
-        events: mpsc::UnboundedSender<MediaEvent>,
+        events: tokio_mpsc::UnboundedSender<MediaEvent>,
     ) -> MediaLeg {
-        let _ = (room, peer_id);
-        MediaLeg { events }
+        let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
+        let shard = self.shard_for(room);
+        let leg = MediaLeg {
+            key,
+            shard,
+            engine: self.clone(),
+        };
+        leg.send(Command::Join {
+            key,
+            room: room.to_owned(),
+            peer_id: peer_id.to_owned(),
+            events,
+        });
+        leg
     }
 }
 
 /// One participant's media session, owned by its signaling session.
-#[derive(Debug)]
 pub struct MediaLeg {
-    events: mpsc::UnboundedSender<MediaEvent>,
+    key: u64,
+    shard: usize,
+    engine: MediaEngine,
+}
+
+impl std::fmt::Debug for MediaLeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaLeg").field("key", &self.key).finish()
+    }
 }
 
 impl MediaLeg {
+    fn send(&self, command: Command) {
+        if let Some(shard) = self.engine.inner.shards.get(self.shard) {
+            shard.send(command);
+        }
+    }
+
     /// Hands a client media request (offer, answer, candidate, mute, subscribe…) to the engine.
     pub fn request(&self, request: MediaRequest) {
-        let _ = request;
-        let _ = self.events.send(MediaEvent::Error {
-            code: "media-unavailable".into(),
-            message: "the media engine is not running".into(),
+        self.send(Command::Request {
+            key: self.key,
+            request,
         });
+    }
+}
+
+impl Drop for MediaLeg {
+    fn drop(&mut self) {
+        self.send(Command::Leave { key: self.key });
     }
 }

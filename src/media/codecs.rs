@@ -1,0 +1,239 @@
+//! The codecs and header extensions Chorus negotiates (Opus; VP8, VP9, H264 packetization-mode 1
+//! 42e01f, AV1, each with RTX), the interceptor chain every PeerConnection gets, and the checks
+//! an incoming SDP offer passes before it touches a PeerConnection (parses, offers a codec we
+//! can forward). Codec compatibility between a publisher and a subscriber leg is decided here.
+
+use super::rtcp_tap::RtcpTap;
+use rtc::interceptor::{Registry, Slot};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_rtcp_reports,
+};
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
+    MIME_TYPE_VP9,
+};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use rtc::shared::error::Error as RtcError;
+
+const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+
+/// Mime types (lower case) the SFU forwards.
+const FORWARDABLE: [&str; 5] = [
+    "audio/opus",
+    "video/vp8",
+    "video/vp9",
+    "video/h264",
+    "video/av1",
+];
+
+fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str, pt: u8) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate,
+            channels,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: pt,
+    }
+}
+
+/// A media engine with Chorus' codecs and extensions, and the interceptor chain to go with it:
+/// NACK generator + responder (RTX when negotiated), sender and receiver reports, TWCC feedback
+/// toward publishers, and the tap that hands keyframe requests and reports to the shard.
+pub fn build_media_engine() -> Result<(MediaEngine, Registry), RtcError> {
+    let mut me = MediaEngine::default();
+    me.register_codec(
+        codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1", 111),
+        RtpCodecKind::Audio,
+    )?;
+    let video = [
+        (MIME_TYPE_VP8, "", 96u8),
+        (MIME_TYPE_VP9, "profile-id=0", 98),
+        (MIME_TYPE_H264, H264_FMTP, 102),
+        (MIME_TYPE_AV1, "", 45),
+    ];
+    for (mime, fmtp, pt) in video {
+        me.register_codec(codec(mime, 90_000, 0, fmtp, pt), RtpCodecKind::Video)?;
+        me.register_codec(
+            codec(MIME_TYPE_RTX, 90_000, 0, &format!("apt={pt}"), pt + 1),
+            RtpCodecKind::Video,
+        )?;
+    }
+    let mut extensions = vec![
+        (rtc::sdp::extmap::SDES_MID_URI, RtpCodecKind::Audio),
+        (rtc::sdp::extmap::SDES_MID_URI, RtpCodecKind::Video),
+        (rtc::sdp::extmap::AUDIO_LEVEL_URI, RtpCodecKind::Audio),
+        (rtc::sdp::extmap::ABS_SEND_TIME_URI, RtpCodecKind::Audio),
+        (rtc::sdp::extmap::ABS_SEND_TIME_URI, RtpCodecKind::Video),
+        (rtc::sdp::extmap::TRANSPORT_CC_URI, RtpCodecKind::Audio),
+        (rtc::sdp::extmap::TRANSPORT_CC_URI, RtpCodecKind::Video),
+    ];
+    extensions.push((rtc::sdp::extmap::VIDEO_ORIENTATION_URI, RtpCodecKind::Video));
+    for (uri, kind) in extensions {
+        me.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: uri.to_owned(),
+            },
+            kind,
+            None,
+        )?;
+    }
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        me.register_feedback(
+            RTCPFeedback {
+                typ: "transport-cc".to_owned(),
+                parameter: String::new(),
+            },
+            kind,
+        );
+    }
+    me.register_feedback(
+        RTCPFeedback {
+            typ: "ccm".to_owned(),
+            parameter: "fir".to_owned(),
+        },
+        RtpCodecKind::Video,
+    );
+    let registry = Registry::new().with(Slot::from(14_000), RtcpTap::default());
+    let registry = configure_nack(registry, &mut me);
+    let registry = configure_rtcp_reports(registry);
+    let registry = registry.with(
+        Slot::TwccReceiver,
+        rtc::interceptor::TwccReceiverBuilder::new().build(),
+    );
+    Ok((me, registry))
+}
+
+/// True if this SFU can forward `mime` (case-insensitive), RTX and FEC excluded.
+pub fn is_forwardable(mime: &str) -> bool {
+    FORWARDABLE.iter().any(|m| m.eq_ignore_ascii_case(mime))
+}
+
+/// True if a subscriber leg offering `leg` can carry a track encoded as `track`: same mime
+/// type, and for H264 and VP9 the same profile.
+pub fn codec_matches(track: &RTCRtpCodec, leg: &RTCRtpCodec) -> bool {
+    if !track.mime_type.eq_ignore_ascii_case(&leg.mime_type) {
+        return false;
+    }
+    let mime = track.mime_type.to_ascii_lowercase();
+    if mime == "video/h264" {
+        return fmtp_param(&track.sdp_fmtp_line, "packetization-mode").unwrap_or("0")
+            == fmtp_param(&leg.sdp_fmtp_line, "packetization-mode").unwrap_or("0")
+            && profile_idc(&track.sdp_fmtp_line) == profile_idc(&leg.sdp_fmtp_line);
+    }
+    if mime == "video/vp9" {
+        return fmtp_param(&track.sdp_fmtp_line, "profile-id").unwrap_or("0")
+            == fmtp_param(&leg.sdp_fmtp_line, "profile-id").unwrap_or("0");
+    }
+    true
+}
+
+fn fmtp_param<'a>(fmtp: &'a str, key: &str) -> Option<&'a str> {
+    fmtp.split(';').find_map(|kv| {
+        let (k, v) = kv.trim().split_once('=')?;
+        k.eq_ignore_ascii_case(key).then_some(v)
+    })
+}
+
+/// H264 profile_idc and constraint flags (the level is allowed to differ).
+fn profile_idc(fmtp: &str) -> Option<String> {
+    fmtp_param(fmtp, "profile-level-id").map(|p| p.get(..4).unwrap_or(p).to_ascii_lowercase())
+}
+
+/// Why an offer was refused before it reached the PeerConnection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfferProblem {
+    /// The SDP does not parse.
+    Unparseable(String),
+    /// An audio/video section offers nothing we can forward.
+    NoCommonCodec(String),
+}
+
+/// Parses an offer and checks that every audio/video section the client wants to send on
+/// offers at least one forwardable codec.
+pub fn check_offer(sdp: &str) -> Result<(), OfferProblem> {
+    let mut reader = std::io::Cursor::new(sdp.as_bytes());
+    let parsed = rtc::sdp::description::session::SessionDescription::unmarshal(&mut reader)
+        .map_err(|e| OfferProblem::Unparseable(e.to_string()))?;
+    if parsed.media_descriptions.is_empty() {
+        return Err(OfferProblem::Unparseable("no media sections".into()));
+    }
+    for md in &parsed.media_descriptions {
+        let kind = md.media_name.media.as_str();
+        if kind != "audio" && kind != "video" {
+            continue;
+        }
+        if md.media_name.port.value == 0 {
+            continue; // rejected / stopped section
+        }
+        let forwardable = md.attributes.iter().any(|a| {
+            a.key == "rtpmap"
+                && a.value.as_deref().is_some_and(|v| {
+                    v.split_whitespace()
+                        .nth(1)
+                        .and_then(|enc| enc.split('/').next())
+                        .is_some_and(|name| is_forwardable(&format!("{kind}/{name}")))
+                })
+        });
+        if !forwardable {
+            return Err(OfferProblem::NoCommonCodec(format!(
+                "the {kind} section offers no codec this server forwards (opus, VP8, VP9, H264, AV1)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(mime: &str, fmtp: &str) -> RTCRtpCodec {
+        RTCRtpCodec {
+            mime_type: mime.into(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: fmtp.into(),
+            rtcp_feedback: vec![],
+        }
+    }
+
+    #[test]
+    fn h264_profiles_must_match_levels_may_differ() {
+        let base = c("video/H264", H264_FMTP);
+        let other_level = c("video/h264", "packetization-mode=1;profile-level-id=42e034");
+        let high = c("video/H264", "packetization-mode=1;profile-level-id=640c1f");
+        let mode0 = c("video/H264", "profile-level-id=42e01f");
+        assert!(codec_matches(&base, &other_level));
+        assert!(!codec_matches(&base, &high));
+        assert!(!codec_matches(&base, &mode0));
+        assert!(!codec_matches(&base, &c("video/VP8", "")));
+    }
+
+    #[test]
+    fn engine_builds() {
+        assert!(build_media_engine().is_ok());
+    }
+
+    #[test]
+    fn offers_are_checked() {
+        assert!(matches!(
+            check_offer("not sdp at all"),
+            Err(OfferProblem::Unparseable(_))
+        ));
+        let pcmu_only = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=rtpmap:0 PCMU/8000\r\n";
+        assert!(matches!(
+            check_offer(pcmu_only),
+            Err(OfferProblem::NoCommonCodec(_))
+        ));
+        let opus = pcmu_only
+            .replace("SAVPF 0", "SAVPF 111")
+            .replace("0 PCMU/8000", "111 opus/48000/2");
+        assert_eq!(check_offer(&opus), Ok(()));
+    }
+}

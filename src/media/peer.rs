@@ -1,0 +1,539 @@
+//! One client's PeerConnection on the server: its construction (own ICE credentials, the shard's
+//! host candidates, ICE-lite), SDP negotiation under the "server is polite" rule, and the
+//! subscription legs it sends. It does not know about rooms or other peers: the shard decides
+//! what to subscribe and where packets go; this type only applies it to one connection.
+
+use super::codecs::{build_media_engine, check_offer, codec_matches, OfferProblem};
+use super::forward::{ExtensionMap, SequenceRewriter};
+use crate::signal::protocol::{IceCandidate, MediaEvent, OfferedTrack, TrackSourceInfo};
+use rand::Rng;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
+    RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Instant;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Shard-local identity of a peer.
+pub type PeerKey = u64;
+/// Shard-local identity of a published track.
+pub type TrackKey = u64;
+
+/// A negotiation step the client asked for that could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaFault {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl MediaFault {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// One forwarded track on this peer's connection.
+pub struct Subscription {
+    pub track: TrackKey,
+    pub track_id: String,
+    pub publisher_peer_id: String,
+    pub sender_id: RTCRtpSenderId,
+    pub ssrc: u32,
+    /// Payload type on this leg; `None` until negotiated (nothing is forwarded before).
+    pub payload_type: Option<u8>,
+    pub extensions: ExtensionMap,
+    pub rewriter: SequenceRewriter,
+    pub mid: Option<String>,
+    pub kind: RtpCodecKind,
+    pub codec: RTCRtpCodec,
+}
+
+/// A client's connection and everything negotiated on it.
+pub struct Peer {
+    pub key: PeerKey,
+    pub peer_id: String,
+    pub room: String,
+    pub ufrag: String,
+    pub pc: RTCPeerConnection,
+    events: UnboundedSender<MediaEvent>,
+    /// Track sources the client declared in its offers, by mid.
+    pub sources: HashMap<String, TrackSourceInfo>,
+    /// The tracks this peer publishes: rtc receiver track id → room track.
+    pub published: HashMap<String, (TrackKey, RTCRtpReceiverId)>,
+    pub subscriptions: HashMap<TrackKey, Subscription>,
+    /// Our sender SSRC on this leg → the forwarded track (for PLI/FIR routing).
+    pub ssrc_to_track: HashMap<u32, TrackKey>,
+    /// Tracks the client unsubscribed from (never re-subscribed automatically).
+    pub opted_out: HashSet<String>,
+    /// A server offer is wanted as soon as the signaling state allows.
+    pub needs_offer: bool,
+    /// Remote addresses this peer was seen at (for demux cleanup).
+    pub addrs: Vec<SocketAddr>,
+    pub next_timeout: Option<Instant>,
+    local_candidates: Vec<RTCIceCandidateInit>,
+    candidates_sent: bool,
+    pub connected: bool,
+}
+
+fn random_token(len: usize) -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// Builds a PeerConnection that answers as DTLS server, runs ICE-lite with its own ufrag and
+/// knows the shard's host candidates.
+fn build_pc(
+    ufrag: &str,
+    candidates: &[SocketAddr],
+    now: Instant,
+) -> Result<(RTCPeerConnection, Vec<RTCIceCandidateInit>), rtc::shared::error::Error> {
+    let settings = SettingEngineBuilder::new()
+        .with_ice_credentials(ufrag.to_owned(), random_token(24))
+        .with_lite(true)
+        .with_answering_dtls_role(RTCDtlsRole::Server)
+        .build();
+    let (media_engine, registry) = build_media_engine()?;
+    let config = RTCConfigurationBuilder::new().build();
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(config)
+        .with_setting_engine(settings)
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .build(now)?;
+    let mut inits = Vec::new();
+    for addr in candidates {
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: addr.ip().to_string(),
+                port: addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()?;
+        let init = RTCIceCandidate::from(&candidate).to_json()?;
+        pc.add_local_candidate(init.clone())?;
+        inits.push(init);
+    }
+    Ok((pc, inits))
+}
+
+impl Peer {
+    pub fn new(
+        key: PeerKey,
+        peer_id: String,
+        room: String,
+        events: UnboundedSender<MediaEvent>,
+        candidates: &[SocketAddr],
+        now: Instant,
+    ) -> Result<Self, rtc::shared::error::Error> {
+        let ufrag = random_token(16);
+        let (pc, local_candidates) = build_pc(&ufrag, candidates, now)?;
+        Ok(Self {
+            key,
+            peer_id,
+            room,
+            ufrag,
+            pc,
+            events,
+            sources: HashMap::new(),
+            published: HashMap::new(),
+            subscriptions: HashMap::new(),
+            ssrc_to_track: HashMap::new(),
+            opted_out: HashSet::new(),
+            needs_offer: false,
+            addrs: Vec::new(),
+            next_timeout: Some(now),
+            local_candidates,
+            candidates_sent: false,
+            connected: false,
+        })
+    }
+
+    /// Sends an event to this peer's client; a closed session just drops it.
+    pub fn send(&self, event: MediaEvent) {
+        let _ = self.events.send(event);
+    }
+
+    pub fn fault(&self, fault: MediaFault) {
+        self.send(MediaEvent::Error {
+            code: fault.code.to_owned(),
+            message: fault.message,
+        });
+    }
+
+    fn has_local_offer(&self) -> bool {
+        self.pc.pending_local_description().is_some()
+    }
+
+    fn has_remote_offer(&self) -> bool {
+        self.pc.pending_remote_description().is_some()
+    }
+
+    /// Applies a client offer: rolls back our own outstanding offer if there is one (we are
+    /// the polite side), answers, and remembers to re-offer afterwards.
+    pub fn apply_offer(
+        &mut self,
+        sdp: String,
+        tracks: Vec<TrackSourceInfo>,
+        now: Instant,
+    ) -> Result<(), MediaFault> {
+        check_offer(&sdp).map_err(|p| match p {
+            OfferProblem::Unparseable(m) => MediaFault::new("bad-sdp", m),
+            OfferProblem::NoCommonCodec(m) => MediaFault::new("no-common-codec", m),
+        })?;
+        if self.has_remote_offer() {
+            return Err(MediaFault::new(
+                "wrong-state",
+                "an offer from this client is already being answered",
+            ));
+        }
+        let offer = RTCSessionDescription::offer(sdp)
+            .map_err(|e| MediaFault::new("bad-sdp", e.to_string()))?;
+        if self.has_local_offer() {
+            let rollback = RTCSessionDescription::rollback(None)
+                .map_err(|e| MediaFault::new("internal", e.to_string()))?;
+            self.pc
+                .set_local_description(now, rollback)
+                .map_err(|e| MediaFault::new("internal", format!("rollback failed: {e}")))?;
+            self.needs_offer = true;
+        }
+        for info in tracks {
+            self.sources.insert(info.mid.clone(), info);
+        }
+        self.pc
+            .set_remote_description(now, offer)
+            .map_err(|e| MediaFault::new("bad-sdp", e.to_string()))?;
+        let answer = match self.pc.create_answer(None) {
+            Ok(answer) => answer,
+            Err(e) => {
+                self.rollback_remote(now);
+                return Err(MediaFault::new("bad-sdp", e.to_string()));
+            }
+        };
+        if let Err(e) = self.pc.set_local_description(now, answer) {
+            self.rollback_remote(now);
+            return Err(MediaFault::new("bad-sdp", e.to_string()));
+        }
+        let sdp = self
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .unwrap_or_default();
+        self.send(MediaEvent::Answer { sdp });
+        self.send_candidates_once();
+        Ok(())
+    }
+
+    fn rollback_remote(&mut self, now: Instant) {
+        if let Ok(rollback) = RTCSessionDescription::rollback(None) {
+            let _ = self.pc.set_remote_description(now, rollback);
+        }
+    }
+
+    /// Applies the client's answer to our outstanding offer.
+    pub fn apply_answer(&mut self, sdp: String, now: Instant) -> Result<(), MediaFault> {
+        if !self.has_local_offer() {
+            return Err(MediaFault::new(
+                "wrong-state",
+                "no server offer is waiting for an answer",
+            ));
+        }
+        let answer = RTCSessionDescription::answer(sdp)
+            .map_err(|e| MediaFault::new("bad-sdp", e.to_string()))?;
+        if answer.sdp_type != RTCSdpType::Answer {
+            return Err(MediaFault::new("bad-sdp", "not an answer"));
+        }
+        self.pc
+            .set_remote_description(now, answer)
+            .map_err(|e| MediaFault::new("bad-sdp", e.to_string()))
+    }
+
+    /// Sends a server offer if one is needed and the signaling state is stable; otherwise
+    /// keeps it pending.
+    pub fn offer_if_needed(&mut self, now: Instant) {
+        if !self.needs_offer || self.has_local_offer() || self.has_remote_offer() {
+            return;
+        }
+        self.needs_offer = false;
+        let offer = match self.pc.create_offer(None) {
+            Ok(o) => o,
+            Err(e) => {
+                self.fault(MediaFault::new("internal", format!("create offer: {e}")));
+                return;
+            }
+        };
+        if let Err(e) = self.pc.set_local_description(now, offer) {
+            self.fault(MediaFault::new("internal", format!("set offer: {e}")));
+            return;
+        }
+        self.refresh_mids();
+        let tracks = self
+            .subscriptions
+            .values()
+            .filter_map(|s| {
+                Some(OfferedTrack {
+                    mid: s.mid.clone()?,
+                    peer_id: s.publisher_peer_id.clone(),
+                    track_id: s.track_id.clone(),
+                })
+            })
+            .collect();
+        let sdp = self
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .unwrap_or_default();
+        self.send(MediaEvent::Offer { sdp, tracks });
+        self.send_candidates_once();
+    }
+
+    fn send_candidates_once(&mut self) {
+        if self.candidates_sent {
+            return;
+        }
+        self.candidates_sent = true;
+        let mid = self
+            .pc
+            .get_transceivers()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .find_map(|t| self.pc.rtp_transceiver(t).and_then(|t| t.mid().clone()));
+        for c in &self.local_candidates {
+            self.send(MediaEvent::Candidate {
+                candidate: IceCandidate {
+                    candidate: c.candidate.clone(),
+                    sdp_mid: mid.clone(),
+                    sdp_m_line_index: Some(0),
+                    username_fragment: None,
+                },
+            });
+        }
+    }
+
+    /// Adds a remote candidate the client trickled.
+    pub fn add_remote_candidate(&mut self, candidate: IceCandidate) -> Result<(), MediaFault> {
+        if candidate.candidate.trim().is_empty() {
+            return Ok(()); // end-of-candidates
+        }
+        self.pc
+            .add_remote_candidate(RTCIceCandidateInit {
+                candidate: candidate.candidate,
+                sdp_mid: candidate.sdp_mid,
+                sdp_mline_index: candidate.sdp_m_line_index,
+                username_fragment: candidate.username_fragment,
+                url: None,
+            })
+            .map_err(|e| MediaFault::new("bad-candidate", e.to_string()))
+    }
+
+    /// Starts sending `track` to this client: a new sender with our own SSRCs; the next
+    /// server offer carries it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn subscribe(
+        &mut self,
+        track: TrackKey,
+        track_id: &str,
+        publisher_peer_id: &str,
+        kind: RtpCodecKind,
+        codec: &RTCRtpCodec,
+    ) -> Result<(), MediaFault> {
+        let mut rng = rand::rng();
+        let ssrc: u32 = rng.random();
+        let rtx = (kind == RtpCodecKind::Video).then(|| RTCRtpRtxParameters { ssrc: rng.random() });
+        let media_track = MediaStreamTrack::new(
+            publisher_peer_id.to_owned(),
+            track_id.to_owned(),
+            track_id.to_owned(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    rtx,
+                    ..Default::default()
+                },
+                codec: codec.clone(),
+                ..Default::default()
+            }],
+        );
+        let sender_id = self
+            .pc
+            .add_track(media_track)
+            .map_err(|e| MediaFault::new("internal", format!("add track: {e}")))?;
+        let clock_rate = codec.clock_rate;
+        self.ssrc_to_track.insert(ssrc, track);
+        self.subscriptions.insert(
+            track,
+            Subscription {
+                track,
+                track_id: track_id.to_owned(),
+                publisher_peer_id: publisher_peer_id.to_owned(),
+                sender_id,
+                ssrc,
+                payload_type: None,
+                extensions: ExtensionMap::default(),
+                rewriter: SequenceRewriter::new(clock_rate, rng.random(), rng.random()),
+                mid: None,
+                kind,
+                codec: codec.clone(),
+            },
+        );
+        self.needs_offer = true;
+        Ok(())
+    }
+
+    /// Stops sending `track`; the next server offer removes it.
+    pub fn unsubscribe(&mut self, track: TrackKey) -> bool {
+        let Some(sub) = self.subscriptions.remove(&track) else {
+            return false;
+        };
+        self.ssrc_to_track.remove(&sub.ssrc);
+        let _ = self.pc.remove_track(sub.sender_id);
+        self.needs_offer = true;
+        true
+    }
+
+    fn refresh_mids(&mut self) {
+        let mut mids = HashMap::new();
+        let ids: Vec<_> = self.pc.get_transceivers().collect();
+        for id in ids {
+            if let Some(t) = self.pc.rtp_transceiver(id) {
+                if let (Some(sender), Some(mid)) = (t.sender(), t.mid().clone()) {
+                    mids.insert(sender, mid);
+                }
+            }
+        }
+        for sub in self.subscriptions.values_mut() {
+            sub.mid = mids.get(&sub.sender_id).cloned();
+        }
+    }
+
+    /// After a negotiation completes: the payload type and extension ids each pending
+    /// subscription got on this leg. `publisher_exts` gives the publisher's negotiated
+    /// (uri, id) list for a track. Returns the tracks that became active (they need a
+    /// keyframe) and those whose codec this leg did not accept.
+    pub fn activate_subscriptions(
+        &mut self,
+        publisher_exts: impl Fn(TrackKey) -> Vec<(String, u8)>,
+    ) -> (Vec<TrackKey>, Vec<TrackKey>) {
+        if self.has_local_offer() || self.has_remote_offer() {
+            return (Vec::new(), Vec::new());
+        }
+        self.refresh_mids();
+        let mut activated = Vec::new();
+        let mut refused = Vec::new();
+        let keys: Vec<TrackKey> = self.subscriptions.keys().copied().collect();
+        for key in keys {
+            let (sender_id, pending) = match self.subscriptions.get(&key) {
+                Some(s) => (s.sender_id, s.payload_type.is_none()),
+                None => continue,
+            };
+            if !pending {
+                continue;
+            }
+            let Some(mut sender) = self.pc.rtp_sender(sender_id) else {
+                continue;
+            };
+            let params = sender.get_parameters();
+            let Some(sub) = self.subscriptions.get(&key) else {
+                continue;
+            };
+            if sub.mid.is_none() {
+                continue; // not yet in a negotiated m-line
+            }
+            let pt = params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| codec_matches(&sub.codec, &c.rtp_codec))
+                .map(|c| c.payload_type);
+            let leg_exts: Vec<(String, u8)> = params
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .map(|h| (h.uri.clone(), h.id as u8))
+                .collect();
+            match pt {
+                Some(pt) => {
+                    let exts = publisher_exts(key);
+                    if let Some(sub) = self.subscriptions.get_mut(&key) {
+                        sub.payload_type = Some(pt);
+                        sub.extensions = ExtensionMap::new(&exts, &leg_exts, sub.mid.as_deref());
+                        sub.rewriter.pause();
+                    }
+                    activated.push(key);
+                }
+                None => refused.push(key),
+            }
+        }
+        (activated, refused)
+    }
+
+    /// The codecs of `kind` the client declared in its latest remote description, if any.
+    pub fn remote_codecs(&self, kind: RtpCodecKind) -> Option<Vec<RTCRtpCodec>> {
+        let parsed = self.pc.remote_description()?.unmarshal().ok()?;
+        let kind_name = match kind {
+            RtpCodecKind::Audio => "audio",
+            RtpCodecKind::Video => "video",
+            _ => return None,
+        };
+        let mut out = Vec::new();
+        for md in parsed
+            .media_descriptions
+            .iter()
+            .filter(|m| m.media_name.media == kind_name)
+        {
+            for attr in md.attributes.iter().filter(|a| a.key == "rtpmap") {
+                let Some(value) = attr.value.as_deref() else {
+                    continue;
+                };
+                let mut parts = value.split_whitespace();
+                let (Some(pt), Some(enc)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                let mut enc = enc.split('/');
+                let name = enc.next().unwrap_or_default();
+                let clock_rate = enc.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+                let fmtp = md
+                    .attributes
+                    .iter()
+                    .filter(|a| a.key == "fmtp")
+                    .filter_map(|a| a.value.as_deref())
+                    .find_map(|v| v.strip_prefix(pt).and_then(|r| r.strip_prefix(' ')))
+                    .unwrap_or_default();
+                out.push(RTCRtpCodec {
+                    mime_type: format!("{kind_name}/{name}"),
+                    clock_rate,
+                    channels: 0,
+                    sdp_fmtp_line: fmtp.to_owned(),
+                    rtcp_feedback: vec![],
+                });
+            }
+        }
+        Some(out)
+    }
+
+    /// Closes the connection (DTLS close alert goes out with the next write poll).
+    pub fn close(&mut self) {
+        let _ = rtc::sansio::Protocol::close(&mut self.pc);
+    }
+}

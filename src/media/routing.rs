@@ -1,0 +1,670 @@
+//! Who receives what inside a media room: publishing a track when its first packet arrives,
+//! subscribing every member by default (or as `subscribe`/`unsubscribe` say), muting,
+//! unpublishing, and the per-packet fan-out of a publisher's RTP to its subscribers, plus the
+//! RTCP that flows back (keyframe requests to publishers, throttled). Runs on the shard thread.
+
+use super::codecs::codec_matches;
+use super::forward::{abs_send_time, rewrite_packet, DuplicateFilter, KeyframeThrottle};
+use super::peer::{MediaFault, PeerKey, TrackKey};
+use super::shard::Shard;
+use super::stats::{DropReason, ShardLevels};
+use crate::signal::protocol::{
+    MediaEvent, MediaRequest, TrackInfo, TrackKind, TrackSource, TrackSourceInfo,
+};
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent, RTCTrackEventInit};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+use std::time::Instant;
+
+/// The media members of one room on this shard.
+#[derive(Default)]
+pub struct MediaRoom {
+    pub members: Vec<PeerKey>,
+}
+
+/// A track a participant publishes, and who receives it.
+pub struct PublishedTrack {
+    pub key: TrackKey,
+    pub track_id: String,
+    pub publisher: PeerKey,
+    pub publisher_peer_id: String,
+    pub room: String,
+    pub receiver_id: RTCRtpReceiverId,
+    pub media_ssrc: u32,
+    pub kind: RtpCodecKind,
+    pub codec: RTCRtpCodec,
+    pub source: TrackSource,
+    pub muted: bool,
+    /// The publisher leg's negotiated header extensions (uri, id).
+    pub extensions: Vec<(String, u8)>,
+    pub subscribers: Vec<PeerKey>,
+    pub duplicates: DuplicateFilter,
+    pub keyframe: KeyframeThrottle,
+}
+
+fn track_kind(kind: RtpCodecKind) -> TrackKind {
+    if kind == RtpCodecKind::Audio {
+        TrackKind::Audio
+    } else {
+        TrackKind::Video
+    }
+}
+
+impl PublishedTrack {
+    fn info(&self, playable: Result<(), String>, mid: Option<String>) -> TrackInfo {
+        TrackInfo {
+            peer_id: self.publisher_peer_id.clone(),
+            track_id: self.track_id.clone(),
+            kind: track_kind(self.kind),
+            source: self.source,
+            muted: self.muted,
+            playable: playable.is_ok(),
+            reason: playable.err(),
+            codec: Some(self.codec.mime_type.clone()),
+            mid,
+        }
+    }
+}
+
+impl Shard {
+    /// A new member: tell it about every track of the room and subscribe it.
+    pub fn on_joined(&mut self, key: PeerKey, now: Instant) {
+        let Some(room) = self.peers.get(&key).map(|p| p.room.clone()) else {
+            return;
+        };
+        let tracks: Vec<TrackKey> = self
+            .tracks
+            .values()
+            .filter(|t| t.room == room && t.publisher != key)
+            .map(|t| t.key)
+            .collect();
+        for track in tracks {
+            self.offer_track_to(track, key);
+        }
+        self.renegotiate(key, now);
+    }
+
+    /// Announces `track` to `member` and subscribes it if its leg can play the codec and it
+    /// did not opt out.
+    fn offer_track_to(&mut self, track: TrackKey, member: PeerKey) {
+        let (Some(t), Some(peer)) = (self.tracks.get_mut(&track), self.peers.get_mut(&member))
+        else {
+            return;
+        };
+        let playable = match peer.remote_codecs(t.kind) {
+            Some(codecs) if !codecs.iter().any(|c| codec_matches(&t.codec, c)) => Err(format!(
+                "this connection did not negotiate {}",
+                t.codec.mime_type
+            )),
+            _ => Ok(()),
+        };
+        let wanted = !peer.opted_out.contains(&t.track_id);
+        let mut result = playable.clone();
+        if playable.is_ok() && wanted && !peer.subscriptions.contains_key(&track) {
+            result = peer
+                .subscribe(track, &t.track_id, &t.publisher_peer_id, t.kind, &t.codec)
+                .map_err(|f| f.message);
+            if result.is_ok() {
+                t.subscribers.push(member);
+            }
+        }
+        peer.send(MediaEvent::TrackPublished(t.info(result, None)));
+    }
+
+    fn renegotiate(&mut self, key: PeerKey, now: Instant) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.offer_if_needed(now);
+        }
+        self.touch(key);
+    }
+
+    /// Everything a leaving peer takes with it: its tracks and its subscriptions.
+    pub fn before_remove(&mut self, key: PeerKey, now: Instant) {
+        let published: Vec<TrackKey> = self
+            .tracks
+            .values()
+            .filter(|t| t.publisher == key)
+            .map(|t| t.key)
+            .collect();
+        for track in published {
+            self.unpublish(track, now);
+        }
+        if let Some(peer) = self.peers.get(&key) {
+            let subscribed: Vec<TrackKey> = peer.subscriptions.keys().copied().collect();
+            for track in subscribed {
+                if let Some(t) = self.tracks.get_mut(&track) {
+                    t.subscribers.retain(|k| *k != key);
+                }
+            }
+        }
+    }
+
+    /// A client media request from the WebSocket.
+    pub fn handle_request(&mut self, key: PeerKey, request: MediaRequest, now: Instant) {
+        let result = match request {
+            MediaRequest::Offer { sdp, tracks } => self.client_offer(key, sdp, tracks, now),
+            MediaRequest::Answer { sdp } => self.client_answer(key, sdp, now),
+            MediaRequest::Candidate { candidate } => match (candidate, self.peers.get_mut(&key)) {
+                (Some(c), Some(peer)) => peer.add_remote_candidate(c),
+                _ => Ok(()),
+            },
+            MediaRequest::Mute { track_id, muted } => self.mute(key, &track_id, muted, now),
+            MediaRequest::Subscribe { track_ids } => {
+                self.set_subscribed(key, &track_ids, true, now)
+            }
+            MediaRequest::Unsubscribe { track_ids } => {
+                self.set_subscribed(key, &track_ids, false, now)
+            }
+        };
+        if let (Err(fault), Some(peer)) = (result, self.peers.get(&key)) {
+            peer.fault(fault);
+        }
+        self.touch(key);
+    }
+
+    fn client_offer(
+        &mut self,
+        key: PeerKey,
+        sdp: String,
+        tracks: Vec<TrackSourceInfo>,
+        now: Instant,
+    ) -> Result<(), MediaFault> {
+        let peer = self.peers.get_mut(&key).ok_or_else(gone)?;
+        let updates: Vec<TrackSourceInfo> = tracks.clone();
+        peer.apply_offer(sdp, tracks, now)?;
+        // A re-offer can change a published track's declared source or mute state.
+        for info in updates {
+            self.update_source(key, &info);
+        }
+        self.after_negotiation(key, now);
+        Ok(())
+    }
+
+    fn update_source(&mut self, key: PeerKey, info: &TrackSourceInfo) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let receivers: Vec<_> = peer.published.values().copied().collect();
+        for (track, receiver) in receivers {
+            if mid_of_receiver(peer, receiver).as_deref() == Some(info.mid.as_str()) {
+                if let Some(t) = self.tracks.get_mut(&track) {
+                    t.source = info.source;
+                }
+            }
+        }
+    }
+
+    fn client_answer(&mut self, key: PeerKey, sdp: String, now: Instant) -> Result<(), MediaFault> {
+        let peer = self.peers.get_mut(&key).ok_or_else(gone)?;
+        peer.apply_answer(sdp, now)?;
+        self.after_negotiation(key, now);
+        Ok(())
+    }
+
+    /// After a completed offer/answer: activate new subscriptions (each gets a keyframe),
+    /// refuse the ones whose codec the leg did not take, and send the next offer if needed.
+    fn after_negotiation(&mut self, key: PeerKey, now: Instant) {
+        let tracks = &self.tracks;
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let (activated, refused) = peer.activate_subscriptions(|t| {
+            tracks
+                .get(&t)
+                .map(|t| t.extensions.clone())
+                .unwrap_or_default()
+        });
+        for track in refused {
+            peer.unsubscribe(track);
+            if let Some(t) = self.tracks.get_mut(&track) {
+                t.subscribers.retain(|k| *k != key);
+                let reason = format!("this connection did not negotiate {}", t.codec.mime_type);
+                peer.send(MediaEvent::TrackPublished(t.info(Err(reason), None)));
+            }
+        }
+        for track in activated {
+            self.request_keyframe(track, now);
+        }
+        self.renegotiate(key, now);
+    }
+
+    fn mute(
+        &mut self,
+        key: PeerKey,
+        track_id: &str,
+        muted: bool,
+        now: Instant,
+    ) -> Result<(), MediaFault> {
+        let track = self
+            .tracks
+            .values_mut()
+            .find(|t| t.publisher == key && t.track_id == track_id)
+            .ok_or_else(|| MediaFault {
+                code: "unknown-track",
+                message: format!("you publish no track {track_id}"),
+            })?;
+        if track.muted == muted {
+            return Ok(());
+        }
+        track.muted = muted;
+        let (tk, room, peer_id) = (
+            track.key,
+            track.room.clone(),
+            track.publisher_peer_id.clone(),
+        );
+        for sub in track.subscribers.clone() {
+            if let Some(s) = self
+                .peers
+                .get_mut(&sub)
+                .and_then(|p| p.subscriptions.get_mut(&tk))
+            {
+                s.rewriter.pause();
+            }
+        }
+        if !muted {
+            self.request_keyframe(tk, now);
+        }
+        self.broadcast(
+            &room,
+            None,
+            &MediaEvent::Muted {
+                peer_id,
+                track_id: track_id.to_owned(),
+                muted,
+            },
+        );
+        Ok(())
+    }
+
+    fn set_subscribed(
+        &mut self,
+        key: PeerKey,
+        track_ids: &[String],
+        subscribe: bool,
+        now: Instant,
+    ) -> Result<(), MediaFault> {
+        let room = self
+            .peers
+            .get(&key)
+            .map(|p| p.room.clone())
+            .ok_or_else(gone)?;
+        let mut unknown = Vec::new();
+        for id in track_ids {
+            let Some(track) = self
+                .tracks
+                .values()
+                .find(|t| t.room == room && &t.track_id == id && t.publisher != key)
+                .map(|t| t.key)
+            else {
+                unknown.push(id.clone());
+                continue;
+            };
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if subscribe {
+                peer.opted_out.remove(id);
+                self.offer_track_to(track, key);
+            } else {
+                peer.opted_out.insert(id.clone());
+                peer.unsubscribe(track);
+                if let Some(t) = self.tracks.get_mut(&track) {
+                    t.subscribers.retain(|k| *k != key);
+                }
+            }
+        }
+        self.renegotiate(key, now);
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(MediaFault {
+                code: "unknown-track",
+                message: format!("no such track in this room: {}", unknown.join(", ")),
+            })
+        }
+    }
+
+    /// Sends `event` to every media member of `room` except `except`.
+    fn broadcast(&self, room: &str, except: Option<PeerKey>, event: &MediaEvent) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        for member in &r.members {
+            if Some(*member) == except {
+                continue;
+            }
+            if let Some(peer) = self.peers.get(member) {
+                peer.send(event.clone());
+            }
+        }
+    }
+
+    /// Removes a track from the room: subscribers drop it and everyone is told.
+    fn unpublish(&mut self, track: TrackKey, now: Instant) {
+        let Some(t) = self.tracks.remove(&track) else {
+            return;
+        };
+        for sub in &t.subscribers {
+            if let Some(peer) = self.peers.get_mut(sub) {
+                peer.unsubscribe(track);
+            }
+            self.renegotiate(*sub, now);
+        }
+        if let Some(publisher) = self.peers.get_mut(&t.publisher) {
+            publisher.published.retain(|_, (k, _)| *k != track);
+        }
+        self.broadcast(
+            &t.room,
+            None,
+            &MediaEvent::TrackUnpublished {
+                peer_id: t.publisher_peer_id.clone(),
+                track_id: t.track_id.clone(),
+            },
+        );
+    }
+
+    pub fn on_pc_event(&mut self, key: PeerKey, event: RTCPeerConnectionEvent, now: Instant) {
+        match event {
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                self.publish(key, init, now)
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) => {
+                let track = self
+                    .peers
+                    .get(&key)
+                    .and_then(|p| p.published.get(&track_id))
+                    .map(|(k, _)| *k);
+                if let Some(track) = track {
+                    self.unpublish(track, now);
+                }
+            }
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                self.on_connection_state(key, state, now)
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_state(&mut self, key: PeerKey, state: RTCPeerConnectionState, now: Instant) {
+        match state {
+            RTCPeerConnectionState::Connected => {
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.connected = true;
+                }
+            }
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                let was_connected = self.peers.get(&key).is_some_and(|p| p.connected);
+                if let Some(peer) = self.peers.get(&key) {
+                    peer.fault(MediaFault {
+                        code: "media-failed",
+                        message: format!("the media connection is {state}"),
+                    });
+                }
+                if was_connected || state == RTCPeerConnectionState::Failed {
+                    tracing::info!(key, %state, "media connection ended");
+                    self.remove_peer(key, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A publisher's first packet on a new stream: the track enters the room.
+    fn publish(&mut self, key: PeerKey, init: RTCTrackEventInit, now: Instant) {
+        let track_key = self.next_track;
+        self.next_track += 1;
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let mid = mid_of_receiver(peer, init.receiver_id);
+        let Some(mut receiver) = peer.pc.rtp_receiver(init.receiver_id) else {
+            return;
+        };
+        let kind = receiver.track().kind();
+        let codec = receiver.track().codec(init.ssrc).cloned();
+        let extensions = receiver
+            .get_parameters()
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .map(|h| (h.uri.clone(), h.id as u8))
+            .collect();
+        let Some(codec) = codec else {
+            return;
+        };
+        let declared = mid.as_ref().and_then(|m| peer.sources.get(m));
+        let source = declared
+            .map(|d| d.source)
+            .unwrap_or(if kind == RtpCodecKind::Audio {
+                TrackSource::Microphone
+            } else {
+                TrackSource::Camera
+            });
+        let muted = declared.is_some_and(|d| d.muted);
+        let track_id = format!(
+            "{}-{}",
+            peer.peer_id,
+            mid.clone().unwrap_or_else(|| track_key.to_string())
+        );
+        peer.published
+            .insert(init.track_id.clone(), (track_key, init.receiver_id));
+        let track = PublishedTrack {
+            key: track_key,
+            track_id,
+            publisher: key,
+            publisher_peer_id: peer.peer_id.clone(),
+            room: peer.room.clone(),
+            receiver_id: init.receiver_id,
+            media_ssrc: init.ssrc,
+            kind,
+            codec,
+            source,
+            muted,
+            extensions,
+            subscribers: Vec::new(),
+            duplicates: DuplicateFilter::default(),
+            keyframe: KeyframeThrottle::default(),
+        };
+        peer.send(MediaEvent::TrackPublished(track.info(Ok(()), mid)));
+        let room = track.room.clone();
+        self.tracks.insert(track_key, track);
+        let members: Vec<PeerKey> = self
+            .rooms
+            .get(&room)
+            .map(|r| r.members.iter().copied().filter(|m| *m != key).collect())
+            .unwrap_or_default();
+        for member in members {
+            self.offer_track_to(track_key, member);
+            self.renegotiate(member, now);
+        }
+    }
+
+    pub fn on_pc_message(&mut self, key: PeerKey, message: RTCMessage, now: Instant) {
+        match message {
+            RTCMessage::RtpPacket(track_id, packet) => self.forward(key, &track_id, packet, now),
+            RTCMessage::RtcpPacket(_, packets) => self.on_rtcp(key, &packets, now),
+            _ => {}
+        }
+    }
+
+    /// Fans one publisher packet out to every active subscriber leg of its track.
+    fn forward(&mut self, key: PeerKey, track_id: &str, packet: rtc::rtp::Packet, now: Instant) {
+        let Some(&(track_key, _)) = self.peers.get(&key).and_then(|p| p.published.get(track_id))
+        else {
+            return;
+        };
+        let epoch = self.epoch;
+        let Shard {
+            peers,
+            tracks,
+            counters,
+            touched,
+            touched_set,
+            ..
+        } = self;
+        let Some(track) = tracks.get_mut(&track_key) else {
+            return;
+        };
+        counters.rtp_in += 1;
+        counters.rtp_bytes_in += packet.payload.len() as u64;
+        if !track.duplicates.first_time(packet.header.sequence_number) {
+            counters.drop(DropReason::Duplicate);
+            return;
+        }
+        if track.muted {
+            counters.drop(DropReason::Muted);
+            return;
+        }
+        let ast = abs_send_time(now, epoch);
+        let (seq, ts) = (packet.header.sequence_number, packet.header.timestamp);
+        for &sub_key in &track.subscribers {
+            let Some(peer) = peers.get_mut(&sub_key) else {
+                continue;
+            };
+            let Some(sub) = peer.subscriptions.get_mut(&track_key) else {
+                continue;
+            };
+            let Some(pt) = sub.payload_type else {
+                continue;
+            };
+            let (out_seq, out_ts) = sub.rewriter.rewrite(seq, ts, now);
+            let mut out = packet.clone();
+            rewrite_packet(
+                &mut out,
+                sub.ssrc,
+                pt,
+                out_seq,
+                out_ts,
+                &sub.extensions,
+                ast,
+            );
+            let sender_id = sub.sender_id;
+            let written = peer
+                .pc
+                .rtp_sender(sender_id)
+                .map(|mut s| s.write_rtp(now, out).is_ok())
+                .unwrap_or(false);
+            if written {
+                counters.forwarded += 1;
+                counters.forwarded_bytes += packet.payload.len() as u64;
+            } else {
+                counters.drop(DropReason::WriteFailed);
+            }
+            if touched_set.insert(sub_key) {
+                touched.push(sub_key);
+            }
+        }
+    }
+
+    /// RTCP from a client: keyframe requests for tracks it receives go to their publishers.
+    fn on_rtcp(&mut self, key: PeerKey, packets: &[Box<dyn rtc::rtcp::Packet>], now: Instant) {
+        let mut wanted = Vec::new();
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        for packet in packets {
+            let any = packet.as_any();
+            if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                wanted.extend(peer.ssrc_to_track.get(&pli.media_ssrc).copied());
+            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+                for entry in &fir.fir {
+                    wanted.extend(peer.ssrc_to_track.get(&entry.ssrc).copied());
+                }
+            } else if any.downcast_ref::<TransportLayerNack>().is_some() {
+                self.counters.nacks_in += 1;
+            }
+        }
+        for track in wanted {
+            self.counters.keyframe_requests_in += 1;
+            self.request_keyframe(track, now);
+        }
+    }
+
+    /// Asks the publisher of `track` for a keyframe, at most once per throttle window.
+    pub fn request_keyframe(&mut self, track: TrackKey, now: Instant) {
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        if t.kind != RtpCodecKind::Video || !t.keyframe.request(now) {
+            return;
+        }
+        self.send_pli(track, now);
+    }
+
+    fn send_pli(&mut self, track: TrackKey, now: Instant) {
+        let Some(t) = self.tracks.get(&track) else {
+            return;
+        };
+        let (publisher, receiver_id, media_ssrc) = (t.publisher, t.receiver_id, t.media_ssrc);
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        if let Some(mut receiver) = peer.pc.rtp_receiver(receiver_id) {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc,
+            };
+            if receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
+                self.counters.keyframe_requests_out += 1;
+            }
+        }
+        self.touch(publisher);
+    }
+
+    /// Sends keyframe requests that were deferred by the throttle and are now due.
+    pub fn deferred_keyframes(&mut self, now: Instant) {
+        let due: Vec<TrackKey> = self
+            .tracks
+            .values_mut()
+            .filter_map(|t| t.keyframe.due(now).then_some(t.key))
+            .collect();
+        for track in due {
+            self.send_pli(track, now);
+        }
+    }
+
+    /// Current absolute levels for the gauges.
+    pub fn levels(&self) -> ShardLevels {
+        ShardLevels {
+            peer_connections: self.peers.len() as i64,
+            published_audio: self
+                .tracks
+                .values()
+                .filter(|t| t.kind == RtpCodecKind::Audio)
+                .count() as i64,
+            published_video: self
+                .tracks
+                .values()
+                .filter(|t| t.kind != RtpCodecKind::Audio)
+                .count() as i64,
+            subscriptions: self
+                .peers
+                .values()
+                .map(|p| p.subscriptions.len())
+                .sum::<usize>() as i64,
+            rooms: self.rooms.len() as i64,
+        }
+    }
+}
+
+fn gone() -> MediaFault {
+    MediaFault {
+        code: "not-joined",
+        message: "no media session".into(),
+    }
+}
+
+fn mid_of_receiver(peer: &mut super::peer::Peer, receiver: RTCRtpReceiverId) -> Option<String> {
+    let ids: Vec<_> = peer.pc.get_transceivers().collect();
+    ids.into_iter().find_map(|id| {
+        let t = peer.pc.rtp_transceiver(id)?;
+        (t.receiver() == Some(receiver))
+            .then(|| t.mid().clone())
+            .flatten()
+    })
+}

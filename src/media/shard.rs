@@ -1,0 +1,456 @@
+//! One media shard: a thread that owns a set of UDP sockets (one per local address, all on the
+//! shard's port), every PeerConnection of the rooms pinned to it, and their timers. It demuxes
+//! datagrams to connections (STUN USERNAME first, then remote address), drives the sans-IO
+//! stack, and batches sends. Room logic (who gets which track) lives in `routing.rs`; this file
+//! only moves bytes, time and commands.
+
+use super::peer::{Peer, PeerKey, TrackKey};
+use super::routing::{MediaRoom, PublishedTrack};
+use super::stats::{DropReason, MediaMetrics, ShardCounters, ShardLevels};
+use super::udp::{self, RecvBatch, SendQueue};
+use crate::signal::protocol::{MediaEvent, MediaRequest};
+use bytes::BytesMut;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What signaling asks of a shard.
+pub enum Command {
+    Join {
+        key: PeerKey,
+        room: String,
+        peer_id: String,
+        events: UnboundedSender<MediaEvent>,
+    },
+    Request {
+        key: PeerKey,
+        request: MediaRequest,
+    },
+    Leave {
+        key: PeerKey,
+    },
+    Shutdown,
+}
+
+/// Wakes a shard blocked in `poll` (an eventfd).
+#[derive(Debug)]
+pub struct Waker {
+    fd: OwnedFd,
+}
+
+impl Waker {
+    pub fn new() -> std::io::Result<Self> {
+        // SAFETY: eventfd returns a new fd or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is a fresh, owned descriptor.
+        Ok(Self {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a live u64 to an eventfd.
+        unsafe {
+            libc::write(
+                self.fd.as_raw_fd(),
+                &one as *const u64 as *const libc::c_void,
+                8,
+            );
+        }
+    }
+
+    fn clear(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reading 8 bytes into a live u64 from a non-blocking eventfd.
+        unsafe {
+            libc::read(
+                self.fd.as_raw_fd(),
+                &mut v as *mut u64 as *mut libc::c_void,
+                8,
+            );
+        }
+    }
+
+    fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// One local socket of the shard and the host candidate it stands for.
+pub struct ShardSocket {
+    pub socket: UdpSocket,
+    /// The address advertised for it (what the ICE agent knows as the local candidate).
+    pub candidate: SocketAddr,
+    pub queue: SendQueue,
+}
+
+/// The state of one shard thread.
+pub struct Shard {
+    pub index: usize,
+    pub sockets: Vec<ShardSocket>,
+    commands: Receiver<Command>,
+    waker: Arc<Waker>,
+    pub peers: HashMap<PeerKey, Peer>,
+    by_ufrag: HashMap<String, PeerKey>,
+    by_addr: HashMap<SocketAddr, (PeerKey, usize)>,
+    pub rooms: HashMap<String, MediaRoom>,
+    pub tracks: HashMap<TrackKey, PublishedTrack>,
+    pub next_track: TrackKey,
+    pub(super) touched: Vec<PeerKey>,
+    pub(super) touched_set: HashSet<PeerKey>,
+    pub counters: ShardCounters,
+    metrics: MediaMetrics,
+    reported: ShardLevels,
+    pub epoch: Instant,
+    recv: RecvBatch,
+}
+
+/// How long a shard sleeps at most without a timer or datagram, to publish metrics.
+const MAX_IDLE: Duration = Duration::from_millis(200);
+/// Receive batches per socket per loop turn, so timers and sends are not starved.
+const MAX_BATCHES_PER_TURN: usize = 16;
+
+impl Shard {
+    pub fn new(
+        index: usize,
+        sockets: Vec<ShardSocket>,
+        commands: Receiver<Command>,
+        waker: Arc<Waker>,
+        metrics: MediaMetrics,
+    ) -> Self {
+        Self {
+            index,
+            sockets,
+            commands,
+            waker,
+            peers: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            rooms: HashMap::new(),
+            tracks: HashMap::new(),
+            next_track: 1,
+            touched: Vec::new(),
+            touched_set: HashSet::new(),
+            counters: ShardCounters::default(),
+            metrics,
+            reported: ShardLevels::default(),
+            epoch: Instant::now(),
+            recv: RecvBatch::new(),
+        }
+    }
+
+    /// The local candidates every connection of this shard advertises.
+    pub fn candidates(&self) -> Vec<SocketAddr> {
+        self.sockets.iter().map(|s| s.candidate).collect()
+    }
+
+    /// Marks a peer for the end-of-turn processing (reads, events, writes, timers).
+    pub fn touch(&mut self, key: PeerKey) {
+        if self.touched_set.insert(key) {
+            self.touched.push(key);
+        }
+    }
+
+    /// Runs until shutdown.
+    pub fn run(mut self) {
+        let mut last_publish = Instant::now();
+        loop {
+            let timeout = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = timeout.unwrap_or(MAX_IDLE).min(MAX_IDLE);
+            let readable = self.wait(timeout);
+            let started = Instant::now();
+            if !self.drain_commands(started) {
+                break;
+            }
+            for (i, ready) in readable.iter().enumerate() {
+                if *ready {
+                    self.read_socket(i, started);
+                }
+            }
+            let now = Instant::now();
+            self.run_timers(now);
+            self.finish_turn(now);
+            self.counters.busy_nanos += started.elapsed().as_nanos() as u64;
+            if now.saturating_duration_since(last_publish) >= Duration::from_secs(1) {
+                last_publish = now;
+                self.publish_metrics();
+            }
+        }
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.remove_peer(key, Instant::now());
+        }
+        self.finish_turn(Instant::now());
+        self.publish_metrics();
+    }
+
+    fn publish_metrics(&mut self) {
+        let levels = self.levels();
+        self.metrics
+            .publish(self.index, &mut self.counters, levels, &mut self.reported);
+    }
+
+    /// Blocks in poll(2) until a socket or the waker is readable or `timeout` passes.
+    fn wait(&self, timeout: Duration) -> Vec<bool> {
+        let mut fds: Vec<libc::pollfd> = self
+            .sockets
+            .iter()
+            .map(|s| libc::pollfd {
+                fd: s.socket.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        fds.push(libc::pollfd {
+            fd: self.waker.raw(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        let ms = timeout.as_micros().div_ceil(1000) as libc::c_int;
+        // SAFETY: fds is a live array of pollfd of the stated length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n <= 0 {
+            return vec![false; self.sockets.len()];
+        }
+        if fds[self.sockets.len()].revents != 0 {
+            self.waker.clear();
+        }
+        fds[..self.sockets.len()]
+            .iter()
+            .map(|f| f.revents & libc::POLLIN != 0)
+            .collect()
+    }
+
+    /// Applies queued commands; false on shutdown.
+    fn drain_commands(&mut self, now: Instant) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Join {
+                    key,
+                    room,
+                    peer_id,
+                    events,
+                }) => self.join(key, room, peer_id, events, now),
+                Ok(Command::Request { key, request }) => self.handle_request(key, request, now),
+                Ok(Command::Leave { key }) => self.remove_peer(key, now),
+                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => return false,
+                Err(TryRecvError::Empty) => return true,
+            }
+        }
+    }
+
+    fn join(
+        &mut self,
+        key: PeerKey,
+        room: String,
+        peer_id: String,
+        events: UnboundedSender<MediaEvent>,
+        now: Instant,
+    ) {
+        let candidates = self.candidates();
+        match Peer::new(key, peer_id, room.clone(), events.clone(), &candidates, now) {
+            Ok(peer) => {
+                self.by_ufrag.insert(peer.ufrag.clone(), key);
+                self.peers.insert(key, peer);
+                self.rooms.entry(room).or_default().members.push(key);
+                self.on_joined(key, now);
+                self.touch(key);
+            }
+            Err(e) => {
+                let _ = events.send(MediaEvent::Error {
+                    code: "internal".into(),
+                    message: format!("could not create the media connection: {e}"),
+                });
+            }
+        }
+    }
+
+    /// Forgets a peer entirely: its tracks, its subscriptions, its demux entries.
+    pub fn remove_peer(&mut self, key: PeerKey, now: Instant) {
+        if !self.peers.contains_key(&key) {
+            return;
+        }
+        self.before_remove(key, now);
+        let Some(mut peer) = self.peers.remove(&key) else {
+            return;
+        };
+        self.by_ufrag.remove(&peer.ufrag);
+        for addr in &peer.addrs {
+            self.by_addr.remove(addr);
+        }
+        if let Some(room) = self.rooms.get_mut(&peer.room) {
+            room.members.retain(|k| *k != key);
+            if room.members.is_empty() {
+                self.rooms.remove(&peer.room);
+            }
+        }
+        peer.close();
+        flush_writes(&mut self.sockets, &self.by_addr, &mut peer);
+        self.touched_set.remove(&key);
+    }
+
+    fn read_socket(&mut self, index: usize, now: Instant) {
+        for _ in 0..MAX_BATCHES_PER_TURN {
+            let n = match self.recv.recv(&self.sockets[index].socket) {
+                Ok(n) => n,
+                Err(_) => return,
+            };
+            for i in 0..n {
+                self.counters.datagrams_in += 1;
+                let Some((data, from)) = self.recv.get(i) else {
+                    self.counters.drop(DropReason::Garbage);
+                    continue;
+                };
+                if !udp::looks_like_webrtc(data) {
+                    self.counters.drop(DropReason::Garbage);
+                    continue;
+                }
+                let key = match udp::stun_username_ufrag(data) {
+                    Some(ufrag) => self.by_ufrag.get(ufrag).copied(),
+                    None => self.by_addr.get(&from).map(|(k, _)| *k),
+                };
+                let Some(key) = key else {
+                    self.counters.drop(DropReason::UnknownSource);
+                    continue;
+                };
+                let message = BytesMut::from(data);
+                let local = self.sockets[index].candidate;
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    continue;
+                };
+                if let std::collections::hash_map::Entry::Vacant(e) = self.by_addr.entry(from) {
+                    e.insert((key, index));
+                    peer.addrs.push(from);
+                }
+                let tagged = TaggedBytesMut {
+                    now,
+                    transport: TransportContext {
+                        local_addr: local,
+                        peer_addr: from,
+                        ecn: None,
+                        transport_protocol: TransportProtocol::UDP,
+                    },
+                    message,
+                };
+                if peer.pc.handle_read(tagged).is_err() {
+                    self.counters.drop(DropReason::Rejected);
+                }
+                self.touch(key);
+            }
+            if n < udp::BATCH {
+                return;
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let peers = self.peers.values().filter_map(|p| p.next_timeout).min();
+        let keyframes = self
+            .tracks
+            .values()
+            .filter_map(|t| t.keyframe.next_due())
+            .min();
+        match (peers, keyframes) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        let due: Vec<PeerKey> = self
+            .peers
+            .values()
+            .filter(|p| p.next_timeout.is_some_and(|t| t <= now))
+            .map(|p| p.key)
+            .collect();
+        for key in due {
+            if let Some(peer) = self.peers.get_mut(&key) {
+                let _ = peer.pc.handle_timeout(now);
+                peer.next_timeout = None;
+            }
+            self.touch(key);
+        }
+        self.deferred_keyframes(now);
+    }
+
+    /// Processes every touched peer: events and reads (which forward and touch subscribers),
+    /// then writes into the socket queues, then sends.
+    fn finish_turn(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.touched.len() {
+            let key = self.touched[i];
+            self.drain_peer(key, now);
+            i += 1;
+        }
+        let touched = std::mem::take(&mut self.touched);
+        for key in &touched {
+            if let Some(peer) = self.peers.get_mut(key) {
+                flush_writes(&mut self.sockets, &self.by_addr, peer);
+                peer.next_timeout = peer.pc.poll_timeout();
+            }
+        }
+        self.touched = touched;
+        self.touched.clear();
+        self.touched_set.clear();
+        for s in &mut self.sockets {
+            if !s.queue.is_empty() {
+                let st = s.queue.flush(&s.socket);
+                self.counters.datagrams_out += st.sent as u64;
+                self.counters.dropped[DropReason::SendBufferFull as usize] += st.dropped as u64;
+            }
+        }
+    }
+
+    /// Drains one peer's events and received media.
+    fn drain_peer(&mut self, key: PeerKey, now: Instant) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                return;
+            };
+            let Some(event) = peer.pc.poll_event() else {
+                break;
+            };
+            self.on_pc_event(key, event, now);
+        }
+        loop {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                return;
+            };
+            let Some(msg) = peer.pc.poll_read() else {
+                break;
+            };
+            self.on_pc_message(key, msg.message, now);
+        }
+    }
+}
+
+/// Moves a peer's outgoing datagrams into the queue of the socket they leave from.
+fn flush_writes(
+    sockets: &mut [ShardSocket],
+    by_addr: &HashMap<SocketAddr, (PeerKey, usize)>,
+    peer: &mut Peer,
+) {
+    while let Some(msg) = peer.pc.poll_write() {
+        let to = msg.transport.peer_addr;
+        let index = sockets
+            .iter()
+            .position(|s| s.candidate == msg.transport.local_addr)
+            .or_else(|| by_addr.get(&to).map(|(_, i)| *i))
+            .unwrap_or(0);
+        if let Some(s) = sockets.get_mut(index) {
+            s.queue.push(to, msg.message);
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! UDP sockets of one shard: binding (large buffers, non-blocking), batched receive with
+//! `recvmmsg` and batched send with `sendmmsg`, and the interface addresses a server advertises
+//! by default. Knows nothing about WebRTC beyond the bytes it moves.
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+
+/// Socket buffer size requested for every media socket (bursty video overflows the default).
+pub const SOCKET_BUFFER_BYTES: usize = 8 * 1024 * 1024;
+/// Largest datagram we accept; anything bigger is truncated and dropped.
+pub const MAX_DATAGRAM: usize = 1500;
+/// Datagrams moved per `recvmmsg` / `sendmmsg` call.
+pub const BATCH: usize = 64;
+
+/// Binds a non-blocking UDP socket with large send/receive buffers.
+pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    // Best effort: the kernel caps these at net.core.{r,w}mem_max unless we are privileged.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    force_buffer_size(&socket);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// As root, SO_RCVBUFFORCE/SO_SNDBUFFORCE lift the sysctl cap; silently ignored otherwise.
+fn force_buffer_size(socket: &Socket) {
+    let size = SOCKET_BUFFER_BYTES as libc::c_int;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
+        // SAFETY: valid fd, pointer to a live c_int of the stated length.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &size as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
+/// IPv4 addresses of the machine's interfaces that are up, loopback included.
+pub fn interface_ipv4s() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a linked list we free below; we only read it.
+    unsafe {
+        if libc::getifaddrs(&mut ifap) != 0 {
+            return vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        }
+        let mut cur = ifap;
+        while !cur.is_null() {
+            let ifa = &*cur;
+            let up = ifa.ifa_flags & (libc::IFF_UP as libc::c_uint) != 0;
+            if up && !ifa.ifa_addr.is_null() && (*ifa.ifa_addr).sa_family as i32 == libc::AF_INET {
+                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                if !ip.is_unspecified() && !out.contains(&IpAddr::V4(ip)) {
+                    out.push(IpAddr::V4(ip));
+                }
+            }
+            cur = ifa.ifa_next;
+        }
+        libc::freeifaddrs(ifap);
+    }
+    if !out.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)) {
+        out.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    out
+}
+
+/// Receive buffers for one `recvmmsg` batch, reused across calls.
+pub struct RecvBatch {
+    bufs: Vec<[u8; MAX_DATAGRAM]>,
+    addrs: Vec<libc::sockaddr_storage>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+    lens: Vec<usize>,
+    count: usize,
+}
+
+// SAFETY: the raw pointers in `iovecs`/`headers` only ever point into this struct's own
+// buffers and are rebuilt at the start of every `recv`; moving the batch to another thread
+// (once, when the shard starts) cannot leave them dangling in a way that is ever dereferenced.
+unsafe impl Send for RecvBatch {}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecvBatch {
+    pub fn new() -> Self {
+        // SAFETY: sockaddr_storage and mmsghdr are plain C structs for which all-zero is valid.
+        let zero_addr: libc::sockaddr_storage = unsafe { MaybeUninit::zeroed().assume_init() };
+        let zero_hdr: libc::mmsghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+        Self {
+            bufs: vec![[0u8; MAX_DATAGRAM]; BATCH],
+            addrs: vec![zero_addr; BATCH],
+            iovecs: Vec::with_capacity(BATCH),
+            headers: vec![zero_hdr; BATCH],
+            lens: vec![0; BATCH],
+            count: 0,
+        }
+    }
+
+    /// Receives up to [`BATCH`] datagrams without blocking; returns how many arrived.
+    pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.iovecs.clear();
+        for buf in self.bufs.iter_mut() {
+            self.iovecs.push(libc::iovec {
+                iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+                iov_len: MAX_DATAGRAM,
+            });
+        }
+        for i in 0..BATCH {
+            let hdr = &mut self.headers[i].msg_hdr;
+            hdr.msg_name = &mut self.addrs[i] as *mut _ as *mut libc::c_void;
+            hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdr.msg_iov = &mut self.iovecs[i];
+            hdr.msg_iovlen = 1;
+            hdr.msg_control = std::ptr::null_mut();
+            hdr.msg_controllen = 0;
+            hdr.msg_flags = 0;
+            self.headers[i].msg_len = 0;
+        }
+        // SAFETY: every header points at live buffers owned by self for the call's duration.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                self.headers.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            self.count = 0;
+            return Err(io::Error::last_os_error());
+        }
+        self.count = n as usize;
+        for i in 0..self.count {
+            let truncated = self.headers[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            self.lens[i] = if truncated {
+                0
+            } else {
+                self.headers[i].msg_len as usize
+            };
+        }
+        Ok(self.count)
+    }
+
+    /// The i-th datagram of the last batch and its source; `None` for a truncated or
+    /// unparseable one.
+    pub fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+        if i >= self.count || self.lens[i] == 0 {
+            return None;
+        }
+        let addr = sockaddr_to_std(&self.addrs[i])?;
+        Some((&self.bufs[i][..self.lens[i]], addr))
+    }
+}
+
+fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match storage.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: family says this storage holds a sockaddr_in.
+            let sin = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::new(IpAddr::V4(ip), u16::from_be(sin.sin_port)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: family says this storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::new(
+                IpAddr::V6(ip),
+                u16::from_be(sin6.sin6_port),
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn std_to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero sockaddr_storage is valid; we fill the variant matching the family.
+    let mut storage: libc::sockaddr_storage = unsafe { MaybeUninit::zeroed().assume_init() };
+    let len = match addr {
+        SocketAddr::V4(v4) => {
+            let sin = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            let sin6 = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = v6.port().to_be();
+            sin6.sin6_addr.s6_addr = v6.ip().octets();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// Outgoing datagrams queued for one socket, flushed with `sendmmsg`.
+#[derive(Default)]
+pub struct SendQueue {
+    datagrams: Vec<(SocketAddr, bytes::BytesMut)>,
+}
+
+/// What one flush did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FlushStats {
+    pub sent: usize,
+    pub dropped: usize,
+}
+
+impl SendQueue {
+    pub fn push(&mut self, to: SocketAddr, datagram: bytes::BytesMut) {
+        self.datagrams.push((to, datagram));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.datagrams.is_empty()
+    }
+
+    /// Sends everything queued, [`BATCH`] datagrams per syscall. A full socket buffer drops
+    /// the rest of the queue (counted) rather than blocking the shard.
+    pub fn flush(&mut self, socket: &UdpSocket) -> FlushStats {
+        let mut stats = FlushStats::default();
+        let mut start = 0;
+        while start < self.datagrams.len() {
+            let end = (start + BATCH).min(self.datagrams.len());
+            match send_batch(socket, &self.datagrams[start..end]) {
+                Ok(0) | Err(_) => {
+                    // Would block or failed: skip the head datagram so we never spin.
+                    stats.dropped += 1;
+                    start += 1;
+                }
+                Ok(n) => {
+                    stats.sent += n;
+                    start += n;
+                }
+            }
+        }
+        self.datagrams.clear();
+        stats
+    }
+}
+
+fn send_batch(socket: &UdpSocket, batch: &[(SocketAddr, bytes::BytesMut)]) -> io::Result<usize> {
+    let mut addrs = Vec::with_capacity(batch.len());
+    let mut iovecs = Vec::with_capacity(batch.len());
+    for (to, data) in batch {
+        addrs.push(std_to_sockaddr(to));
+        iovecs.push(libc::iovec {
+            iov_base: data.as_ptr() as *mut libc::c_void,
+            iov_len: data.len(),
+        });
+    }
+    // SAFETY: zeroed mmsghdr is valid; pointers below reference addrs/iovecs which outlive the call.
+    let mut headers: Vec<libc::mmsghdr> = (0..batch.len())
+        .map(|_| unsafe { MaybeUninit::zeroed().assume_init() })
+        .collect();
+    for (i, hdr) in headers.iter_mut().enumerate() {
+        hdr.msg_hdr.msg_name = &mut addrs[i].0 as *mut _ as *mut libc::c_void;
+        hdr.msg_hdr.msg_namelen = addrs[i].1;
+        hdr.msg_hdr.msg_iov = &mut iovecs[i];
+        hdr.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: headers, addresses and iovecs are valid for the duration of the call.
+    let n = unsafe {
+        libc::sendmmsg(
+            socket.as_raw_fd(),
+            headers.as_mut_ptr(),
+            headers.len() as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::WouldBlock {
+            return Ok(0);
+        }
+        return Err(err);
+    }
+    Ok(n as usize)
+}
+
+/// If `datagram` is a STUN message carrying a USERNAME attribute, returns its first part
+/// (the ufrag of the server side, before the ':').
+pub fn stun_username_ufrag(datagram: &[u8]) -> Option<&str> {
+    const MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
+    if datagram.len() < 20 || datagram[0] & 0xC0 != 0 || datagram[4..8] != MAGIC {
+        return None;
+    }
+    let body_len = u16::from_be_bytes([datagram[2], datagram[3]]) as usize;
+    let body = datagram.get(20..20 + body_len)?;
+    let mut at = 0;
+    while at + 4 <= body.len() {
+        let typ = u16::from_be_bytes([body[at], body[at + 1]]);
+        let len = u16::from_be_bytes([body[at + 2], body[at + 3]]) as usize;
+        let value = body.get(at + 4..at + 4 + len)?;
+        if typ == 0x0006 {
+            let username = std::str::from_utf8(value).ok()?;
+            return username.split(':').next();
+        }
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    None
+}
+
+/// True if the first byte says DTLS (20..=63) or RTP/RTCP (128..=191) or STUN (0..=3), i.e.
+/// something a WebRTC peer could have sent (RFC 7983).
+pub fn looks_like_webrtc(datagram: &[u8]) -> bool {
+    matches!(datagram.first(), Some(0..=3 | 20..=63 | 128..=191))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stun_binding(username: &str) -> Vec<u8> {
+        let mut attr = vec![0x00, 0x06];
+        attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        attr.extend_from_slice(username.as_bytes());
+        while attr.len() % 4 != 0 {
+            attr.push(0);
+        }
+        let mut msg = vec![0x00, 0x01];
+        msg.extend_from_slice(&(attr.len() as u16).to_be_bytes());
+        msg.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+        msg.extend_from_slice(&[7u8; 12]);
+        msg.extend_from_slice(&attr);
+        msg
+    }
+
+    #[test]
+    fn stun_username_is_split_at_colon() {
+        assert_eq!(
+            stun_username_ufrag(&stun_binding("srv1:cli2")),
+            Some("srv1")
+        );
+    }
+
+    #[test]
+    fn garbage_is_not_stun() {
+        assert_eq!(stun_username_ufrag(&[0xff; 40]), None);
+        assert_eq!(stun_username_ufrag(&[0; 10]), None);
+        let mut truncated = stun_binding("a:b");
+        truncated.truncate(26);
+        assert_eq!(stun_username_ufrag(&truncated), None);
+    }
+
+    #[test]
+    fn batch_roundtrip_over_loopback() {
+        let a = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let b = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut q = SendQueue::default();
+        for i in 0..10u8 {
+            q.push(
+                b.local_addr().unwrap(),
+                bytes::BytesMut::from(&[i; 100][..]),
+            );
+        }
+        assert_eq!(q.flush(&a).sent, 10);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut batch = RecvBatch::new();
+        let n = batch.recv(&b).unwrap();
+        assert_eq!(n, 10);
+        let (data, from) = batch.get(3).unwrap();
+        assert_eq!(data, &[3u8; 100][..]);
+        assert_eq!(from, a.local_addr().unwrap());
+    }
+}
