@@ -1,1 +1,138 @@
-fn main() {}
+//! The `chorus` binary: parses the command line, sets up logging and runs a subcommand —
+//! `serve` (the default) or `token`. It only wires library pieces together; `anyhow` is used
+//! here and nowhere else in the crate.
+
+use anyhow::Context;
+use chorus::auth::{Claims, Grants, TokenAuthority};
+use chorus::config::{parse_duration, Config, LogFormat};
+use clap::{Args, Parser, Subcommand};
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chorus",
+    version,
+    about = "Chorus: a self-hosted SFU for group video calls"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// `serve` flags, accepted without the subcommand too.
+    #[command(flatten)]
+    serve: Config,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(Config),
+    /// Print an access token for one identity and room.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// Secret the server runs with (`--auth-secret`).
+    #[arg(long, env = "CHORUS_AUTH_SECRET", hide_env_values = true)]
+    secret: String,
+    /// Room the token admits to.
+    #[arg(long)]
+    room: String,
+    /// Identity of the holder (the `sub` claim).
+    #[arg(long)]
+    identity: String,
+    /// Display name (default: the identity).
+    #[arg(long)]
+    name: Option<String>,
+    /// Lifetime, e.g. 30m, 1h, 7d.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    ttl: Duration,
+    /// Do not grant publishing media.
+    #[arg(long)]
+    no_publish: bool,
+    /// Do not grant receiving media.
+    #[arg(long)]
+    no_subscribe: bool,
+    /// Do not grant chat.
+    #[arg(long)]
+    no_chat: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token(args)) => print_token(&args),
+        Some(Command::Serve(config)) => serve(config),
+        None => serve(cli.serve),
+    }
+}
+
+fn print_token(args: &TokenArgs) -> anyhow::Result<()> {
+    let name = args.name.as_deref().unwrap_or(&args.identity);
+    let mut claims = Claims::new(&args.room, &args.identity, name, args.ttl);
+    claims.grants = Grants {
+        publish: !args.no_publish,
+        subscribe: !args.no_subscribe,
+        chat: !args.no_chat,
+    };
+    let token = TokenAuthority::new(args.secret.as_bytes())
+        .mint(&claims)
+        .context("minting the token")?;
+    println!("{token}");
+    Ok(())
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    init_logging(config.log_format, &config.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(async {
+        let mut server = chorus::spawn(config).await.context("starting the server")?;
+        tokio::select! {
+            result = server.wait() => result.context("server stopped")?,
+            () = shutdown_signal() => {
+                tracing::info!("shutting down");
+                server.shutdown().await.context("shutting down")?;
+            }
+        }
+        Ok(())
+    })
+}
+
+fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("bad log filter `{filter}`"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let result = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("setting up logging: {e}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,291 @@
+//! Server configuration: the one [`Config`] struct, filled from command-line flags and
+//! `CHORUS_*` environment variables by clap, and validated once at start. It owns defaults and
+//! their documentation; it must not read files, open sockets or hold runtime state.
+
+use crate::media::MediaConfig;
+use clap::{Args, ValueEnum};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+/// Default HTTP/WebSocket listen address.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
+/// Default first UDP media port.
+pub const DEFAULT_UDP_PORT: u16 = 40000;
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum LogFormat {
+    /// One JSON object per line (for log collectors).
+    Json,
+    /// Human-readable lines.
+    #[default]
+    Pretty,
+}
+
+/// Everything `chorus serve` can be told. Every flag also reads `CHORUS_<FLAG>`.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct Config {
+    /// HTTP/WebSocket listen address.
+    #[arg(long, env = "CHORUS_LISTEN", default_value_t = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// HS256 secret for access tokens. Unset: the server is open to anyone.
+    #[arg(long, env = "CHORUS_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+
+    /// Most members (SFU participants and mesh peers together) in one room.
+    #[arg(long, env = "CHORUS_MAX_PARTICIPANTS", default_value_t = 16)]
+    pub max_participants: usize,
+
+    /// Most rooms open at once.
+    #[arg(long, env = "CHORUS_MAX_ROOMS", default_value_t = 1000)]
+    pub max_rooms: usize,
+
+    /// Chat messages kept per room and sent to every joiner.
+    #[arg(long, env = "CHORUS_CHAT_HISTORY", default_value_t = 100)]
+    pub chat_history: usize,
+
+    /// Longest chat text, in bytes of UTF-8.
+    #[arg(long, env = "CHORUS_MAX_CHAT_BYTES", default_value_t = 4096)]
+    pub max_chat_bytes: usize,
+
+    /// Largest WebSocket frame/message accepted, in bytes; larger closes with 1009.
+    #[arg(long, env = "CHORUS_MAX_FRAME_BYTES", default_value_t = 65536)]
+    pub max_frame_bytes: usize,
+
+    /// Sustained messages per second allowed per connection (token bucket refill rate).
+    #[arg(long, env = "CHORUS_RATE_LIMIT", default_value_t = 50.0)]
+    pub rate_limit: f64,
+
+    /// Burst of messages allowed per connection (token bucket size).
+    #[arg(long, env = "CHORUS_RATE_BURST", default_value_t = 100)]
+    pub rate_burst: u32,
+
+    /// Rate-limited messages tolerated within 10 s before the connection is closed with 1008.
+    #[arg(long, env = "CHORUS_RATE_STRIKES", default_value_t = 50)]
+    pub rate_strikes: u32,
+
+    /// Seconds between WebSocket pings.
+    #[arg(long, env = "CHORUS_PING_INTERVAL_SECS", default_value_t = 10)]
+    pub ping_interval_secs: u64,
+
+    /// Seconds without any frame from the client after which the connection is dropped.
+    #[arg(long, env = "CHORUS_IDLE_TIMEOUT_SECS", default_value_t = 30)]
+    pub idle_timeout_secs: u64,
+
+    /// Milliseconds a new connection has to send `join` before it is treated as a seed-000 mesh
+    /// client (given a `client-id`).
+    #[arg(long, env = "CHORUS_MESH_GRACE_MS", default_value_t = 400)]
+    pub mesh_grace_ms: u64,
+
+    /// Messages queued for one connection before it is dropped as too slow.
+    #[arg(long, env = "CHORUS_SEND_QUEUE", default_value_t = 1024)]
+    pub send_queue: usize,
+
+    /// ICE server URL handed to clients in `joined` (repeatable, e.g. stun:stun.example.org:3478).
+    #[arg(long = "ice-server", env = "CHORUS_ICE_SERVERS", value_delimiter = ',')]
+    pub ice_servers: Vec<String>,
+
+    /// Log output format.
+    #[arg(long, env = "CHORUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `chorus=debug,info`.
+    #[arg(long, env = "CHORUS_LOG", default_value = "info")]
+    pub log: String,
+
+    /// First UDP port for media; shard k listens on port + k. 0 = ephemeral ports.
+    #[arg(long, env = "CHORUS_UDP_PORT", default_value_t = DEFAULT_UDP_PORT)]
+    pub udp_port: u16,
+
+    /// Media shard threads (0 = one per core).
+    #[arg(long, env = "CHORUS_UDP_THREADS", default_value_t = 0)]
+    pub udp_threads: usize,
+
+    /// Address the UDP media sockets bind to.
+    #[arg(long, env = "CHORUS_UDP_BIND", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    pub udp_bind: IpAddr,
+
+    /// Address advertised in ICE candidates (repeatable). None: every usable interface.
+    #[arg(
+        long = "advertise-ip",
+        env = "CHORUS_ADVERTISE_IPS",
+        value_delimiter = ','
+    )]
+    pub advertise_ips: Vec<IpAddr>,
+
+    /// Pin media shard k to CPU core k (benchmarks, dedicated hosts).
+    #[arg(long, env = "CHORUS_PIN_SHARDS", default_value_t = false)]
+    pub pin_shards: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN,
+            auth_secret: None,
+            max_participants: 16,
+            max_rooms: 1000,
+            chat_history: 100,
+            max_chat_bytes: 4096,
+            max_frame_bytes: 65536,
+            rate_limit: 50.0,
+            rate_burst: 100,
+            rate_strikes: 50,
+            ping_interval_secs: 10,
+            idle_timeout_secs: 30,
+            mesh_grace_ms: 400,
+            send_queue: 1024,
+            ice_servers: Vec::new(),
+            log_format: LogFormat::Pretty,
+            log: "info".to_owned(),
+            udp_port: DEFAULT_UDP_PORT,
+            udp_threads: 0,
+            udp_bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            advertise_ips: Vec::new(),
+            pin_shards: false,
+        }
+    }
+}
+
+/// A setting that cannot work.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Checks that the settings make sense together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |what: &str| Err(ConfigError(what.to_owned()));
+        if self.max_participants == 0 {
+            return fail("--max-participants must be at least 1");
+        }
+        if self.max_rooms == 0 {
+            return fail("--max-rooms must be at least 1");
+        }
+        if !(self.rate_limit.is_finite() && self.rate_limit > 0.0) {
+            return fail("--rate-limit must be a positive number");
+        }
+        if self.rate_burst == 0 {
+            return fail("--rate-burst must be at least 1");
+        }
+        if self.max_frame_bytes < 1024 {
+            return fail("--max-frame-bytes must be at least 1024");
+        }
+        if self.ping_interval_secs == 0 || self.idle_timeout_secs <= self.ping_interval_secs {
+            return fail("--idle-timeout-secs must exceed --ping-interval-secs (> 0)");
+        }
+        if self.send_queue == 0 {
+            return fail("--send-queue must be at least 1");
+        }
+        if self.auth_secret.as_deref().is_some_and(|s| s.len() < 16) {
+            return fail("--auth-secret must be at least 16 bytes");
+        }
+        Ok(())
+    }
+
+    /// The media engine's part of the settings.
+    pub fn media(&self) -> MediaConfig {
+        MediaConfig {
+            udp_port: self.udp_port,
+            udp_threads: self.udp_threads,
+            bind_ip: self.udp_bind,
+            advertise_ips: self.advertise_ips.clone(),
+            pin_shards: self.pin_shards,
+        }
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval_secs)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    pub fn mesh_grace(&self) -> Duration {
+        Duration::from_millis(self.mesh_grace_ms)
+    }
+}
+
+/// Parses a duration like `90s`, `15m`, `1h`, `7d` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 90s, 15m, 1h or 7d"))?;
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("unknown duration unit `{unit}` (use s, m, h or d)")),
+    };
+    number
+        .checked_mul(unit_secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("duration `{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn clap_defaults_equal_default_impl() {
+        let parsed = Cli::try_parse_from(["chorus"]).map(|c| c.config);
+        // Environment variables of the developer's shell could change the parse; only compare
+        // when none is set.
+        if std::env::vars().all(|(k, _)| !k.starts_with("CHORUS_")) {
+            assert_eq!(parsed.ok(), Some(Config::default()));
+        }
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn repeatable_flags_and_validation() {
+        let cli = Cli::try_parse_from([
+            "chorus",
+            "--advertise-ip",
+            "10.0.0.1",
+            "--advertise-ip",
+            "192.0.2.7",
+            "--udp-port",
+            "0",
+            "--log-format",
+            "json",
+        ])
+        .map(|c| c.config);
+        let config = cli.expect("flags parse");
+        assert_eq!(config.advertise_ips.len(), 2);
+        assert_eq!(config.media().udp_port, 0);
+        assert_eq!(config.log_format, LogFormat::Json);
+        let bad = Config {
+            max_participants: 0,
+            ..Config::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172800)));
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("5y").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! The HTTP server: builds the shared state, binds the listener and serves the axum router
+//! (`/ws`, `/healthz`, `/readyz`, `/metrics`, `/`). [`spawn`] starts the whole server in-process,
+//! which is how both `chorus serve` and the integration tests run it. This module owns startup
+//! and shutdown; request handling lives in `routes.rs`, the protocol in `signal`.
+
+mod routes;
+
+use crate::auth::TokenAuthority;
+use crate::config::{Config, ConfigError};
+use crate::media::{MediaEngine, MediaError};
+use crate::metrics::Metrics;
+use crate::room::{RoomLimits, RoomRegistry};
+use crate::signal::protocol::IceServer;
+use crate::signal::SignalContext;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("media engine: {0}")]
+    Media(#[from] MediaError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("HTTP server: {0}")]
+    Serve(std::io::Error),
+    #[error("HTTP server task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// State of the HTTP handlers.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    pub signal: Arc<SignalContext>,
+    pub ready: Arc<AtomicBool>,
+    pub next_connection: Arc<AtomicU64>,
+}
+
+/// A server running on the current tokio runtime.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+    state: AppState,
+}
+
+impl RunningServer {
+    /// The address the HTTP/WebSocket listener is bound to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's metrics (tests read them to check that counters moved).
+    pub fn metrics(&self) -> &Metrics {
+        &self.state.signal.metrics
+    }
+
+    /// The room registry.
+    pub fn rooms(&self) -> &RoomRegistry {
+        &self.state.signal.rooms
+    }
+
+    /// Stops accepting connections, closes every WebSocket with 1001 and waits (up to 5 s)
+    /// for the server to finish.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        self.state.ready.store(false, Ordering::SeqCst);
+        let _ = self.shutdown.send(true);
+        match tokio::time::timeout(Duration::from_secs(5), self.task).await {
+            Ok(joined) => joined?.map_err(ServerError::Serve),
+            Err(_) => {
+                tracing::warn!("server did not stop within 5 s");
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits until the server stops by itself (it only does on error).
+    pub async fn wait(&mut self) -> Result<(), ServerError> {
+        (&mut self.task).await?.map_err(ServerError::Serve)
+    }
+}
+
+/// Validates `config`, starts the media engine, binds `config.listen` and serves in a background
+/// task. With `--listen 127.0.0.1:0` the OS picks the port; [`RunningServer::addr`] tells it.
+pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
+    config.validate()?;
+    let metrics = Metrics::new()?;
+    let media = MediaEngine::start(config.media())?;
+    let auth = match config.auth_secret.as_deref() {
+        Some(secret) => Some(TokenAuthority::new(secret.as_bytes())),
+        None => {
+            tracing::warn!(
+                "NO --auth-secret SET: this server is OPEN; anyone who can reach it may join any \
+                 room. Set CHORUS_AUTH_SECRET to require access tokens."
+            );
+            None
+        }
+    };
+    let limits = RoomLimits {
+        max_rooms: config.max_rooms,
+        max_members: config.max_participants,
+        chat_history: config.chat_history,
+    };
+    let rooms = RoomRegistry::new(limits, metrics.clone());
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let ice_servers = config
+        .ice_servers
+        .iter()
+        .map(|url| IceServer {
+            urls: vec![url.clone()],
+            username: None,
+            credential: None,
+        })
+        .collect();
+    let signal = Arc::new(SignalContext {
+        config,
+        rooms,
+        metrics,
+        auth,
+        media,
+        shutdown: shutdown_rx.clone(),
+        ice_servers,
+    });
+    let state = AppState {
+        signal,
+        ready: Arc::new(AtomicBool::new(true)),
+        next_connection: Arc::new(AtomicU64::new(1)),
+    };
+    let app = routes::router(state.clone());
+    let mut stop = shutdown_rx;
+    let serve = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    });
+    let task = tokio::spawn(async move { serve.await });
+    tracing::info!(%addr, "listening");
+    Ok(RunningServer {
+        addr,
+        shutdown: shutdown_tx,
+        task,
+        state,
+    })
+}

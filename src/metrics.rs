@@ -1,0 +1,182 @@
+//! Prometheus metrics: one [`Metrics`] value owns a private [`Registry`] and every collector,
+//! and is passed explicitly to whoever records (no global registry). Adding a metric means one
+//! field and one line in [`Metrics::new`]; other modules (e.g. media) may also register their own
+//! collectors through [`Metrics::registry`]. It must not decide policy; it only counts.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Message types counted under their own label; everything else counts as `other` so a client
+/// cannot blow up label cardinality.
+const COUNTED_TYPES: &[&str] = &[
+    "join",
+    "chat",
+    "leave",
+    "offer",
+    "answer",
+    "candidate",
+    "mute",
+    "subscribe",
+    "unsubscribe",
+    "ice-candidate",
+    "call-request",
+    "call-ack",
+    "call-offer",
+    "call-answer",
+    "call-hangup",
+];
+
+/// All metrics of the signaling server.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections.
+    pub ws_connections: IntGauge,
+    /// Client messages received, by `type`.
+    pub messages_received: IntCounterVec,
+    /// `error` messages sent, by code.
+    pub errors: IntCounterVec,
+    /// Open rooms.
+    pub rooms: IntGauge,
+    /// Room members, by kind (`sfu`, `mesh`).
+    pub participants: IntGaugeVec,
+    /// Chat messages accepted.
+    pub chat_messages: IntCounter,
+    /// Connections closed by the server, by WebSocket close code.
+    pub closes: IntCounterVec,
+    /// Time from a join request to the welcome message, seconds.
+    pub join_latency: Histogram,
+}
+
+impl Metrics {
+    /// Creates the registry and registers every collector, including the process collector.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let ws_connections = IntGauge::new("chorus_ws_connections", "Open WebSocket connections")?;
+        let messages_received = IntCounterVec::new(
+            Opts::new(
+                "chorus_ws_messages_received_total",
+                "Client messages received, by type",
+            ),
+            &["type"],
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "chorus_errors_total",
+                "Error messages sent to clients, by code",
+            ),
+            &["code"],
+        )?;
+        let rooms = IntGauge::new("chorus_rooms", "Open rooms")?;
+        let participants = IntGaugeVec::new(
+            Opts::new("chorus_participants", "Room members, by kind (sfu, mesh)"),
+            &["kind"],
+        )?;
+        let chat_messages =
+            IntCounter::new("chorus_chat_messages_total", "Chat messages accepted")?;
+        let closes = IntCounterVec::new(
+            Opts::new(
+                "chorus_ws_server_closes_total",
+                "Connections closed by the server, by close code",
+            ),
+            &["code"],
+        )?;
+        let join_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "chorus_join_latency_seconds",
+                "Time from a join request to the welcome message",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            ]),
+        )?;
+        registry.register(Box::new(ws_connections.clone()))?;
+        registry.register(Box::new(messages_received.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(rooms.clone()))?;
+        registry.register(Box::new(participants.clone()))?;
+        registry.register(Box::new(chat_messages.clone()))?;
+        registry.register(Box::new(closes.clone()))?;
+        registry.register(Box::new(join_latency.clone()))?;
+        register_process_collector(&registry)?;
+        Ok(Self {
+            registry,
+            ws_connections,
+            messages_received,
+            errors,
+            rooms,
+            participants,
+            chat_messages,
+            closes,
+            join_latency,
+        })
+    }
+
+    /// The registry, for modules that bring their own collectors.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Counts one received client message of wire type `kind`.
+    pub fn count_message(&self, kind: &str) {
+        let label = if COUNTED_TYPES.contains(&kind) {
+            kind
+        } else {
+            "other"
+        };
+        self.messages_received.with_label_values(&[label]).inc();
+    }
+
+    /// Everything in the Prometheus text exposition format, followed by the metrics of
+    /// `others` (registries owned by other parts of the server, e.g. the media engine).
+    pub fn render(&self, others: &[&Registry]) -> String {
+        let mut families = self.registry.gather();
+        for registry in others {
+            families.extend(registry.gather());
+        }
+        let mut buffer = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(e) = encoder.encode(&families, &mut buffer) {
+            tracing::warn!(error = %e, "encoding metrics failed");
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn register_process_collector(registry: &Registry) -> Result<(), prometheus::Error> {
+    let collector = prometheus::process_collector::ProcessCollector::for_self();
+    registry.register(Box::new(collector))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn register_process_collector(_registry: &Registry) -> Result<(), prometheus::Error> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_caps_label_cardinality() {
+        let metrics = Metrics::new().expect("metrics");
+        metrics.count_message("chat");
+        metrics.count_message("some-client-invented-type");
+        metrics.errors.with_label_values(&["bad-json"]).inc();
+        let other = Registry::new();
+        let extra = IntCounter::new("other_total", "from another registry").expect("counter");
+        other.register(Box::new(extra.clone())).expect("register");
+        extra.inc();
+        let text = metrics.render(&[&other]);
+        assert!(text.contains("other_total 1"));
+        assert!(text.contains(r#"chorus_ws_messages_received_total{type="chat"} 1"#));
+        assert!(text.contains(r#"chorus_ws_messages_received_total{type="other"} 1"#));
+        assert!(!text.contains("some-client-invented-type"));
+        assert!(text.contains(r#"chorus_errors_total{code="bad-json"} 1"#));
+        #[cfg(target_os = "linux")]
+        assert!(text.contains("\nprocess_resident_memory_bytes"));
+    }
+}

@@ -1,0 +1,34 @@
+//! Signaling: the `/ws` protocol (wire types in [`protocol`]) and the per-connection session
+//! task that speaks it ([`session`]). A session validates and interprets client frames, talks to
+//! the room registry and the media engine, and writes replies and events to its socket. This
+//! module must not hold room state itself or forward media.
+
+pub mod protocol;
+pub mod rate_limit;
+pub mod session;
+
+mod mesh;
+mod sfu;
+
+use crate::auth::TokenAuthority;
+use crate::config::Config;
+use crate::media::MediaEngine;
+use crate::metrics::Metrics;
+use crate::room::RoomRegistry;
+use protocol::IceServer;
+use tokio::sync::watch;
+
+/// Everything a session needs from the server, shared by all sessions.
+#[derive(Debug)]
+pub struct SignalContext {
+    pub config: Config,
+    pub rooms: RoomRegistry,
+    pub metrics: Metrics,
+    /// `None` when the server runs open (no `--auth-secret`).
+    pub auth: Option<TokenAuthority>,
+    pub media: MediaEngine,
+    /// Becomes `true` when the server shuts down; sessions close with 1001.
+    pub shutdown: watch::Receiver<bool>,
+    /// Sent to clients in `joined`.
+    pub ice_servers: Vec<IceServer>,
+}

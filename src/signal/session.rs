@@ -1,0 +1,402 @@
+//! One task per WebSocket connection: reads client frames, enforces the per-connection limits
+//! (frame size, rate, idle timeout, slow-consumer queue), decides which protocol the client
+//! speaks, and writes everything the client is owed (replies, room events, media events). The
+//! SFU and mesh handlers live in `sfu.rs` and `mesh.rs`. A session owns its membership and its
+//! media leg; leaving or disconnecting gives both up. It must never panic on client input.
+//!
+//! How a connection's protocol is decided (no one ever sees a peer that is not there):
+//! - first frame `join` with `room` or `name` → SFU participant;
+//! - first frame `join` with only `peerId` → mesh peer (seed 002) under that ID;
+//! - any other first frame, or no `join` within `--mesh-grace-ms` → mesh peer (seed 000): it
+//!   gets `client-id` and `peer-list`, and only then is announced to the others.
+
+use super::protocol::{
+    ClientMessage, ErrorCode, MediaEvent, RawFrame, ServerMessage, CLIENT_MESSAGE_TYPES,
+};
+use super::rate_limit::{RateDecision, RateLimiter};
+use super::SignalContext;
+use crate::auth::{Claims, Grants};
+use crate::media::MediaLeg;
+use crate::room::{Frame, Inbox, Mailbox, PeerIdChoice, Room};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::{sleep_until, Instant};
+use tracing::{field, info_span, Instrument, Span};
+
+/// WebSocket close codes the server uses.
+pub mod close_code {
+    /// Server shutting down, or the client went silent.
+    pub const GOING_AWAY: u16 = 1001;
+    /// Protocol violation at the WebSocket level.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// Abuse: sustained rate-limit violation, or too slow to read its messages.
+    pub const POLICY_VIOLATION: u16 = 1008;
+    /// Frame or message over `--max-frame-bytes`.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+}
+
+/// What the upgrade handler learned about the connection.
+#[derive(Debug, Clone)]
+pub struct ConnectionParams {
+    /// Server-local connection number, for logs.
+    pub id: u64,
+    /// Room for mesh clients (`?room=`, else the URL token's room, else `lobby`).
+    pub mesh_room: String,
+    /// Claims of a valid `?token=` (already verified at upgrade).
+    pub url_claims: Option<Claims>,
+    pub remote: Option<SocketAddr>,
+}
+
+/// Serves one WebSocket until it closes.
+pub async fn run(socket: WebSocket, ctx: Arc<SignalContext>, params: ConnectionParams) {
+    let span = info_span!(
+        "conn",
+        id = params.id,
+        remote = field::Empty,
+        room = field::Empty,
+        peer = field::Empty
+    );
+    if let Some(remote) = params.remote {
+        span.record("remote", field::display(remote));
+    }
+    let session = Session::new(socket, ctx, params, span.clone());
+    session.run().instrument(span).await;
+}
+
+/// What the loop does after one event.
+#[must_use]
+pub(super) enum Flow {
+    Continue,
+    /// Send a close frame with this code and reason, then end.
+    Close(u16, &'static str),
+    /// The socket is gone; just end.
+    Gone,
+}
+
+/// Where the connection stands.
+pub(super) enum Membership {
+    /// Connected, protocol not decided yet; becomes a seed-000 mesh peer at `deadline`.
+    Pending {
+        deadline: Instant,
+    },
+    /// Decided, in no room (after `leave`, a refused join, or an auth-less mesh attempt).
+    Idle,
+    Sfu(SfuMember),
+    Mesh(MeshMember),
+}
+
+pub(super) struct SfuMember {
+    pub room: Arc<Room>,
+    pub peer_id: String,
+    pub grants: Grants,
+    /// Dropping it takes the participant off the media plane.
+    pub leg: MediaLeg,
+}
+
+pub(super) struct MeshMember {
+    pub room: Arc<Room>,
+    pub peer_id: String,
+    /// Seed-000 client that got a server-generated ID (it may still switch to an SFU join).
+    pub auto_assigned: bool,
+}
+
+pub(super) struct Session {
+    pub ctx: Arc<SignalContext>,
+    pub params: ConnectionParams,
+    pub span: Span,
+    socket: WebSocket,
+    pub mailbox: Mailbox,
+    inbox: Inbox,
+    overflow: Arc<Notify>,
+    pub media_events: mpsc::UnboundedSender<MediaEvent>,
+    media_rx: mpsc::UnboundedReceiver<MediaEvent>,
+    pub membership: Membership,
+    limiter: RateLimiter,
+    last_seen: Instant,
+}
+
+impl Session {
+    fn new(
+        socket: WebSocket,
+        ctx: Arc<SignalContext>,
+        params: ConnectionParams,
+        span: Span,
+    ) -> Self {
+        let now = Instant::now();
+        let (mailbox, inbox) = Mailbox::new(ctx.config.send_queue);
+        let overflow = inbox.overflow_signal();
+        let (media_events, media_rx) = mpsc::unbounded_channel();
+        let config = &ctx.config;
+        let limiter = RateLimiter::new(
+            config.rate_limit,
+            config.rate_burst,
+            config.rate_strikes,
+            now.into_std(),
+        );
+        let deadline = now + config.mesh_grace();
+        Self {
+            params,
+            span,
+            socket,
+            mailbox,
+            inbox,
+            overflow,
+            media_events,
+            media_rx,
+            membership: Membership::Pending { deadline },
+            limiter,
+            last_seen: now,
+            ctx,
+        }
+    }
+
+    async fn run(mut self) {
+        self.ctx.metrics.ws_connections.inc();
+        tracing::debug!("connected");
+        let ping_every = self.ctx.config.ping_interval();
+        let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown = self.ctx.shutdown.clone();
+        let overflow = self.overflow.clone();
+        let far_future = Instant::now() + Duration::from_secs(365 * 86400);
+        let outcome = loop {
+            let grace = match self.membership {
+                Membership::Pending { deadline } => Some(deadline),
+                _ => None,
+            };
+            let flow = tokio::select! {
+                incoming = self.socket.recv() => self.on_incoming(incoming).await,
+                Some(frame) = self.inbox.recv() => self.send(frame).await,
+                Some(event) = self.media_rx.recv() => self.on_media_event(&event).await,
+                _ = ping.tick() => self.on_ping_tick().await,
+                _ = sleep_until(grace.unwrap_or(far_future)), if grace.is_some() => {
+                    self.on_grace_expired().await
+                }
+                _ = overflow.notified() => {
+                    let _ = self.send_error(ErrorCode::SlowConsumer, "too many undelivered messages")
+                        .await;
+                    Flow::Close(close_code::POLICY_VIOLATION, "send queue overflow")
+                }
+                _ = shutdown.changed() => Flow::Close(close_code::GOING_AWAY, "server shutting down"),
+            };
+            match flow {
+                Flow::Continue => {}
+                Flow::Close(code, reason) => break Some((code, reason)),
+                Flow::Gone => break None,
+            }
+        };
+        if let Some((code, reason)) = outcome {
+            self.close(code, reason).await;
+        }
+        self.leave_current();
+        self.ctx.metrics.ws_connections.dec();
+        tracing::debug!("disconnected");
+    }
+
+    async fn on_incoming(&mut self, incoming: Option<Result<Message, axum::Error>>) -> Flow {
+        let message = match incoming {
+            None => return Flow::Gone,
+            Some(Ok(message)) => message,
+            Some(Err(error)) => return classify_read_error(error),
+        };
+        self.last_seen = Instant::now();
+        match message {
+            Message::Text(text) => self.on_text(text).await,
+            Message::Binary(_) => match self.rate_check().await {
+                Some(flow) => flow,
+                None => {
+                    self.send_error(
+                        ErrorCode::BinaryUnsupported,
+                        "binary frames are not supported; send JSON text frames",
+                    )
+                    .await
+                }
+            },
+            Message::Ping(_) | Message::Pong(_) => Flow::Continue,
+            Message::Close(_) => Flow::Gone,
+        }
+    }
+
+    /// Applies the rate limit; `Some` when the message must not be processed.
+    async fn rate_check(&mut self) -> Option<Flow> {
+        match self.limiter.check(std::time::Instant::now()) {
+            RateDecision::Allow => None,
+            RateDecision::Refuse => Some(
+                self.send_error(ErrorCode::RateLimited, "too many messages; slow down")
+                    .await,
+            ),
+            RateDecision::Abuse => Some(Flow::Close(
+                close_code::POLICY_VIOLATION,
+                "rate limit exceeded",
+            )),
+        }
+    }
+
+    async fn on_text(&mut self, frame: Frame) -> Flow {
+        if let Some(flow) = self.rate_check().await {
+            return flow;
+        }
+        let raw = match RawFrame::parse(&frame) {
+            Ok(raw) => raw,
+            Err(error) => return self.send_error(error.code(), error.to_string()).await,
+        };
+        self.ctx.metrics.count_message(&raw.kind);
+        match self.membership {
+            Membership::Pending { .. } | Membership::Idle => self.on_unjoined(raw, frame).await,
+            Membership::Sfu(_) => self.on_sfu_message(raw).await,
+            Membership::Mesh(_) => self.on_mesh_message(raw, frame).await,
+        }
+    }
+
+    /// A frame from a connection that is in no room yet.
+    async fn on_unjoined(&mut self, raw: RawFrame, frame: Frame) -> Flow {
+        let started = Instant::now();
+        if raw.kind == "join" {
+            return match raw.into_message() {
+                Ok(ClientMessage::Join(join)) if join.is_sfu() => {
+                    self.sfu_join(join, started).await
+                }
+                Ok(ClientMessage::Join(join)) => match join.peer_id {
+                    Some(id) => self.mesh_join(PeerIdChoice::Chosen(id), started).await,
+                    None => {
+                        self.send_error(
+                            ErrorCode::BadMessage,
+                            "join needs `room` and `name` (SFU) or `peerId` (mesh)",
+                        )
+                        .await
+                    }
+                },
+                Ok(_) => Flow::Continue,
+                Err(error) => self.send_error(error.code(), error.to_string()).await,
+            };
+        }
+        if matches!(self.membership, Membership::Pending { .. }) {
+            // A seed-000 client: it talks without joining.
+            self.membership = Membership::Idle;
+            match self.mesh_join(PeerIdChoice::Generated, started).await {
+                Flow::Continue if matches!(self.membership, Membership::Mesh(_)) => {
+                    return self.on_mesh_message(raw, frame).await
+                }
+                flow => return flow,
+            }
+        }
+        if CLIENT_MESSAGE_TYPES.contains(&raw.kind.as_str()) {
+            self.send_error(ErrorCode::NotJoined, "join a room first")
+                .await
+        } else {
+            let message = format!("unknown message type `{}`", raw.kind);
+            self.send_error(ErrorCode::UnknownType, message).await
+        }
+    }
+
+    /// No `join` within the grace period: a seed-000 client, unless tokens are required and the
+    /// URL carried none (then only an SFU join with a token can follow).
+    async fn on_grace_expired(&mut self) -> Flow {
+        self.membership = Membership::Idle;
+        if self.ctx.auth.is_some() && self.params.url_claims.is_none() {
+            return Flow::Continue;
+        }
+        self.mesh_join(PeerIdChoice::Generated, Instant::now())
+            .await
+    }
+
+    async fn on_media_event(&mut self, event: &MediaEvent) -> Flow {
+        match serde_json::to_string(event) {
+            Ok(text) => self.send(Frame::from(text)).await,
+            Err(error) => {
+                tracing::warn!(%error, "could not serialize a media event");
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn on_ping_tick(&mut self) -> Flow {
+        if self.last_seen.elapsed() >= self.ctx.config.idle_timeout() {
+            tracing::info!("closing silent connection");
+            return Flow::Close(close_code::GOING_AWAY, "idle timeout");
+        }
+        self.send_message(Message::Ping(Default::default())).await
+    }
+
+    /// Takes the connection out of its room (and off the media plane), announcing the
+    /// departure. Idempotent.
+    pub(super) fn leave_current(&mut self) {
+        match std::mem::replace(&mut self.membership, Membership::Idle) {
+            Membership::Sfu(member) => {
+                drop(member.leg);
+                self.ctx.rooms.leave(&member.room, &member.peer_id);
+                tracing::info!("left");
+            }
+            Membership::Mesh(member) => {
+                self.ctx.rooms.leave(&member.room, &member.peer_id);
+                tracing::info!("left");
+            }
+            Membership::Pending { .. } | Membership::Idle => {}
+        }
+    }
+
+    /// Sends a server message to this client.
+    pub(super) async fn reply(&mut self, message: &ServerMessage) -> Flow {
+        self.send(Frame::from(message.to_json())).await
+    }
+
+    /// Sends an `error` and counts it.
+    pub(super) async fn send_error(&mut self, code: ErrorCode, message: impl Into<String>) -> Flow {
+        self.ctx
+            .metrics
+            .errors
+            .with_label_values(&[code.as_str()])
+            .inc();
+        let message = message.into();
+        tracing::debug!(code = code.as_str(), %message, "error sent");
+        self.reply(&ServerMessage::error(code, message)).await
+    }
+
+    pub(super) async fn send(&mut self, frame: Frame) -> Flow {
+        self.send_message(Message::Text(frame)).await
+    }
+
+    /// Writes one message; a client that does not take it within the idle timeout is gone.
+    async fn send_message(&mut self, message: Message) -> Flow {
+        let limit = self.ctx.config.idle_timeout();
+        match tokio::time::timeout(limit, self.socket.send(message)).await {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(_)) | Err(_) => Flow::Gone,
+        }
+    }
+
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        self.ctx
+            .metrics
+            .closes
+            .with_label_values(&[&code.to_string()])
+            .inc();
+        tracing::info!(code, reason, "closing connection");
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            self.socket.send(Message::Close(Some(frame))),
+        )
+        .await;
+    }
+}
+
+/// Maps a read error to what the loop does: oversize → 1009, protocol violations → 1002,
+/// anything else (reset, EOF) → gone.
+fn classify_read_error(error: axum::Error) -> Flow {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let inner = error.into_inner();
+    match inner.downcast_ref::<WsError>() {
+        Some(WsError::Capacity(_)) => Flow::Close(close_code::MESSAGE_TOO_BIG, "message too big"),
+        Some(WsError::Protocol(_)) | Some(WsError::Utf8(_)) => {
+            Flow::Close(close_code::PROTOCOL_ERROR, "protocol error")
+        }
+        _ => Flow::Gone,
+    }
+}

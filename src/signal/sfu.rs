@@ -1,0 +1,178 @@
+//! The SFU protocol v1 side of a session: `join` (with token checks), `chat`, `leave`, and the
+//! hand-off of media requests to the participant's media leg. It must not route mesh frames.
+
+use super::protocol::{ClientMessage, ErrorCode, JoinRequest, RawFrame, ServerMessage};
+use super::session::{Flow, Membership, Session, SfuMember};
+use crate::auth::{AuthError, Claims, Grants};
+use crate::room::chat::unix_millis;
+use crate::room::ids::{is_valid_room_name, normalize_display_name};
+use crate::room::{Admission, JoinError, MemberKind, PeerIdChoice};
+use tokio::time::Instant;
+
+impl Session {
+    /// `join {room, name, token?}`.
+    pub(super) async fn sfu_join(&mut self, join: JoinRequest, started: Instant) -> Flow {
+        let Some(room) = join.room.as_deref() else {
+            return self
+                .send_error(ErrorCode::BadMessage, "an SFU join needs `room`")
+                .await;
+        };
+        if !is_valid_room_name(room) {
+            return self
+                .send_error(ErrorCode::BadRoom, "room names are 1-64 of [A-Za-z0-9_.-]")
+                .await;
+        }
+        let (claimed_name, grants) = match self.authorize(room, join.token.as_deref()) {
+            Ok(Some(claims)) => (Some(claims.name).filter(|n| !n.is_empty()), claims.grants),
+            Ok(None) => (None, Grants::ALL),
+            Err(error) => return self.send_error(error.code(), error.to_string()).await,
+        };
+        let Some(name) = claimed_name.or(join.name) else {
+            return self
+                .send_error(ErrorCode::BadMessage, "an SFU join needs `name`")
+                .await;
+        };
+        let Some(name) = normalize_display_name(&name) else {
+            return self
+                .send_error(
+                    ErrorCode::BadName,
+                    "names are 1-64 characters without control characters",
+                )
+                .await;
+        };
+        // A seed-000 client that was given an ID may still turn out to be an SFU client.
+        self.leave_current();
+        let admission = Admission {
+            kind: MemberKind::Sfu,
+            peer_id: PeerIdChoice::Generated,
+            name,
+            mailbox: self.mailbox.clone(),
+        };
+        let ctx = self.ctx.clone();
+        let (room_handle, welcome) = match ctx.rooms.join(room, &admission) {
+            Ok(joined) => joined,
+            Err(error) => return self.refuse_join(room, error).await,
+        };
+        let joined = ServerMessage::Joined {
+            peer_id: welcome.peer_id.clone(),
+            room: room.to_owned(),
+            participants: welcome.others,
+            chat: welcome.chat,
+            ice_servers: ctx.ice_servers.clone(),
+        };
+        let leg = ctx
+            .media
+            .join(room, &welcome.peer_id, self.media_events.clone());
+        self.span.record("room", room);
+        self.span.record("peer", welcome.peer_id.as_str());
+        self.membership = Membership::Sfu(SfuMember {
+            room: room_handle,
+            peer_id: welcome.peer_id,
+            grants,
+            leg,
+        });
+        let flow = self.reply(&joined).await;
+        ctx.metrics
+            .join_latency
+            .observe(started.elapsed().as_secs_f64());
+        tracing::info!(kind = "sfu", "joined");
+        flow
+    }
+
+    /// Tells the client why it could not join.
+    pub(super) async fn refuse_join(&mut self, room: &str, error: JoinError) -> Flow {
+        match error {
+            JoinError::RoomFull { max } => {
+                self.ctx
+                    .metrics
+                    .errors
+                    .with_label_values(&["room-full"])
+                    .inc();
+                let full = ServerMessage::RoomFull {
+                    room: room.to_owned(),
+                    max_participants: max,
+                };
+                self.reply(&full).await
+            }
+            JoinError::IdTaken(_) => self.send_error(ErrorCode::IdTaken, error.to_string()).await,
+            JoinError::TooManyRooms { .. } => {
+                self.send_error(ErrorCode::TooManyRooms, error.to_string())
+                    .await
+            }
+        }
+    }
+
+    /// Checks the token for `room`: the join's own, else the URL's. `Ok(None)` on an open server.
+    fn authorize(&self, room: &str, join_token: Option<&str>) -> Result<Option<Claims>, AuthError> {
+        let Some(authority) = &self.ctx.auth else {
+            return Ok(None);
+        };
+        match (join_token, &self.params.url_claims) {
+            (Some(token), _) => authority.verify_for_room(token, room).map(Some),
+            (None, Some(claims)) if claims.room == room => Ok(Some(claims.clone())),
+            (None, Some(claims)) => Err(AuthError::WrongRoom {
+                token_room: claims.room.clone(),
+                room: room.to_owned(),
+            }),
+            (None, None) => Err(AuthError::Missing),
+        }
+    }
+
+    /// A frame from a joined SFU participant.
+    pub(super) async fn on_sfu_message(&mut self, raw: RawFrame) -> Flow {
+        let message = match raw.into_message() {
+            Ok(message) => message,
+            Err(error) => return self.send_error(error.code(), error.to_string()).await,
+        };
+        let Membership::Sfu(member) = &self.membership else {
+            return Flow::Continue;
+        };
+        match message {
+            ClientMessage::Join(_) => {
+                self.send_error(ErrorCode::AlreadyJoined, "already in a room; `leave` first")
+                    .await
+            }
+            ClientMessage::Chat(chat) => self.sfu_chat(chat.text).await,
+            ClientMessage::Leave => {
+                let room = member.room.name().to_owned();
+                self.leave_current();
+                self.reply(&ServerMessage::Left { room }).await
+            }
+            ClientMessage::Media(request) => {
+                member.leg.request(request);
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn sfu_chat(&mut self, text: String) -> Flow {
+        let Membership::Sfu(member) = &self.membership else {
+            return Flow::Continue;
+        };
+        if !member.grants.chat {
+            return self
+                .send_error(ErrorCode::Forbidden, "your token does not grant chat")
+                .await;
+        }
+        let max = self.ctx.config.max_chat_bytes;
+        if text.len() > max {
+            let message = format!("chat text is limited to {max} bytes");
+            return self.send_error(ErrorCode::TooLong, message).await;
+        }
+        if text.trim().is_empty() {
+            return self
+                .send_error(ErrorCode::BadMessage, "chat text is empty")
+                .await;
+        }
+        match member.room.chat(&member.peer_id, text, unix_millis()) {
+            Ok(_) => {
+                self.ctx.metrics.chat_messages.inc();
+                Flow::Continue
+            }
+            Err(error) => {
+                tracing::warn!(%error, "chat from a session its room does not know");
+                Flow::Continue
+            }
+        }
+    }
+}
