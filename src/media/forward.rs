@@ -163,19 +163,10 @@ pub fn seq_newer(a: u16, b: u16) -> bool {
 
 /// Remembers which of the last 1024 sequence numbers of a stream arrived, so duplicates (a
 /// publisher's retransmission of a packet we already forwarded) are dropped on ingress.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DuplicateFilter {
     seen: [u64; 16],
     highest: Option<u16>,
-}
-
-impl Default for DuplicateFilter {
-    fn default() -> Self {
-        Self {
-            seen: [0; 16],
-            highest: None,
-        }
-    }
 }
 
 impl DuplicateFilter {

@@ -15,6 +15,7 @@
 //! that arrives while it has its own offer outstanding.
 
 pub mod codecs;
+pub mod fanout;
 pub mod forward;
 pub mod peer;
 pub mod routing;
@@ -44,6 +45,8 @@ pub struct MediaConfig {
     pub bind_ip: IpAddr,
     /// Addresses advertised as ICE host candidates (empty = every usable interface + 127.0.0.1).
     pub advertise_ips: Vec<IpAddr>,
+    /// Pin shard k to CPU core k (modulo the core count), for benchmarks and dedicated hosts.
+    pub pin_shards: bool,
 }
 
 impl Default for MediaConfig {
@@ -53,6 +56,7 @@ impl Default for MediaConfig {
             udp_threads: 0,
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             advertise_ips: Vec::new(),
+            pin_shards: false,
         }
     }
 }
@@ -166,6 +170,17 @@ fn extra_candidates(config: &MediaConfig, sockets: &[ShardSocket]) -> Vec<Socket
     }
 }
 
+/// Pins the calling thread to core `index` modulo the number of cores (best effort).
+pub fn pin_to_core(index: usize) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(index % cores, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 impl MediaEngine {
     /// Binds the shard sockets and starts the shard threads.
     pub fn start(config: MediaConfig) -> Result<Self, MediaError> {
@@ -188,9 +203,15 @@ impl MediaEngine {
             let (tx, rx) = mpsc::channel();
             let waker = Arc::new(Waker::new()?);
             let shard = Shard::new(index, sockets, rx, waker.clone(), metrics.clone());
+            let pin = config.pin_shards.then_some(index);
             let handle = std::thread::Builder::new()
                 .name(format!("chorus-shard-{index}"))
-                .spawn(move || shard.run())?;
+                .spawn(move || {
+                    if let Some(index) = pin {
+                        pin_to_core(index);
+                    }
+                    shard.run()
+                })?;
             handles.push(handle);
             shards.push(ShardHandle {
                 commands: tx,

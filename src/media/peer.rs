@@ -169,6 +169,11 @@ impl Peer {
         })
     }
 
+    /// The channel to this peer's client (kept when the connection is rebuilt).
+    pub fn events(&self) -> UnboundedSender<MediaEvent> {
+        self.events.clone()
+    }
+
     /// Sends an event to this peer's client; a closed session just drops it.
     pub fn send(&self, event: MediaEvent) {
         let _ = self.events.send(event);
@@ -332,8 +337,10 @@ impl Peer {
 
     /// Adds a remote candidate the client trickled.
     pub fn add_remote_candidate(&mut self, candidate: IceCandidate) -> Result<(), MediaFault> {
-        if candidate.candidate.trim().is_empty() {
-            return Ok(()); // end-of-candidates
+        if candidate.candidate.trim().is_empty() || self.pc.remote_description().is_none() {
+            // End-of-candidates, or trickled ahead of the offer: the server is ICE-lite and
+            // learns the client's address from its connectivity checks, so nothing is lost.
+            return Ok(());
         }
         self.pc
             .add_remote_candidate(RTCIceCandidateInit {

@@ -251,6 +251,18 @@ impl Shard {
         }
     }
 
+    /// Rebuilds a peer's connection after a media failure (same identity, fresh ICE/DTLS).
+    pub fn rejoin(
+        &mut self,
+        key: PeerKey,
+        room: String,
+        peer_id: String,
+        events: UnboundedSender<MediaEvent>,
+        now: Instant,
+    ) {
+        self.join(key, room, peer_id, events, now);
+    }
+
     fn join(
         &mut self,
         key: PeerKey,

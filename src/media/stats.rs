@@ -76,6 +76,19 @@ pub struct ShardLevels {
     pub published_video: i64,
     pub subscriptions: i64,
     pub rooms: i64,
+    /// CPU time of the shard thread at the last publish (only meaningful in `last`).
+    pub cpu_nanos: u64,
+}
+
+/// CPU time consumed by the calling thread.
+pub fn thread_cpu_nanos() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into a live timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The Prometheus side of the media counters, shared by all shards.
@@ -94,6 +107,7 @@ pub struct MediaMetrics {
     subscriptions: IntGauge,
     media_rooms: IntGauge,
     shard_busy: CounterVec,
+    shard_cpu: CounterVec,
 }
 
 impl MediaMetrics {
@@ -161,7 +175,15 @@ impl MediaMetrics {
                 ),
                 &["shard"],
             )?,
+            shard_cpu: CounterVec::new(
+                Opts::new(
+                    "chorus_shard_cpu_seconds_total",
+                    "CPU time consumed by each media shard thread",
+                ),
+                &["shard"],
+            )?,
         };
+        registry.register(Box::new(m.shard_cpu.clone()))?;
         registry.register(Box::new(m.datagrams.clone()))?;
         registry.register(Box::new(m.rtp_packets_in.clone()))?;
         registry.register(Box::new(m.rtp_bytes_in.clone()))?;
@@ -215,6 +237,11 @@ impl MediaMetrics {
         self.shard_busy
             .with_label_values(&[&shard.to_string()])
             .inc_by(c.busy_nanos as f64 / 1e9);
+        let cpu = thread_cpu_nanos();
+        self.shard_cpu
+            .with_label_values(&[&shard.to_string()])
+            .inc_by(cpu.saturating_sub(last.cpu_nanos) as f64 / 1e9);
+        last.cpu_nanos = cpu;
         *c = ShardCounters::default();
         self.peer_connections
             .add(levels.peer_connections - last.peer_connections);
@@ -227,6 +254,9 @@ impl MediaMetrics {
         self.subscriptions
             .add(levels.subscriptions - last.subscriptions);
         self.media_rooms.add(levels.rooms - last.rooms);
-        *last = levels;
+        *last = ShardLevels {
+            cpu_nanos: last.cpu_nanos,
+            ..levels
+        };
     }
 }
