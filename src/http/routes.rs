@@ -75,10 +75,16 @@ async fn websocket(
         url_claims,
         remote: Some(remote),
     };
-    let max = signal.config.max_frame_bytes;
+    // The session closes anything over `max_frame_bytes` with 1009 after a clean close
+    // handshake; the WebSocket layer's own (larger) cap only bounds memory for absurd frames.
+    let hard_cap = signal
+        .config
+        .max_frame_bytes
+        .saturating_mul(4)
+        .max(256 * 1024);
     upgrade
-        .max_frame_size(max)
-        .max_message_size(max)
+        .max_frame_size(hard_cap)
+        .max_message_size(hard_cap)
         .on_upgrade(move |socket| session::run(socket, signal, params))
 }
 

@@ -203,6 +203,12 @@ impl Session {
             Some(Err(error)) => return classify_read_error(error),
         };
         self.last_seen = Instant::now();
+        let max = self.ctx.config.max_frame_bytes;
+        if matches!(&message, Message::Text(t) if t.len() > max)
+            || matches!(&message, Message::Binary(b) if b.len() > max)
+        {
+            return Flow::Close(close_code::MESSAGE_TOO_BIG, "message too big");
+        }
         match message {
             Message::Text(text) => self.on_text(text).await,
             Message::Binary(_) => match self.rate_check().await {
@@ -379,11 +385,18 @@ impl Session {
             code,
             reason: reason.into(),
         };
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            self.socket.send(Message::Close(Some(frame))),
-        )
-        .await;
+        let drain = async {
+            self.socket.send(Message::Close(Some(frame))).await?;
+            // Read until the client answers the close, so the TCP connection ends cleanly
+            // (closing with unread data would reset it and could lose the close frame).
+            while let Some(Ok(message)) = self.socket.recv().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+            Ok::<(), axum::Error>(())
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
     }
 }
 
