@@ -181,7 +181,7 @@ async fn rooms_are_created_on_join_and_removed_when_empty() {
     b.expect_error("too-many-rooms").await;
     a.close().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    while server.rooms().len() != 0 {
+    while !server.rooms().is_empty() {
         assert!(tokio::time::Instant::now() < deadline, "room not removed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

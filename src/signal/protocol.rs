@@ -356,6 +356,30 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for documentation checks.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::BadJson,
+        ErrorCode::BadMessage,
+        ErrorCode::UnknownType,
+        ErrorCode::BinaryUnsupported,
+        ErrorCode::TooLong,
+        ErrorCode::RateLimited,
+        ErrorCode::Forbidden,
+        ErrorCode::AuthRequired,
+        ErrorCode::BadToken,
+        ErrorCode::TokenExpired,
+        ErrorCode::WrongRoom,
+        ErrorCode::BadRoom,
+        ErrorCode::BadName,
+        ErrorCode::BadPeerId,
+        ErrorCode::IdTaken,
+        ErrorCode::UnknownPeer,
+        ErrorCode::TooManyRooms,
+        ErrorCode::NotJoined,
+        ErrorCode::AlreadyJoined,
+        ErrorCode::SlowConsumer,
+    ];
+
     /// The code as it appears on the wire (and as a metrics label).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -446,5 +470,49 @@ impl ServerMessage {
             r#"{"type":"error","code":"bad-message","message":"internal serialization error"}"#
                 .to_owned()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_code_strings_match_the_wire_form() {
+        for code in ErrorCode::ALL {
+            let wire = serde_json::to_value(code).expect("serialize");
+            assert_eq!(wire, serde_json::Value::from(code.as_str()));
+        }
+    }
+
+    #[test]
+    fn raw_frames_classify_bad_input() {
+        assert!(matches!(
+            RawFrame::parse("nope"),
+            Err(ParseError::BadJson(_))
+        ));
+        assert!(matches!(
+            RawFrame::parse("[]"),
+            Err(ParseError::BadMessage(_))
+        ));
+        assert!(matches!(
+            RawFrame::parse("{}"),
+            Err(ParseError::BadMessage(_))
+        ));
+        let unknown = RawFrame::parse(r#"{"type":"x"}"#).expect("parses");
+        assert_eq!(
+            unknown.into_message(),
+            Err(ParseError::UnknownType("x".into()))
+        );
+        let mesh = RawFrame::parse(r#"{"type":"offer","to":"B","sdp":1}"#).expect("parses");
+        assert_eq!(mesh.to(), Ok(Some("B")));
+        let join = RawFrame::parse(r#"{"type":"join","peerId":"A"}"#).expect("parses");
+        match join.into_message() {
+            Ok(ClientMessage::Join(join)) => {
+                assert!(!join.is_sfu());
+                assert_eq!(join.peer_id.as_deref(), Some("A"));
+            }
+            other => panic!("expected a join, got {other:?}"),
+        }
     }
 }
