@@ -48,7 +48,9 @@ pub(crate) struct AppState {
     pub next_connection: Arc<AtomicU64>,
 }
 
-/// A server running on the current tokio runtime.
+/// A server running on the current tokio runtime. Dropping it shuts the server down without
+/// waiting (the listener stops and every WebSocket is closed with 1001); [`Self::shutdown`]
+/// does the same and waits.
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
