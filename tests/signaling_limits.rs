@@ -227,3 +227,95 @@ async fn server_shutdown_closes_connections_with_1001() {
         .expect("close frame");
     assert_eq!(u16::from(close.code), 1001);
 }
+
+/// Deterministic pseudo-random frames (no seed file, same every run).
+fn hostile_frames(count: usize) -> Vec<String> {
+    let fragments = [
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"type\"",
+        ":",
+        ",",
+        "\"join\"",
+        "\"chat\"",
+        "\"offer\"",
+        "\"to\"",
+        "\"room\"",
+        "\"peerId\"",
+        "null",
+        "true",
+        "1e999",
+        "-0",
+        "\"\\u0000\"",
+        "\"\\ud800\"",
+        "\"ü😀\"",
+        "\"candidate\"",
+        "{\"type\":",
+        "\"trackIds\"",
+        "[[[[[[",
+        "\u{0}",
+        " ",
+    ];
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut frames: Vec<String> = (0..count)
+        .map(|_| {
+            let len = 1 + (next() % 12) as usize;
+            (0..len)
+                .map(|_| fragments[(next() % fragments.len() as u64) as usize])
+                .collect()
+        })
+        .collect();
+    frames.push("[".repeat(10_000));
+    frames.push(format!(
+        "{{\"type\":\"chat\",\"text\":{}}}",
+        "[".repeat(500)
+    ));
+    frames.push(r#"{"type":"join","room":null,"name":null,"peerId":null}"#.into());
+    frames.push(r#"{"type":"candidate","candidate":null}"#.into());
+    frames.push(r#"{"type":"mute","trackId":"nope","muted":true}"#.into());
+    frames.push(r#"{"type":"subscribe","trackIds":[]}"#.into());
+    frames
+}
+
+#[tokio::test]
+async fn hostile_input_never_breaks_a_session() {
+    let server = start_with(|c| {
+        c.rate_limit = 10_000.0;
+        c.rate_burst = 10_000;
+    })
+    .await;
+    let addr = server.addr();
+    let (mut observer, _) = WsClient::sfu_join(addr, "r", "Observer").await;
+    let (mut sfu, _) = WsClient::sfu_join(addr, "r", "Target").await;
+    let (mut mesh, _) = WsClient::mesh_join(addr, "/ws?room=r", "M").await;
+    let (mut mesh_observer, _) = WsClient::mesh_join(addr, "/ws?room=r", "MO").await;
+    for frame in hostile_frames(400) {
+        sfu.send_text(&frame).await;
+        mesh.send_text(&frame).await;
+    }
+    sfu.send_json(&json!({"type":"chat","text":"still alive"}))
+        .await;
+    mesh.send_text(r#"{"type":"chat","text":"mesh alive"}"#)
+        .await;
+    for (client, expected) in [
+        (&mut sfu, "still alive"),
+        (&mut observer, "still alive"),
+        (&mut mesh_observer, "mesh alive"),
+    ] {
+        loop {
+            let message = client.recv_json().await;
+            if message["type"] == "chat" && message["text"] == expected {
+                break;
+            }
+        }
+    }
+    server.shutdown().await.expect("shutdown");
+}
