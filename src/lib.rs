@@ -8,6 +8,7 @@
 //! it must not hold logic.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod http;
 pub mod media;
