@@ -327,3 +327,46 @@ async fn full_mesh_room_answers_room_full() {
     a.expect_silence(200).await;
     server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn a_seed_002_join_after_the_grace_period_still_takes_its_chosen_id() {
+    let server = start_with(|c| c.mesh_grace_ms = 100).await;
+    let addr = server.addr();
+    let (mut a, _) = WsClient::mesh_join(addr, "/ws", "A").await;
+    // A slow client: its join arrives after the grace period.
+    let mut slow = WsClient::connect(addr, "/ws").await;
+    let generated = slow.recv_json().await;
+    assert_eq!(generated["type"], "client-id");
+    let generated = generated["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        slow.recv_json().await,
+        json!({"type":"peer-list","peers":["A"]})
+    );
+    assert_eq!(
+        a.recv_json().await,
+        json!({"type":"peer-joined","peerId": generated})
+    );
+
+    slow.send_json(&json!({"type":"join","peerId":"Slow"}))
+        .await;
+    assert_eq!(
+        slow.recv_json().await,
+        json!({"type":"peer-list","peers":["A"]})
+    );
+    assert_eq!(
+        a.recv_json().await,
+        json!({"type":"peer-left","peerId": generated})
+    );
+    assert_eq!(
+        a.recv_json().await,
+        json!({"type":"peer-joined","peerId":"Slow"})
+    );
+    let offer = frame("offer", "A", "Slow");
+    a.send_text(&offer).await;
+    assert_eq!(slow.recv_text().await, offer);
+    // Only that first switch is allowed.
+    slow.send_json(&json!({"type":"join","peerId":"Other"}))
+        .await;
+    slow.expect_error("already-joined").await;
+    server.shutdown().await.expect("shutdown");
+}

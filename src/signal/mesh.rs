@@ -2,7 +2,7 @@
 //! server-generated peer ID, and relaying frames unchanged (byte for byte) to one peer (`to`)
 //! or to all other mesh peers of the room. It must not interpret what it relays.
 
-use super::protocol::{ClientMessage, ErrorCode, RawFrame, ServerMessage};
+use super::protocol::{ClientMessage, ErrorCode, JoinRequest, RawFrame, ServerMessage};
 use super::session::{Flow, Membership, MeshMember, Session};
 use crate::room::ids::is_valid_peer_id;
 use crate::room::{Admission, Frame, MemberKind, PeerIdChoice, RouteError};
@@ -74,9 +74,7 @@ impl Session {
         if raw.kind == "join" {
             let auto_assigned = member.auto_assigned;
             return match raw.into_message() {
-                Ok(ClientMessage::Join(join)) if auto_assigned && join.is_sfu() => {
-                    self.sfu_join(join, Instant::now()).await
-                }
+                Ok(ClientMessage::Join(join)) if auto_assigned => self.rejoin(join).await,
                 Ok(_) => {
                     self.send_error(ErrorCode::AlreadyJoined, "this connection already joined")
                         .await
@@ -96,5 +94,30 @@ impl Session {
             }
             Err(RouteError::NotMember) => Flow::Continue,
         }
+    }
+
+    /// A `join` from a client that was admitted as a seed-000 peer: it was a slow SFU or
+    /// seed-002 client after all (its `join` came after the grace period). It leaves the mesh
+    /// under its generated ID (`peer-left`) and joins as asked.
+    async fn rejoin(&mut self, join: JoinRequest) -> Flow {
+        let started = Instant::now();
+        if join.is_sfu() {
+            return self.sfu_join(join, started).await;
+        }
+        let Some(id) = join.peer_id else {
+            return self
+                .send_error(
+                    ErrorCode::BadMessage,
+                    "join needs `room` and `name` (SFU) or `peerId` (mesh)",
+                )
+                .await;
+        };
+        if !is_valid_peer_id(&id) {
+            return self
+                .send_error(ErrorCode::BadPeerId, "peer IDs are 1-64 of [A-Za-z0-9_-]")
+                .await;
+        }
+        self.leave_current();
+        self.mesh_join(PeerIdChoice::Chosen(id), started).await
     }
 }

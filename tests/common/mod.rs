@@ -26,7 +26,7 @@ pub fn test_config() -> Config {
         udp_threads: 1,
         udp_bind: loopback,
         advertise_ips: vec![loopback],
-        mesh_grace_ms: 300,
+        mesh_grace_ms: 1000,
         ..Config::default()
     }
 }
