@@ -33,7 +33,11 @@ fn expired_token(room: &str) -> String {
 }
 
 async fn start_secured() -> chorus::RunningServer {
-    start_with(|c| c.auth_secret = Some(SECRET.to_owned())).await
+    start_with(|c| {
+        c.auth_secret = Some(SECRET.to_owned());
+        c.mesh_grace_ms = 300;
+    })
+    .await
 }
 
 #[tokio::test]
@@ -127,7 +131,7 @@ async fn mesh_upgrade_needs_a_valid_url_token() {
     }
 
     // Without a URL token a connection can only make an SFU join: no seed-000 ID is handed out
-    // and a mesh join is refused.
+    // (not even after the 300 ms grace period) and a mesh join is refused.
     let mut anonymous = WsClient::connect(addr, "/ws").await;
     anonymous.expect_silence(600).await;
     anonymous

@@ -137,6 +137,7 @@ impl Session {
             now.into_std(),
         );
         let deadline = now + config.mesh_grace();
+        ctx.metrics.ws_connections.inc();
         Self {
             params,
             span,
@@ -154,7 +155,6 @@ impl Session {
     }
 
     async fn run(mut self) {
-        self.ctx.metrics.ws_connections.inc();
         tracing::debug!("connected");
         let ping_every = self.ctx.config.ping_interval();
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
@@ -192,7 +192,6 @@ impl Session {
             self.close(code, reason).await;
         }
         self.leave_current();
-        self.ctx.metrics.ws_connections.dec();
         tracing::debug!("disconnected");
     }
 
@@ -397,6 +396,15 @@ impl Session {
             Ok::<(), axum::Error>(())
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    }
+}
+
+impl Drop for Session {
+    /// Whatever ends the session (even a panic), its membership and media leg go with it, so
+    /// no one is left seeing a peer that is not there.
+    fn drop(&mut self) {
+        self.leave_current();
+        self.ctx.metrics.ws_connections.dec();
     }
 }
 
