@@ -17,7 +17,7 @@ const SLACK: Duration = Duration::from_secs(2);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silently_vanished_client_is_cleaned_up() -> Result<()> {
-    tokio::time::timeout(Duration::from_secs(90), run(Gone::Silently)).await?
+    tokio::time::timeout(Duration::from_secs(120), run(Gone::Silently)).await?
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,7 +45,10 @@ async fn run(how: Gone) -> Result<()> {
         wait_receiving(o, &[audio, video], Duration::from_secs(15)).await?;
     }
     wait_receiving(&others[1], &[b_audio, b_video], Duration::from_secs(15)).await?;
-    let connections = server.metric("chorus_media_peer_connections").await?;
+    let gauge = ["chorus_media_peer_connections"];
+    server
+        .wait_metrics(&gauge, 3.0, Duration::from_secs(5))
+        .await?;
 
     let gone_at = Instant::now();
     match how {
@@ -56,11 +59,15 @@ async fn run(how: Gone) -> Result<()> {
         Gone::Silently => CLEANUP,
         Gone::TcpDropped => Duration::from_secs(5),
     };
+    // Wait well past the bound so that a failure says how long cleanup really takes.
     for o in &others {
-        told_gone(o, &ghost, bound + SLACK).await?;
+        told_gone(o, &ghost, bound * 2).await?;
     }
     let elapsed = gone_at.elapsed();
-    ensure!(elapsed <= bound + SLACK, "cleanup took {elapsed:?}");
+    ensure!(
+        elapsed <= bound + SLACK,
+        "cleanup took {elapsed:?}, more than {bound:?}"
+    );
     for o in &others {
         wait_stopped(o, video, Duration::from_millis(800), Duration::from_secs(5)).await?;
     }
@@ -72,11 +79,7 @@ async fn run(how: Gone) -> Result<()> {
         })
         .await?;
     server
-        .wait_metrics(
-            &["chorus_media_peer_connections"],
-            connections - 1.0,
-            Duration::from_secs(5),
-        )
+        .wait_metrics(&gauge, 2.0, Duration::from_secs(5))
         .await?;
     eprintln!("{how:?}: cleaned up after {elapsed:?}");
     Ok(())

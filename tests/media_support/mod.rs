@@ -254,9 +254,15 @@ pub fn describe(client: &SfuClient, wanted: &[u64]) -> String {
         .iter()
         .map(|m| m.message["type"].as_str().unwrap_or("?").to_owned())
         .collect();
+    let unplayable: Vec<String> = client
+        .messages_of_type("track-published")
+        .iter()
+        .filter(|m| m["playable"] == false)
+        .map(|m| format!("{} {}", m["trackId"], m["reason"]))
+        .collect();
     format!(
         "{} ({:?}) waiting for {want:?}; has (mid, tag, packets) {got:?}; negotiation {:?}; \
-         messages {types:?}",
+         messages {types:?}; unplayable {unplayable:?}",
         client.peer_id(),
         client.connection_state(),
         client.negotiation()
