@@ -1,7 +1,9 @@
 //! Issue 3, test 1: three participants each publish audio + video; each receives the other
 //! two's tracks; ≥ 95 % of the packets arrive within 5 s; payloads are byte-identical; SSRC and
 //! payload type on each receiving leg are the ones that leg negotiated (the clients register
-//! different payload types, so the server has to rewrite them).
+//! different payload types, so the server has to rewrite them). Run twice: with publishers on
+//! send-recv transceivers (a browser's `addTrack`) and on send-only ones (`addTransceiver` with
+//! `direction: "sendonly"`), whose m-lines the server cannot reuse.
 
 mod media_support;
 
@@ -13,26 +15,38 @@ use std::time::Duration;
 
 const FLOW: Duration = Duration::from_secs(15);
 
-fn options(audio_pt: u8, video_pt: u8) -> ClientOptions {
+fn options(audio_pt: u8, video_pt: u8, send_only: bool) -> ClientOptions {
     ClientOptions {
         audio_payload_type: audio_pt,
         video_payload_type: video_pt,
+        send_only,
         ..ClientOptions::default()
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_participants_receive_each_other() -> Result<()> {
-    tokio::time::timeout(Duration::from_secs(90), run()).await?
+    tokio::time::timeout(Duration::from_secs(90), run(false)).await?
 }
 
-async fn run() -> Result<()> {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_send_only_publishers_receive_each_other() -> Result<()> {
+    tokio::time::timeout(Duration::from_secs(90), run(true)).await?
+}
+
+async fn run(send_only: bool) -> Result<()> {
     let server = start_server().await?;
     let room = "forwarding";
     let clients = [
-        server.client_with(room, "alice", options(111, 96)).await?,
-        server.client_with(room, "bob", options(109, 102)).await?,
-        server.client_with(room, "carol", options(105, 120)).await?,
+        server
+            .client_with(room, "alice", options(111, 96, send_only))
+            .await?,
+        server
+            .client_with(room, "bob", options(109, 102, send_only))
+            .await?,
+        server
+            .client_with(room, "carol", options(105, 120, send_only))
+            .await?,
     ];
     let mut tags = Vec::new();
     for c in &clients {

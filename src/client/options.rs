@@ -16,6 +16,9 @@ pub struct ClientOptions {
     pub video_payload_type: u8,
     /// Register RTX (`video/rtx`, PT = video PT + 1) and send retransmissions on it.
     pub rtx: bool,
+    /// Publish on send-only transceivers (`addTransceiver(track, {direction: "sendonly"})`)
+    /// instead of send-recv ones (`addTrack`), so the server cannot reuse their m-lines.
+    pub send_only: bool,
     /// Video packets per second (each packet is one frame).
     pub video_packet_rate: u32,
     /// Size of each video RTP payload in bytes.
@@ -40,6 +43,7 @@ impl Default for ClientOptions {
             audio_payload_type: 111,
             video_payload_type: 96,
             rtx: true,
+            send_only: false,
             video_packet_rate: 50,
             video_payload_size: 1000,
             audio_payload_size: 160,

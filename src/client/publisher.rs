@@ -61,7 +61,8 @@ fn source_name(source: TrackSource) -> &'static str {
 
 impl PublishedTrack {
     /// Adds a transceiver for `spec` to `pc` (no negotiation yet). Like a browser's `addTrack`
-    /// it is send-recv, so the server may reuse its m-line to send us another track.
+    /// it is send-recv (so the server may reuse its m-line to send us another track) unless
+    /// [`ClientOptions::send_only`] is set.
     pub async fn add(
         pc: &Arc<dyn PeerConnection>,
         options: &ClientOptions,
@@ -102,8 +103,13 @@ impl PublishedTrack {
             vec![encoding],
         );
         let local = Arc::new(TrackLocalStaticRTP::new(track));
+        let direction = if options.send_only {
+            RTCRtpTransceiverDirection::Sendonly
+        } else {
+            RTCRtpTransceiverDirection::Sendrecv
+        };
         let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendrecv,
+            direction,
             streams: vec![stream_id.to_owned()],
             send_encodings: vec![],
         };
