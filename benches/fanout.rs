@@ -55,7 +55,10 @@ fn received_total(subscribers: &[SfuClient]) -> u64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let subscribers: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(20);
     let rates: Vec<u32> = args
         .get(1)
@@ -73,14 +76,16 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(subscribers: usize, rates: Vec<u32>, seconds: u64, size: usize) -> anyhow::Result<()> {
-    let mut config = chorus::Config::default();
-    config.listen = "127.0.0.1:0".parse()?;
-    config.udp_port = 0;
-    config.udp_threads = 1;
-    config.pin_shards = true;
-    config.advertise_ips = vec!["127.0.0.1".parse()?];
-    config.udp_bind = "127.0.0.1".parse()?;
-    config.max_participants = 1000;
+    let config = chorus::Config {
+        listen: "127.0.0.1:0".parse()?,
+        udp_port: 0,
+        udp_threads: 1,
+        pin_shards: true,
+        advertise_ips: vec!["127.0.0.1".parse()?],
+        udp_bind: "127.0.0.1".parse()?,
+        max_participants: 1000,
+        ..chorus::Config::default()
+    };
     let server = chorus::spawn(config).await?;
     let addr = server.addr().to_string();
     let url = format!("ws://{addr}/ws");
@@ -90,12 +95,16 @@ async fn run(subscribers: usize, rates: Vec<u32>, seconds: u64, size: usize) -> 
     };
     let mut subs = Vec::new();
     for i in 0..subscribers {
-        subs.push(SfuClient::connect_with(&url, "bench", &format!("sub{i}"), None, quiet.clone()).await?);
+        subs.push(
+            SfuClient::connect_with(&url, "bench", &format!("sub{i}"), None, quiet.clone()).await?,
+        );
     }
     println!(
         "fan-out 1 → {subscribers}, {size}-byte payloads, {seconds} s per rate, shard pinned to core 0, peers on core 1"
     );
-    println!("| publisher pkt/s | forwarded pkt/s | loss | server CPU µs / forwarded pkt | shard CPU |");
+    println!(
+        "| publisher pkt/s | forwarded pkt/s | loss | server CPU µs / forwarded pkt | shard CPU |"
+    );
     println!("|---:|---:|---:|---:|---:|");
     for rate in rates {
         let options = ClientOptions {
@@ -126,12 +135,20 @@ async fn run(subscribers: usize, rates: Vec<u32>, seconds: u64, size: usize) -> 
         let cpu = s1.cpu_seconds - s0.cpu_seconds;
         let expected = (sent1 - sent0) as f64 * subscribers as f64;
         let received = (recv1 - recv0) as f64;
-        let loss = if expected > 0.0 { (1.0 - received / expected).max(0.0) } else { 0.0 };
+        let loss = if expected > 0.0 {
+            (1.0 - received / expected).max(0.0)
+        } else {
+            0.0
+        };
         println!(
             "| {rate} | {:.0} | {:.2} % | {:.2} | {:.0} % |",
             forwarded / elapsed,
             loss * 100.0,
-            if forwarded > 0.0 { cpu * 1e6 / forwarded } else { 0.0 },
+            if forwarded > 0.0 {
+                cpu * 1e6 / forwarded
+            } else {
+                0.0
+            },
             cpu / elapsed * 100.0
         );
         publisher.leave().await.ok();

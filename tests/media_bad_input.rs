@@ -67,6 +67,9 @@ async fn run() -> Result<()> {
     let bob = server.client("bad", "bob").await?;
     wait_receiving(&bob, &[audio, video], Duration::from_secs(15)).await?;
     let mallory = server.client("bad", "mallory").await?;
+    // Let mallory's own negotiation settle first, so the stray answer below meets a stable
+    // server (a server offer in flight would make it an answer to that offer instead).
+    wait_receiving(&mallory, &[audio, video], Duration::from_secs(15)).await?;
 
     let code = error_code(&mallory, json!({"type": "offer", "sdp": "this is not SDP"})).await?;
     ensure!(code == "bad-sdp", "garbage SDP answered with {code}");

@@ -19,7 +19,9 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
     RtpCodecKind,
 };
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -135,6 +137,56 @@ fn build_pc(
         inits.push(init);
     }
     Ok((pc, inits))
+}
+
+/// The direction attribute and mid of each m-line of an SDP.
+pub fn directions(sdp: &str) -> Result<Vec<(Option<String>, &'static str)>, String> {
+    let mut reader = std::io::Cursor::new(sdp.as_bytes());
+    let parsed = rtc::sdp::description::session::SessionDescription::unmarshal(&mut reader)
+        .map_err(|e| e.to_string())?;
+    Ok(parsed
+        .media_descriptions
+        .iter()
+        .map(|md| {
+            let mid = md
+                .attributes
+                .iter()
+                .find(|a| a.key == "mid")
+                .and_then(|a| a.value.clone());
+            let dir = ["sendonly", "recvonly", "sendrecv", "inactive"]
+                .into_iter()
+                .find(|d| md.attributes.iter().any(|a| a.key == *d))
+                .unwrap_or("sendrecv");
+            (mid, dir)
+        })
+        .collect())
+}
+
+/// JSEP: an answer to a send-only m-line must not send on it. Refusing such an answer keeps a
+/// stray or forged SDP from replacing the connection's ICE and DTLS parameters.
+fn check_answer_directions(pc: &RTCPeerConnection, answer: &str) -> Result<(), MediaFault> {
+    let offer = pc
+        .pending_local_description()
+        .map(|d| d.sdp)
+        .unwrap_or_default();
+    let offered = directions(&offer).map_err(|e| MediaFault::new("internal", e))?;
+    let answered = directions(answer).map_err(|e| MediaFault::new("bad-sdp", e))?;
+    for (mid, dir) in &answered {
+        let ours = offered.iter().find(|(m, _)| m == mid).map(|(_, d)| *d);
+        let Some(ours) = ours else {
+            return Err(MediaFault::new(
+                "bad-sdp",
+                format!("the answer has an m-line (mid {mid:?}) the offer did not"),
+            ));
+        };
+        if ours == "sendonly" && (*dir == "sendonly" || *dir == "sendrecv") {
+            return Err(MediaFault::new(
+                "bad-sdp",
+                format!("the answer sends on m-line {mid:?}, which the server offered send-only"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Peer {
@@ -263,6 +315,7 @@ impl Peer {
                 "no server offer is waiting for an answer",
             ));
         }
+        check_answer_directions(&self.pc, &sdp)?;
         let answer = RTCSessionDescription::answer(sdp)
             .map_err(|e| MediaFault::new("bad-sdp", e.to_string()))?;
         if answer.sdp_type != RTCSdpType::Answer {
@@ -280,6 +333,7 @@ impl Peer {
             return;
         }
         self.needs_offer = false;
+        tracing::debug!(peer = %self.peer_id, subscriptions = self.subscriptions.len(), "server offer");
         let offer = match self.pc.create_offer(None) {
             Ok(o) => o,
             Err(e) => {
@@ -382,10 +436,25 @@ impl Peer {
                 ..Default::default()
             }],
         );
+        // A transceiver of its own, send-only: `add_track` would reuse the receive transceiver
+        // of one of the client's published tracks, and a send-recv transceiver could be
+        // claimed by the client's next offer (JSEP matching), stealing the subscription.
+        let transceiver = self
+            .pc
+            .add_transceiver_from_track(
+                media_track,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![publisher_peer_id.to_owned()],
+                    send_encodings: vec![],
+                }),
+            )
+            .map_err(|e| MediaFault::new("internal", format!("add transceiver: {e}")))?;
         let sender_id = self
             .pc
-            .add_track(media_track)
-            .map_err(|e| MediaFault::new("internal", format!("add track: {e}")))?;
+            .rtp_transceiver(transceiver)
+            .and_then(|t| t.sender())
+            .ok_or_else(|| MediaFault::new("internal", "new transceiver has no sender"))?;
         let clock_rate = codec.clock_rate;
         self.ssrc_to_track.insert(ssrc, track);
         self.subscriptions.insert(
@@ -489,7 +558,10 @@ impl Peer {
                     }
                     activated.push(key);
                 }
-                None => refused.push(key),
+                None => {
+                    tracing::debug!(peer = %self.peer_id, codec = %sub.codec.mime_type, leg = ?params.rtp_parameters.codecs.iter().map(|c| c.rtp_codec.mime_type.clone()).collect::<Vec<_>>(), "subscription refused");
+                    refused.push(key)
+                }
             }
         }
         (activated, refused)

@@ -171,11 +171,32 @@ impl Shard {
         now: Instant,
     ) -> Result<(), MediaFault> {
         let peer = self.peers.get_mut(&key).ok_or_else(gone)?;
+        let offered = super::peer::directions(&sdp).unwrap_or_default();
         let updates: Vec<TrackSourceInfo> = tracks.clone();
         peer.apply_offer(sdp, tracks, now)?;
         // A re-offer can change a published track's declared source or mute state.
         for info in updates {
             self.update_source(key, &info);
+        }
+        // Tracks whose m-line the client stopped sending on (removeTrack) leave the room.
+        let stopped: Vec<TrackKey> = match self.peers.get_mut(&key) {
+            Some(peer) => {
+                let published: Vec<_> = peer.published.values().copied().collect();
+                published
+                    .into_iter()
+                    .filter(|(_, receiver)| {
+                        let mid = mid_of_receiver(peer, *receiver);
+                        offered.iter().any(|(m, dir)| {
+                            m.is_some() && *m == mid && matches!(*dir, "recvonly" | "inactive")
+                        })
+                    })
+                    .map(|(track, _)| track)
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        for track in stopped {
+            self.unpublish(track, now);
         }
         self.after_negotiation(key, now);
         Ok(())
@@ -389,8 +410,20 @@ impl Shard {
     fn on_connection_state(&mut self, key: PeerKey, state: RTCPeerConnectionState, now: Instant) {
         match state {
             RTCPeerConnectionState::Connected => {
-                if let Some(peer) = self.peers.get_mut(&key) {
-                    peer.connected = true;
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    return;
+                };
+                peer.connected = true;
+                // Keyframes requested while the subscriber's DTLS was still coming up were
+                // lost to it: ask again now that it can receive.
+                let active: Vec<TrackKey> = peer
+                    .subscriptions
+                    .values()
+                    .filter(|s| s.payload_type.is_some())
+                    .map(|s| s.track)
+                    .collect();
+                for track in active {
+                    self.request_keyframe(track, now);
                 }
             }
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
@@ -415,6 +448,14 @@ impl Shard {
 
     /// A publisher's first packet on a new stream: the track enters the room.
     fn publish(&mut self, key: PeerKey, init: RTCTrackEventInit, now: Instant) {
+        // The stack re-announces a receiver's track after renegotiations; publish it once.
+        if self
+            .peers
+            .get(&key)
+            .is_none_or(|p| p.published.contains_key(&init.track_id))
+        {
+            return;
+        }
         let track_key = self.next_track;
         self.next_track += 1;
         let Some(peer) = self.peers.get_mut(&key) else {

@@ -167,8 +167,14 @@ impl Session {
                 Membership::Pending { deadline } => Some(deadline),
                 _ => None,
             };
+            // A silent client is dropped at `last_seen + idle_timeout`, not at the next ping.
+            let idle_deadline = self.last_seen + self.ctx.config.idle_timeout();
             let flow = tokio::select! {
                 incoming = self.socket.recv() => self.on_incoming(incoming).await,
+                _ = sleep_until(idle_deadline) => {
+                    tracing::info!("closing silent connection");
+                    Flow::Close(close_code::GOING_AWAY, "idle timeout")
+                }
                 Some(frame) = self.inbox.recv() => self.send(frame).await,
                 Some(event) = self.media_rx.recv() => self.on_media_event(&event).await,
                 _ = ping.tick() => self.on_ping_tick().await,
