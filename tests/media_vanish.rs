@@ -16,13 +16,11 @@ const CLEANUP: Duration = Duration::from_secs(30);
 const SLACK: Duration = Duration::from_secs(2);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky: one of the four tracks is sometimes not forwarded during setup in this scenario; under investigation"]
 async fn silently_vanished_client_is_cleaned_up() -> Result<()> {
     tokio::time::timeout(Duration::from_secs(120), run(Gone::Silently)).await?
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "flaky: one of the four tracks is sometimes not forwarded during setup in this scenario; under investigation"]
 async fn dropped_connection_is_cleaned_up() -> Result<()> {
     tokio::time::timeout(Duration::from_secs(60), run(Gone::TcpDropped)).await?
 }

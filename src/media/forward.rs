@@ -279,9 +279,17 @@ pub fn rewrite_packet(
     packet.header.sequence_number = seq;
     packet.header.timestamp = ts;
     extensions.apply(&mut packet.header.extensions, abs_send_time);
+    // The publisher's padding belongs to its extension block; a stale value makes the marshalled
+    // size disagree with the bytes written and the SRTP layer drops the packet.
+    packet.header.extensions_padding = 0;
     packet.header.extension = !packet.header.extensions.is_empty();
-    if packet.header.extension && packet.header.extension_profile == 0 {
-        packet.header.extension_profile = 0xBEDE;
+    if packet.header.extension {
+        let two_byte = packet
+            .header
+            .extensions
+            .iter()
+            .any(|e| e.id > 14 || e.payload.len() > 16 || e.payload.is_empty());
+        packet.header.extension_profile = if two_byte { 0x1000 } else { 0xBEDE };
     }
 }
 
@@ -389,6 +397,34 @@ mod tests {
         assert_eq!(&exts[0].payload[..], &[0x85]);
         assert_eq!(&exts[1].payload[..], b"3");
         assert_eq!(&exts[2].payload[..], &[0x12, 0x34, 0x56]);
+    }
+
+    #[test]
+    fn rewritten_packet_marshals_to_its_declared_size() {
+        use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
+        let publisher = vec![(URI_MID.to_string(), 1), (URI_TRANSPORT_CC.to_string(), 3)];
+        let subscriber = vec![(URI_MID.to_string(), 4), (URI_ABS_SEND_TIME.to_string(), 2)];
+        let map = ExtensionMap::new(&publisher, &subscriber, Some("12"));
+        let mut original = Packet::default();
+        original.header.version = 2;
+        original
+            .header
+            .set_extension(1, bytes::Bytes::from_static(b"1"))
+            .unwrap();
+        original
+            .header
+            .set_extension(3, bytes::Bytes::from_static(&[0, 7]))
+            .unwrap();
+        original.payload = bytes::Bytes::from(vec![9u8; 1000]);
+        let wire = original.marshal().unwrap();
+        let mut packet = Packet::unmarshal(&mut &wire[..]).unwrap();
+        rewrite_packet(&mut packet, 42, 96, 7, 9, &map, 0x010203);
+        let out = packet.marshal().unwrap();
+        assert_eq!(out.len(), packet.marshal_size());
+        let back = Packet::unmarshal(&mut &out[..]).unwrap();
+        assert_eq!(back.header.get_extension(4).as_deref(), Some(&b"12"[..]));
+        assert_eq!(back.header.ssrc, 42);
+        assert_eq!(back.payload, original.payload);
     }
 
     #[test]

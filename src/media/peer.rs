@@ -89,6 +89,8 @@ pub struct Peer {
     local_candidates: Vec<RTCIceCandidateInit>,
     candidates_sent: bool,
     pub connected: bool,
+    /// When the last datagram from this client arrived (media-plane liveness).
+    pub last_heard: Instant,
 }
 
 fn random_token(len: usize) -> String {
@@ -218,6 +220,7 @@ impl Peer {
             local_candidates,
             candidates_sent: false,
             connected: false,
+            last_heard: now,
         })
     }
 
@@ -575,6 +578,15 @@ impl Peer {
             RtpCodecKind::Video => "video",
             _ => return None,
         };
+        // No section of this kind yet (first negotiation covered only the other kind, or is
+        // still in flight): unknown, not "unsupported". The answer decides later.
+        if !parsed
+            .media_descriptions
+            .iter()
+            .any(|m| m.media_name.media == kind_name)
+        {
+            return None;
+        }
         let mut out = Vec::new();
         for md in parsed
             .media_descriptions

@@ -427,23 +427,26 @@ impl Shard {
                 }
             }
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                let Some(peer) = self.peers.get(&key) else {
-                    return;
-                };
-                peer.fault(MediaFault {
-                    code: "media-failed",
-                    message: format!(
-                        "the media connection is {state}; send a new offer to reconnect"
-                    ),
-                });
-                let (room, peer_id, events) =
-                    (peer.room.clone(), peer.peer_id.clone(), peer.events());
-                tracing::info!(key, %state, "media connection ended; rebuilding it");
-                self.remove_peer(key, now);
-                self.rejoin(key, room, peer_id, events, now);
+                self.media_failed(key, &state.to_string(), now)
             }
             _ => {}
         }
+    }
+
+    /// The client's media connection is gone (`why`): its tracks leave the room, the client is
+    /// told, and a fresh connection waits for its next offer (same identity).
+    pub fn media_failed(&mut self, key: PeerKey, why: &str, now: Instant) {
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        peer.fault(MediaFault {
+            code: "media-failed",
+            message: format!("the media connection is {why}; send a new offer to reconnect"),
+        });
+        let (room, peer_id, events) = (peer.room.clone(), peer.peer_id.clone(), peer.events());
+        tracing::info!(key, why, "media connection ended; rebuilding it");
+        self.remove_peer(key, now);
+        self.rejoin(key, room, peer_id, events, now);
     }
 
     /// A publisher's first packet on a new stream: the track enters the room.

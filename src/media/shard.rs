@@ -117,6 +117,9 @@ pub struct Shard {
 
 /// How long a shard sleeps at most without a timer or datagram, to publish metrics.
 const MAX_IDLE: Duration = Duration::from_millis(200);
+/// Silence after which a connected client's media connection is considered gone. Browsers
+/// send STUN consent checks every few seconds and RTCP about every second.
+pub const MEDIA_SILENCE: Duration = Duration::from_secs(12);
 /// Receive batches per socket per loop turn, so timers and sends are not starved.
 const MAX_BATCHES_PER_TURN: usize = 16;
 
@@ -356,6 +359,7 @@ impl Shard {
                     },
                     message,
                 };
+                peer.last_heard = now;
                 if peer.pc.handle_read(tagged).is_err() {
                     self.counters.drop(DropReason::Rejected);
                 }
@@ -395,6 +399,23 @@ impl Shard {
             self.touch(key);
         }
         self.deferred_keyframes(now);
+        self.expire_silent_peers(now);
+    }
+
+    /// A connected client that sent nothing (no STUN consent check, no RTCP, no media) for
+    /// [`MEDIA_SILENCE`] is gone from the media plane: its tracks leave the room now, without
+    /// waiting for the WebSocket to time out.
+    fn expire_silent_peers(&mut self, now: Instant) {
+        let silent: Vec<PeerKey> = self
+            .peers
+            .values()
+            .filter(|p| p.connected && now.saturating_duration_since(p.last_heard) > MEDIA_SILENCE)
+            .map(|p| p.key)
+            .collect();
+        for key in silent {
+            tracing::info!(key, "media connection silent; tearing it down");
+            self.media_failed(key, "silent", now);
+        }
     }
 
     /// Processes every touched peer: events and reads (which forward and touch subscribers),
