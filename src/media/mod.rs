@@ -25,6 +25,8 @@ pub mod stats;
 pub mod udp;
 
 use crate::signal::protocol::{MediaEvent, MediaRequest};
+use peer::Admission;
+pub use peer::MediaGrants;
 use shard::{Command, Shard, ShardSocket, Waker};
 use stats::MediaMetrics;
 use std::hash::{Hash, Hasher};
@@ -263,6 +265,18 @@ impl MediaEngine {
         peer_id: &str,
         events: tokio_mpsc::UnboundedSender<MediaEvent>,
     ) -> MediaLeg {
+        self.join_with_grants(room, peer_id, MediaGrants::default(), events)
+    }
+
+    /// [`MediaEngine::join`] for a participant whose token limits what it may do: without
+    /// `publish` its tracks are refused (`forbidden`), without `subscribe` nothing is sent to it.
+    pub fn join_with_grants(
+        &self,
+        room: &str,
+        peer_id: &str,
+        grants: MediaGrants,
+        events: tokio_mpsc::UnboundedSender<MediaEvent>,
+    ) -> MediaLeg {
         let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
         let shard = self.shard_for(room);
         let leg = MediaLeg {
@@ -272,11 +286,41 @@ impl MediaEngine {
         };
         leg.send(Command::Join {
             key,
-            room: room.to_owned(),
-            peer_id: peer_id.to_owned(),
-            events,
+            admission: Admission {
+                room: room.to_owned(),
+                peer_id: peer_id.to_owned(),
+                grants,
+                events,
+            },
         });
         leg
+    }
+
+    /// Operator action: mutes or unmutes `track_id` in `room` (the room is told, forwarding
+    /// stops). Returns whether the track exists.
+    pub async fn admin_mute(&self, room: &str, track_id: &str, muted: bool) -> bool {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.shard_handle(room).send(Command::AdminMute {
+            room: room.to_owned(),
+            track_id: track_id.to_owned(),
+            muted,
+            reply,
+        });
+        answer.await.unwrap_or(false)
+    }
+
+    /// The tracks published in `room` (for the admin API).
+    pub async fn room_tracks(&self, room: &str) -> Vec<crate::signal::protocol::TrackInfo> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.shard_handle(room).send(Command::ListTracks {
+            room: room.to_owned(),
+            reply,
+        });
+        answer.await.unwrap_or_default()
+    }
+
+    fn shard_handle(&self, room: &str) -> &ShardHandle {
+        &self.inner.shards[self.shard_for(room)]
     }
 }
 

@@ -48,6 +48,31 @@ impl MediaFault {
     }
 }
 
+/// What a participant may do on the media plane (from its access token's grants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaGrants {
+    pub publish: bool,
+    pub subscribe: bool,
+}
+
+impl Default for MediaGrants {
+    fn default() -> Self {
+        Self {
+            publish: true,
+            subscribe: true,
+        }
+    }
+}
+
+/// Who a media participant is: enough to build (or rebuild) its connection.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub room: String,
+    pub peer_id: String,
+    pub grants: MediaGrants,
+    pub events: UnboundedSender<MediaEvent>,
+}
+
 /// One forwarded track on this peer's connection.
 pub struct Subscription {
     pub track: TrackKey,
@@ -69,6 +94,7 @@ pub struct Peer {
     pub key: PeerKey,
     pub peer_id: String,
     pub room: String,
+    pub grants: MediaGrants,
     pub ufrag: String,
     pub pc: RTCPeerConnection,
     events: UnboundedSender<MediaEvent>,
@@ -79,6 +105,8 @@ pub struct Peer {
     pub subscriptions: HashMap<TrackKey, Subscription>,
     /// Our sender SSRC on this leg → the forwarded track (for PLI/FIR routing).
     pub ssrc_to_track: HashMap<u32, TrackKey>,
+    /// Streams refused because the client may not publish (rtc track ids).
+    pub refused_tracks: HashSet<String>,
     /// Tracks the client unsubscribed from (never re-subscribed automatically).
     pub opted_out: HashSet<String>,
     /// A server offer is wanted as soon as the signaling state allows.
@@ -194,9 +222,7 @@ fn check_answer_directions(pc: &RTCPeerConnection, answer: &str) -> Result<(), M
 impl Peer {
     pub fn new(
         key: PeerKey,
-        peer_id: String,
-        room: String,
-        events: UnboundedSender<MediaEvent>,
+        admission: Admission,
         candidates: &[SocketAddr],
         now: Instant,
     ) -> Result<Self, rtc::shared::error::Error> {
@@ -204,16 +230,18 @@ impl Peer {
         let (pc, local_candidates) = build_pc(&ufrag, candidates, now)?;
         Ok(Self {
             key,
-            peer_id,
-            room,
+            peer_id: admission.peer_id,
+            room: admission.room,
+            grants: admission.grants,
             ufrag,
             pc,
-            events,
+            events: admission.events,
             sources: HashMap::new(),
             published: HashMap::new(),
             subscriptions: HashMap::new(),
             ssrc_to_track: HashMap::new(),
             opted_out: HashSet::new(),
+            refused_tracks: HashSet::new(),
             needs_offer: false,
             addrs: Vec::new(),
             next_timeout: Some(now),
@@ -224,9 +252,14 @@ impl Peer {
         })
     }
 
-    /// The channel to this peer's client (kept when the connection is rebuilt).
-    pub fn events(&self) -> UnboundedSender<MediaEvent> {
-        self.events.clone()
+    /// Who this peer is, to rebuild its connection with the same identity.
+    pub fn admission(&self) -> Admission {
+        Admission {
+            room: self.room.clone(),
+            peer_id: self.peer_id.clone(),
+            grants: self.grants,
+            events: self.events.clone(),
+        }
     }
 
     /// Sends an event to this peer's client; a closed session just drops it.

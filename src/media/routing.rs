@@ -93,6 +93,7 @@ impl Shard {
             return;
         };
         let playable = match peer.remote_codecs(t.kind) {
+            _ if !peer.grants.subscribe => Err("your access token has no subscribe grant".into()),
             Some(codecs) if !codecs.iter().any(|c| codec_matches(&t.codec, c)) => Err(format!(
                 "this connection did not negotiate {}",
                 t.codec.mime_type
@@ -259,43 +260,78 @@ impl Shard {
     ) -> Result<(), MediaFault> {
         let track = self
             .tracks
-            .values_mut()
+            .values()
             .find(|t| t.publisher == key && t.track_id == track_id)
+            .map(|t| t.key)
             .ok_or_else(|| MediaFault {
                 code: "unknown-track",
                 message: format!("you publish no track {track_id}"),
             })?;
-        if track.muted == muted {
-            return Ok(());
+        self.set_muted(track, muted, now);
+        Ok(())
+    }
+
+    /// An operator mutes (or unmutes) a track of `room`; false if there is no such track.
+    pub fn admin_mute(&mut self, room: &str, track_id: &str, muted: bool, now: Instant) -> bool {
+        let track = self
+            .tracks
+            .values()
+            .find(|t| t.room == room && t.track_id == track_id)
+            .map(|t| t.key);
+        match track {
+            Some(track) => {
+                self.set_muted(track, muted, now);
+                true
+            }
+            None => false,
         }
-        track.muted = muted;
-        let (tk, room, peer_id) = (
-            track.key,
-            track.room.clone(),
-            track.publisher_peer_id.clone(),
+    }
+
+    /// Mutes or unmutes a track: forwarding stops or resumes (continuous sequence numbers,
+    /// a keyframe on resume) and the room is told.
+    fn set_muted(&mut self, track: TrackKey, muted: bool, now: Instant) {
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        if t.muted == muted {
+            return;
+        }
+        t.muted = muted;
+        let (room, peer_id, track_id) = (
+            t.room.clone(),
+            t.publisher_peer_id.clone(),
+            t.track_id.clone(),
         );
-        for sub in track.subscribers.clone() {
+        for sub in t.subscribers.clone() {
             if let Some(s) = self
                 .peers
                 .get_mut(&sub)
-                .and_then(|p| p.subscriptions.get_mut(&tk))
+                .and_then(|p| p.subscriptions.get_mut(&track))
             {
                 s.rewriter.pause();
             }
         }
         if !muted {
-            self.request_keyframe(tk, now);
+            self.request_keyframe(track, now);
         }
         self.broadcast(
             &room,
             None,
             &MediaEvent::Muted {
                 peer_id,
-                track_id: track_id.to_owned(),
+                track_id,
                 muted,
             },
         );
-        Ok(())
+    }
+
+    /// The tracks of `room`, as announced to a participant that can play them all.
+    pub fn room_tracks(&self, room: &str) -> Vec<TrackInfo> {
+        self.tracks
+            .values()
+            .filter(|t| t.room == room)
+            .map(|t| t.info(Ok(()), None))
+            .collect()
     }
 
     fn set_subscribed(
@@ -310,6 +346,12 @@ impl Shard {
             .get(&key)
             .map(|p| p.room.clone())
             .ok_or_else(gone)?;
+        if subscribe && self.peers.get(&key).is_some_and(|p| !p.grants.subscribe) {
+            return Err(MediaFault {
+                code: "forbidden",
+                message: "your access token has no subscribe grant".into(),
+            });
+        }
         let mut unknown = Vec::new();
         for id in track_ids {
             let Some(track) = self
@@ -443,20 +485,30 @@ impl Shard {
             code: "media-failed",
             message: format!("the media connection is {why}; send a new offer to reconnect"),
         });
-        let (room, peer_id, events) = (peer.room.clone(), peer.peer_id.clone(), peer.events());
+        let admission = peer.admission();
         tracing::info!(key, why, "media connection ended; rebuilding it");
         self.remove_peer(key, now);
-        self.rejoin(key, room, peer_id, events, now);
+        self.rejoin(key, admission, now);
     }
 
     /// A publisher's first packet on a new stream: the track enters the room.
     fn publish(&mut self, key: PeerKey, init: RTCTrackEventInit, now: Instant) {
         // The stack re-announces a receiver's track after renegotiations; publish it once.
-        if self
-            .peers
-            .get(&key)
-            .is_none_or(|p| p.published.contains_key(&init.track_id))
-        {
+        if self.peers.get(&key).is_none_or(|p| {
+            p.published.contains_key(&init.track_id) || p.refused_tracks.contains(&init.track_id)
+        }) {
+            return;
+        }
+        if let Some(peer) = self.peers.get_mut(&key).filter(|p| !p.grants.publish) {
+            // Remember the refusal so later packets of this stream are not re-announced.
+            peer.refused_tracks.insert(init.track_id.clone());
+            if peer.refused_tracks.len() <= 4 {
+                peer.fault(MediaFault {
+                    code: "forbidden",
+                    message: "your access token has no publish grant; the track is not forwarded"
+                        .into(),
+                });
+            }
             return;
         }
         let track_key = self.next_track;

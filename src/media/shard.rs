@@ -4,11 +4,11 @@
 //! stack, and batches sends. Room logic (who gets which track) lives in `routing.rs`; this file
 //! only moves bytes, time and commands.
 
-use super::peer::{Peer, PeerKey, TrackKey};
+use super::peer::{Admission, Peer, PeerKey, TrackKey};
 use super::routing::{MediaRoom, PublishedTrack};
 use super::stats::{DropReason, MediaMetrics, ShardCounters, ShardLevels};
 use super::udp::{self, RecvBatch, SendQueue};
-use crate::signal::protocol::{MediaEvent, MediaRequest};
+use crate::signal::protocol::{MediaEvent, MediaRequest, TrackInfo};
 use bytes::BytesMut;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -18,15 +18,24 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
 
 /// What signaling asks of a shard.
 pub enum Command {
     Join {
         key: PeerKey,
+        admission: Admission,
+    },
+    /// An operator mutes a track; the reply says whether it exists.
+    AdminMute {
         room: String,
-        peer_id: String,
-        events: UnboundedSender<MediaEvent>,
+        track_id: String,
+        muted: bool,
+        reply: tokio::sync::oneshot::Sender<bool>,
+    },
+    /// The tracks published in a room.
+    ListTracks {
+        room: String,
+        reply: tokio::sync::oneshot::Sender<Vec<TrackInfo>>,
     },
     Request {
         key: PeerKey,
@@ -240,12 +249,19 @@ impl Shard {
     fn drain_commands(&mut self, now: Instant) -> bool {
         loop {
             match self.commands.try_recv() {
-                Ok(Command::Join {
-                    key,
+                Ok(Command::Join { key, admission }) => self.join(key, admission, now),
+                Ok(Command::AdminMute {
                     room,
-                    peer_id,
-                    events,
-                }) => self.join(key, room, peer_id, events, now),
+                    track_id,
+                    muted,
+                    reply,
+                }) => {
+                    let found = self.admin_mute(&room, &track_id, muted, now);
+                    let _ = reply.send(found);
+                }
+                Ok(Command::ListTracks { room, reply }) => {
+                    let _ = reply.send(self.room_tracks(&room));
+                }
                 Ok(Command::Request { key, request }) => self.handle_request(key, request, now),
                 Ok(Command::Leave { key }) => self.remove_peer(key, now),
                 Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => return false,
@@ -255,27 +271,14 @@ impl Shard {
     }
 
     /// Rebuilds a peer's connection after a media failure (same identity, fresh ICE/DTLS).
-    pub fn rejoin(
-        &mut self,
-        key: PeerKey,
-        room: String,
-        peer_id: String,
-        events: UnboundedSender<MediaEvent>,
-        now: Instant,
-    ) {
-        self.join(key, room, peer_id, events, now);
+    pub fn rejoin(&mut self, key: PeerKey, admission: Admission, now: Instant) {
+        self.join(key, admission, now);
     }
 
-    fn join(
-        &mut self,
-        key: PeerKey,
-        room: String,
-        peer_id: String,
-        events: UnboundedSender<MediaEvent>,
-        now: Instant,
-    ) {
+    fn join(&mut self, key: PeerKey, admission: Admission, now: Instant) {
         let candidates = self.candidates();
-        match Peer::new(key, peer_id, room.clone(), events.clone(), &candidates, now) {
+        let (room, events) = (admission.room.clone(), admission.events.clone());
+        match Peer::new(key, admission, &candidates, now) {
             Ok(peer) => {
                 self.by_ufrag.insert(peer.ufrag.clone(), key);
                 self.peers.insert(key, peer);

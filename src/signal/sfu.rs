@@ -60,9 +60,16 @@ impl Session {
             chat: welcome.chat,
             ice_servers: ctx.ice_servers.clone(),
         };
-        let leg = ctx
-            .media
-            .join(room, &welcome.peer_id, self.media_events.clone());
+        let media_grants = crate::media::MediaGrants {
+            publish: grants.publish,
+            subscribe: grants.subscribe,
+        };
+        let leg = ctx.media.join_with_grants(
+            room,
+            &welcome.peer_id,
+            media_grants,
+            self.media_events.clone(),
+        );
         self.span.record("room", room);
         self.span.record("peer", welcome.peer_id.as_str());
         self.membership = Membership::Sfu(SfuMember {
