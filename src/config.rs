@@ -91,7 +91,11 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `chorus=debug,info`.
-    #[arg(long, env = "CHORUS_LOG", default_value = "info")]
+    #[arg(
+        long,
+        env = "CHORUS_LOG",
+        default_value = "info,rtc=warn,rtc_ice=warn,rtc_dtls=error"
+    )]
     pub log: String,
 
     /// First UDP port for media; shard k listens on port + k. 0 = ephemeral ports.
@@ -138,7 +142,7 @@ impl Default for Config {
             send_queue: 1024,
             ice_servers: Vec::new(),
             log_format: LogFormat::Pretty,
-            log: "info".to_owned(),
+            log: "info,rtc=warn,rtc_ice=warn,rtc_dtls=error".to_owned(),
             udp_port: DEFAULT_UDP_PORT,
             udp_threads: 0,
             udp_bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),

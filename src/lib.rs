@@ -11,6 +11,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod http;
+pub mod loadtest;
 pub mod media;
 pub mod metrics;
 pub mod room;

@@ -1,5 +1,5 @@
 //! The `chorus` binary: parses the command line, sets up logging and runs a subcommand —
-//! `serve` (the default) or `token`. It only wires library pieces together; `anyhow` is used
+//! `serve` (the default), `token` or `loadtest`. It only wires library pieces together; `anyhow` is used
 //! here and nowhere else in the crate.
 
 use anyhow::Context;
@@ -29,6 +29,8 @@ enum Command {
     Serve(Config),
     /// Print an access token for one identity and room.
     Token(TokenArgs),
+    /// Run synthetic participants against a server and report what they measured.
+    Loadtest(chorus::loadtest::LoadConfig),
 }
 
 #[derive(Debug, Args)]
@@ -63,9 +65,30 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Token(args)) => print_token(&args),
+        Some(Command::Loadtest(config)) => loadtest(config),
         Some(Command::Serve(config)) => serve(config),
         None => serve(cli.serve),
     }
+}
+
+fn loadtest(config: chorus::loadtest::LoadConfig) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,rtc_dtls=error"))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(chorus::loadtest::run(config))?;
+    if report.tracks_receiving < report.tracks_expected {
+        anyhow::bail!(
+            "only {} of {} expected tracks were received",
+            report.tracks_receiving,
+            report.tracks_expected
+        );
+    }
+    Ok(())
 }
 
 fn print_token(args: &TokenArgs) -> anyhow::Result<()> {

@@ -78,7 +78,7 @@ impl Waker {
         }
     }
 
-    fn clear(&self) {
+    pub fn clear(&self) {
         let mut v: u64 = 0;
         // SAFETY: reading 8 bytes into a live u64 from a non-blocking eventfd.
         unsafe {
@@ -90,7 +90,7 @@ impl Waker {
         }
     }
 
-    fn raw(&self) -> RawFd {
+    pub fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 }

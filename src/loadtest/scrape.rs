@@ -1,0 +1,74 @@
+//! Reads the server's `/metrics` (plain HTTP/1.0 over TCP, no client library) for the figures
+//! the report needs: process CPU seconds and RSS, forwarded packets, shard CPU seconds.
+
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The server figures at one moment.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ServerSample {
+    pub process_cpu_seconds: f64,
+    pub resident_bytes: f64,
+    pub forwarded_packets: f64,
+    pub shard_cpu_seconds: f64,
+    pub media_peer_connections: f64,
+}
+
+/// `http://host:port/metrics` from a `ws://host:port/ws` URL.
+pub fn metrics_url_for(ws_url: &str) -> Option<(String, String)> {
+    let rest = ws_url
+        .strip_prefix("ws://")
+        .or_else(|| ws_url.strip_prefix("http://"))?;
+    let host = rest.split('/').next()?.to_owned();
+    Some((host, "/metrics".to_owned()))
+}
+
+fn sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Scrapes `host` (host:port) once; `None` if it cannot be reached.
+pub async fn scrape(host: &str, path: &str) -> Option<ServerSample> {
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(host).await.ok()?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await
+            .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).await.ok()?;
+        Some(text)
+    };
+    let text = tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .ok()??;
+    Some(ServerSample {
+        process_cpu_seconds: sum(&text, "process_cpu_seconds_total"),
+        resident_bytes: sum(&text, "process_resident_memory_bytes"),
+        forwarded_packets: sum(&text, "chorus_forwarded_packets_total"),
+        shard_cpu_seconds: sum(&text, "chorus_shard_cpu_seconds_total"),
+        media_peer_connections: sum(&text, "chorus_media_peer_connections"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_labelled_series_and_ignores_prefixes() {
+        let text = "chorus_shard_cpu_seconds_total{shard=\"0\"} 1.5\n\
+                    chorus_shard_cpu_seconds_total{shard=\"1\"} 2\n\
+                    chorus_shard_cpu_seconds_total_extra 9\n";
+        assert_eq!(sum(text, "chorus_shard_cpu_seconds_total"), 3.5);
+        assert_eq!(
+            metrics_url_for("ws://127.0.0.1:8080/ws"),
+            Some(("127.0.0.1:8080".into(), "/metrics".into()))
+        );
+    }
+}

@@ -1,0 +1,519 @@
+//! One synthetic participant on the load generator's side: its own UDP socket and a sans-IO
+//! `rtc` PeerConnection (full ICE, DTLS client), the Chorus negotiation rules (ignore a server
+//! offer while our own is outstanding), paced synthetic VP8/Opus publishing with a keyframe on
+//! every PLI, and receive measurement. Driven by a worker thread; it never blocks or sleeps.
+
+use super::measure::{Totals, TrackReceive};
+use crate::client::payload::{self, PayloadCodec};
+use crate::media::rtcp_tap::RtcpTap;
+use crate::media::udp::{self, SendQueue};
+use crate::signal::protocol::{IceCandidate, MediaEvent, TrackSource, TrackSourceInfo};
+use rand::Rng;
+use rtc::interceptor::{Registry, Slot};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_rtcp_reports,
+};
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// What a synthetic participant publishes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PublishSpec {
+    pub audio: bool,
+    pub video: bool,
+    /// Video bitrate in bits per second (one packet per frame, `video_packet_size` bytes).
+    pub video_bitrate: u64,
+    pub video_packet_size: usize,
+}
+
+impl PublishSpec {
+    fn video_packet_rate(&self) -> f64 {
+        (self.video_bitrate as f64 / (self.video_packet_size as f64 * 8.0)).clamp(1.0, 20_000.0)
+    }
+}
+
+const KEYFRAME_INTERVAL: Duration = Duration::from_secs(3);
+const AUDIO_PAYLOAD: usize = 120;
+/// Most packets one track may send in one loop turn when it is behind schedule.
+const MAX_BURST: usize = 16;
+
+struct OutTrack {
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    video: bool,
+    payload_type: Option<u8>,
+    seq: u16,
+    ts: u32,
+    ts_step: u32,
+    counter: u32,
+    tag: u64,
+    interval: Duration,
+    next_send: Instant,
+    keyframe_pending: bool,
+    last_keyframe: Instant,
+    picture_id: u16,
+    size: usize,
+}
+
+/// A synthetic participant.
+pub struct SynthPeer {
+    pub socket: UdpSocket,
+    pub local: SocketAddr,
+    pub pc: RTCPeerConnection,
+    pub queue: SendQueue,
+    signal: UnboundedSender<String>,
+    peer_id: String,
+    out: Vec<OutTrack>,
+    publish: Option<PublishSpec>,
+    pub incoming: HashMap<String, TrackReceive>,
+    pending_candidates: Vec<IceCandidate>,
+    /// Playable tracks of other participants announced to us.
+    announced: std::collections::HashSet<String>,
+    pub next_timeout: Option<Instant>,
+    pub connected: bool,
+    joined_at: Instant,
+    pub first_packet_ms: Option<f64>,
+    pub packets_sent: u64,
+    pub keyframes_sent: u64,
+    pub plis_received: u64,
+    pub failures: Vec<String>,
+}
+
+fn build_pc(
+    local: SocketAddr,
+    now: Instant,
+) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
+    let mut me = MediaEngine::default();
+    let codec = |mime: &str, clock_rate, channels, pt| RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate,
+            channels,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: pt,
+    };
+    me.register_codec(codec(MIME_TYPE_OPUS, 48_000, 2, 111), RtpCodecKind::Audio)?;
+    me.register_codec(codec(MIME_TYPE_VP8, 90_000, 0, 96), RtpCodecKind::Video)?;
+    let registry = Registry::new().with(Slot::from(14_000), RtcpTap::default());
+    let registry = configure_rtcp_reports(configure_nack(registry, &mut me));
+    let settings = SettingEngineBuilder::new()
+        .with_answering_dtls_role(RTCDtlsRole::Client)
+        // Browsers pace connectivity checks at ~50 ms; rtc's 200 ms default would dominate
+        // the measured time to first packet.
+        .with_ice_connection_attempts(Some(Duration::from_millis(50)), None)
+        .with_host_acceptance_min_wait(Some(Duration::ZERO))
+        .build();
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings)
+        .with_media_engine(me)
+        .with_interceptor_registry(registry)
+        .build(now)?;
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: local.ip().to_string(),
+            port: local.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()?;
+    pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+    Ok(pc)
+}
+
+impl SynthPeer {
+    /// A participant bound to a fresh UDP socket on `bind`.
+    pub fn new(
+        bind: std::net::IpAddr,
+        peer_id: String,
+        publish: Option<PublishSpec>,
+        signal: UnboundedSender<String>,
+        joined_at: Instant,
+    ) -> Result<Self, String> {
+        let socket = udp::bind(SocketAddr::new(bind, 0)).map_err(|e| e.to_string())?;
+        let local = socket.local_addr().map_err(|e| e.to_string())?;
+        let now = Instant::now();
+        let pc = build_pc(local, now).map_err(|e| e.to_string())?;
+        let mut peer = Self {
+            socket,
+            local,
+            pc,
+            queue: SendQueue::default(),
+            signal,
+            peer_id,
+            out: Vec::new(),
+            publish,
+            incoming: HashMap::new(),
+            pending_candidates: Vec::new(),
+            announced: Default::default(),
+            next_timeout: Some(now),
+            connected: false,
+            joined_at,
+            first_packet_ms: None,
+            packets_sent: 0,
+            keyframes_sent: 0,
+            plis_received: 0,
+            failures: Vec::new(),
+        };
+        if let Some(spec) = publish {
+            peer.start_publishing(spec, now)?;
+        }
+        Ok(peer)
+    }
+
+    fn send_json(&self, value: serde_json::Value) {
+        let _ = self.signal.send(value.to_string());
+    }
+
+    fn add_out_track(
+        &mut self,
+        video: bool,
+        spec: &PublishSpec,
+        now: Instant,
+    ) -> Result<(), String> {
+        let mut rng = rand::rng();
+        let ssrc: u32 = rng.random();
+        let (kind, mime, clock) = if video {
+            (RtpCodecKind::Video, MIME_TYPE_VP8, 90_000)
+        } else {
+            (RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000)
+        };
+        let track = MediaStreamTrack::new(
+            format!("synthetic-{}", self.peer_id),
+            format!("{}-{}", if video { "video" } else { "audio" }, ssrc),
+            "synthetic".into(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: RTCRtpCodec {
+                    mime_type: mime.into(),
+                    clock_rate: clock,
+                    channels: if video { 0 } else { 2 },
+                    sdp_fmtp_line: String::new(),
+                    rtcp_feedback: vec![],
+                },
+                ..Default::default()
+            }],
+        );
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![],
+            send_encodings: vec![],
+        };
+        let tid = self
+            .pc
+            .add_transceiver_from_track(track, Some(init))
+            .map_err(|e| e.to_string())?;
+        let sender = self
+            .pc
+            .rtp_transceiver(tid)
+            .and_then(|t| t.sender())
+            .ok_or("transceiver without sender")?;
+        let rate = if video {
+            spec.video_packet_rate()
+        } else {
+            50.0
+        };
+        self.out.push(OutTrack {
+            sender,
+            ssrc,
+            video,
+            payload_type: None,
+            seq: rng.random(),
+            ts: rng.random(),
+            ts_step: (clock as f64 / rate) as u32,
+            counter: 0,
+            tag: rng.random(),
+            interval: Duration::from_secs_f64(1.0 / rate),
+            next_send: now,
+            keyframe_pending: true,
+            last_keyframe: now,
+            picture_id: 0,
+            size: if video {
+                spec.video_packet_size
+            } else {
+                AUDIO_PAYLOAD
+            },
+        });
+        Ok(())
+    }
+
+    fn start_publishing(&mut self, spec: PublishSpec, now: Instant) -> Result<(), String> {
+        if spec.audio {
+            self.add_out_track(false, &spec, now)?;
+        }
+        if spec.video {
+            self.add_out_track(true, &spec, now)?;
+        }
+        let offer = self.pc.create_offer(None).map_err(|e| e.to_string())?;
+        self.pc
+            .set_local_description(now, offer)
+            .map_err(|e| e.to_string())?;
+        let mut tracks = Vec::new();
+        let ids: Vec<_> = self.pc.get_transceivers().collect();
+        for id in ids {
+            if let Some(t) = self.pc.rtp_transceiver(id) {
+                if let (Some(mid), Some(sender)) = (t.mid().clone(), t.sender()) {
+                    let video = self.out.iter().any(|o| o.sender == sender && o.video);
+                    tracks.push(TrackSourceInfo {
+                        mid,
+                        source: if video {
+                            TrackSource::Camera
+                        } else {
+                            TrackSource::Microphone
+                        },
+                        muted: false,
+                    });
+                }
+            }
+        }
+        let sdp = self
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .unwrap_or_default();
+        self.send_json(serde_json::json!({"type": "offer", "sdp": sdp, "tracks": tracks}));
+        Ok(())
+    }
+
+    /// A media event from the server.
+    pub fn on_event(&mut self, event: MediaEvent, now: Instant) {
+        let result = match event {
+            MediaEvent::Offer { sdp, .. } => self.on_offer(sdp, now),
+            MediaEvent::Answer { sdp } => RTCSessionDescription::answer(sdp)
+                .and_then(|a| self.pc.set_remote_description(now, a))
+                .map_err(|e| e.to_string())
+                .map(|_| self.flush_candidates()),
+            MediaEvent::Candidate { candidate } => {
+                self.pending_candidates.push(candidate);
+                self.flush_candidates();
+                Ok(())
+            }
+            MediaEvent::TrackPublished(info) => {
+                if info.peer_id != self.peer_id && info.playable {
+                    self.announced.insert(info.track_id);
+                }
+                Ok(())
+            }
+            MediaEvent::TrackUnpublished { track_id, .. } => {
+                self.announced.remove(&track_id);
+                Ok(())
+            }
+            MediaEvent::Error { code, .. } => Err(code),
+            MediaEvent::Muted { .. } => Ok(()),
+        };
+        if let Err(e) = result {
+            self.failures.push(e);
+        }
+    }
+
+    fn on_offer(&mut self, sdp: String, now: Instant) -> Result<(), String> {
+        if self.pc.pending_local_description().is_some() {
+            return Ok(()); // glare: the server is polite and re-offers
+        }
+        let offer = RTCSessionDescription::offer(sdp).map_err(|e| e.to_string())?;
+        self.pc
+            .set_remote_description(now, offer)
+            .map_err(|e| e.to_string())?;
+        let answer = self.pc.create_answer(None).map_err(|e| e.to_string())?;
+        self.pc
+            .set_local_description(now, answer)
+            .map_err(|e| e.to_string())?;
+        let sdp = self
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .unwrap_or_default();
+        self.send_json(serde_json::json!({"type": "answer", "sdp": sdp}));
+        self.flush_candidates();
+        Ok(())
+    }
+
+    fn flush_candidates(&mut self) {
+        if self.pc.remote_description().is_none() {
+            return;
+        }
+        for c in std::mem::take(&mut self.pending_candidates) {
+            let _ = self.pc.add_remote_candidate(RTCIceCandidateInit {
+                candidate: c.candidate,
+                sdp_mid: c.sdp_mid,
+                sdp_mline_index: c.sdp_m_line_index,
+                username_fragment: c.username_fragment,
+                url: None,
+            });
+        }
+    }
+
+    /// Received media and feedback.
+    pub fn on_message(&mut self, message: rtc::peer_connection::message::RTCMessage, now: Instant) {
+        use rtc::peer_connection::message::RTCMessage;
+        match message {
+            RTCMessage::RtpPacket(track_id, packet) => {
+                let arrival = payload::unix_micros();
+                let probe = payload::parse(&packet.payload, true)
+                    .or_else(|| payload::parse(&packet.payload, false));
+                let Some(probe) = probe else {
+                    return;
+                };
+                if self.first_packet_ms.is_none() {
+                    self.first_packet_ms =
+                        Some(now.saturating_duration_since(self.joined_at).as_secs_f64() * 1000.0);
+                }
+                let video = packet.payload.len() > AUDIO_PAYLOAD + 8;
+                self.incoming
+                    .entry(track_id)
+                    .or_insert_with(|| TrackReceive::new(video))
+                    .record(
+                        probe.counter,
+                        probe.sent_unix_us,
+                        packet.header.timestamp,
+                        arrival,
+                        packet.payload.len(),
+                    );
+            }
+            RTCMessage::RtcpPacket(_, packets) => {
+                for p in &packets {
+                    let any = p.as_any();
+                    let ssrc = if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                        Some(pli.media_ssrc)
+                    } else {
+                        any.downcast_ref::<FullIntraRequest>()
+                            .and_then(|f| f.fir.first().map(|e| e.ssrc))
+                    };
+                    if let Some(ssrc) = ssrc {
+                        self.plis_received += 1;
+                        for t in self.out.iter_mut().filter(|t| t.ssrc == ssrc) {
+                            t.keyframe_pending = true;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends the packets that are due; returns when the next one is.
+    pub fn pace(&mut self, now: Instant) -> Option<Instant> {
+        if !self.connected {
+            return None;
+        }
+        let unix_now = payload::unix_micros();
+        let mut next: Option<Instant> = None;
+        for i in 0..self.out.len() {
+            if self.out[i].payload_type.is_none() {
+                let sender = self.out[i].sender;
+                let pt = self.pc.rtp_sender(sender).and_then(|mut s| {
+                    s.get_parameters()
+                        .rtp_parameters
+                        .codecs
+                        .first()
+                        .map(|c| c.payload_type)
+                });
+                self.out[i].payload_type = pt;
+            }
+            let mut burst = 0;
+            while self.out[i].next_send <= now && burst < MAX_BURST {
+                burst += 1;
+                self.send_one(i, now, unix_now);
+            }
+            if self.out[i].next_send < now {
+                self.out[i].next_send = now; // too far behind: skip rather than flood
+            }
+            let due = self.out[i].next_send;
+            next = Some(next.map_or(due, |n: Instant| n.min(due)));
+        }
+        next
+    }
+
+    fn send_one(&mut self, i: usize, now: Instant, unix_now: u64) {
+        let t = &mut self.out[i];
+        t.next_send += t.interval;
+        let Some(pt) = t.payload_type else {
+            return;
+        };
+        let codec = if t.video {
+            let keyframe = t.keyframe_pending
+                || now.saturating_duration_since(t.last_keyframe) >= KEYFRAME_INTERVAL;
+            if keyframe {
+                t.keyframe_pending = false;
+                t.last_keyframe = now;
+                self.keyframes_sent += 1;
+            }
+            t.picture_id = t.picture_id.wrapping_add(1) & 0x7FFF;
+            PayloadCodec::Vp8 {
+                picture_id: t.picture_id,
+                keyframe,
+            }
+        } else {
+            PayloadCodec::Opus
+        };
+        let body = payload::build(codec, t.tag, t.counter, unix_now, t.size);
+        let mut packet = rtc::rtp::Packet::default();
+        packet.header.version = 2;
+        packet.header.marker = true;
+        packet.header.payload_type = pt;
+        packet.header.sequence_number = t.seq;
+        packet.header.timestamp = t.ts;
+        packet.header.ssrc = t.ssrc;
+        packet.payload = body;
+        t.seq = t.seq.wrapping_add(1);
+        t.ts = t.ts.wrapping_add(t.ts_step);
+        t.counter = t.counter.wrapping_add(1);
+        let sender = t.sender;
+        if let Some(mut s) = self.pc.rtp_sender(sender) {
+            if s.write_rtp(now, packet).is_ok() {
+                self.packets_sent += 1;
+            }
+        }
+    }
+
+    /// This participant's contribution to the run totals.
+    pub fn totals(&self) -> Totals {
+        let receiving = self.incoming.values().filter(|t| t.packets > 0).count() as u64;
+        Totals {
+            peers_joined: 1,
+            peers_connected: self.connected as u64,
+            tracks_expected: self.announced.len() as u64,
+            tracks_receiving: receiving,
+            packets_sent: self.packets_sent,
+            packets_received: self.incoming.values().map(|t| t.packets).sum(),
+            bytes_received: self.incoming.values().map(|t| t.bytes).sum(),
+            packets_expected: self.incoming.values().map(|t| t.expected()).sum(),
+            packets_unique: self.incoming.values().map(|t| t.unique()).sum(),
+            keyframes_sent: self.keyframes_sent,
+            plis_received: self.plis_received,
+        }
+    }
+
+    pub fn is_publisher(&self) -> bool {
+        self.publish.is_some()
+    }
+}

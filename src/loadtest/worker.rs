@@ -1,0 +1,286 @@
+//! A load-generator worker: one thread driving many synthetic participants, each with its own
+//! UDP socket, in one poll(2) loop — batched receive, sans-IO PeerConnections, paced sends.
+//! Signaling tasks talk to it over a channel (plus an eventfd wake-up); it answers snapshots
+//! for the progress line and the report. It must never block on anything but poll.
+
+use super::measure::{Histogram, Totals};
+use super::synthetic::{PublishSpec, SynthPeer};
+use crate::media::shard::Waker;
+use crate::media::udp::{self, RecvBatch};
+use crate::signal::protocol::MediaEvent;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
+
+/// What signaling asks of a worker.
+pub enum WorkerCommand {
+    Add {
+        index: usize,
+        peer_id: String,
+        publish: Option<PublishSpec>,
+        signal: UnboundedSender<String>,
+        joined_at: Instant,
+    },
+    Event {
+        index: usize,
+        event: MediaEvent,
+    },
+    Remove {
+        index: usize,
+    },
+    Snapshot(oneshot::Sender<WorkerSnapshot>),
+}
+
+/// The measurements of one worker at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSnapshot {
+    pub totals: Totals,
+    pub latency: Histogram,
+    pub first_packet_ms: Vec<f64>,
+    pub jitter_ms: Vec<f64>,
+    pub failures: HashMap<String, u64>,
+    pub cpu_seconds: f64,
+}
+
+/// Handle to a running worker thread.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    commands: mpsc::Sender<WorkerCommand>,
+    waker: Arc<Waker>,
+}
+
+impl WorkerHandle {
+    pub fn send(&self, command: WorkerCommand) {
+        if self.commands.send(command).is_ok() {
+            self.waker.wake();
+        }
+    }
+
+    pub async fn snapshot(&self) -> WorkerSnapshot {
+        let (tx, rx) = oneshot::channel();
+        self.send(WorkerCommand::Snapshot(tx));
+        rx.await.unwrap_or_default()
+    }
+}
+
+/// Starts a worker thread (pinned to `core` if given). It stops when every handle is gone.
+pub fn spawn(bind: IpAddr, core: Option<usize>) -> std::io::Result<WorkerHandle> {
+    let (tx, rx) = mpsc::channel();
+    let waker = Arc::new(Waker::new()?);
+    let worker = Worker {
+        bind,
+        commands: rx,
+        waker: waker.clone(),
+        peers: HashMap::new(),
+        recv: RecvBatch::new(),
+    };
+    std::thread::Builder::new()
+        .name("chorus-loadgen".into())
+        .spawn(move || {
+            if let Some(core) = core {
+                crate::media::pin_to_core(core);
+            }
+            worker.run()
+        })?;
+    Ok(WorkerHandle {
+        commands: tx,
+        waker,
+    })
+}
+
+struct Worker {
+    bind: IpAddr,
+    commands: Receiver<WorkerCommand>,
+    waker: Arc<Waker>,
+    peers: HashMap<usize, SynthPeer>,
+    recv: RecvBatch,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut next_pace: HashMap<usize, Instant> = HashMap::new();
+        loop {
+            let now = Instant::now();
+            let deadline = self
+                .peers
+                .values()
+                .filter_map(|p| p.next_timeout)
+                .chain(next_pace.values().copied())
+                .min();
+            let timeout = deadline
+                .map(|d| d.saturating_duration_since(now))
+                .unwrap_or(Duration::from_millis(100))
+                .min(Duration::from_millis(100));
+            let ready = self.wait(timeout);
+            if !self.drain_commands() {
+                return;
+            }
+            let now = Instant::now();
+            for index in ready {
+                self.read(index, now);
+            }
+            next_pace.clear();
+            for (index, peer) in self.peers.iter_mut() {
+                if peer.next_timeout.is_some_and(|t| t <= now) {
+                    let _ = peer.pc.handle_timeout(now);
+                }
+                drain(peer, now);
+                if let Some(next) = peer.pace(now) {
+                    next_pace.insert(*index, next);
+                }
+                while let Some(msg) = peer.pc.poll_write() {
+                    peer.queue.push(msg.transport.peer_addr, msg.message);
+                }
+                if !peer.queue.is_empty() {
+                    peer.queue.flush(&peer.socket);
+                }
+                peer.next_timeout = peer.pc.poll_timeout();
+            }
+        }
+    }
+
+    /// poll(2) over every peer socket and the waker; returns the readable peers.
+    fn wait(&self, timeout: Duration) -> Vec<usize> {
+        let mut index = Vec::with_capacity(self.peers.len());
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.peers.len() + 1);
+        for (i, p) in &self.peers {
+            index.push(*i);
+            fds.push(libc::pollfd {
+                fd: p.socket.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        fds.push(libc::pollfd {
+            fd: self.waker.raw(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        let ms = timeout.as_micros().div_ceil(1000) as libc::c_int;
+        // SAFETY: fds is a live array of pollfd of the stated length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n <= 0 {
+            return Vec::new();
+        }
+        if fds[index.len()].revents != 0 {
+            self.waker.clear();
+        }
+        index
+            .into_iter()
+            .zip(&fds)
+            .filter(|(_, f)| f.revents & libc::POLLIN != 0)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn drain_commands(&mut self) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(WorkerCommand::Add {
+                    index,
+                    peer_id,
+                    publish,
+                    signal,
+                    joined_at,
+                }) => match SynthPeer::new(self.bind, peer_id, publish, signal, joined_at) {
+                    Ok(peer) => {
+                        self.peers.insert(index, peer);
+                    }
+                    Err(e) => tracing::warn!(index, error = %e, "synthetic peer failed to start"),
+                },
+                Ok(WorkerCommand::Event { index, event }) => {
+                    if let Some(peer) = self.peers.get_mut(&index) {
+                        peer.on_event(event, Instant::now());
+                    }
+                }
+                Ok(WorkerCommand::Remove { index }) => {
+                    if let Some(mut peer) = self.peers.remove(&index) {
+                        let _ = peer.pc.close();
+                        while let Some(msg) = peer.pc.poll_write() {
+                            peer.queue.push(msg.transport.peer_addr, msg.message);
+                        }
+                        peer.queue.flush(&peer.socket);
+                    }
+                }
+                Ok(WorkerCommand::Snapshot(reply)) => {
+                    let _ = reply.send(self.snapshot());
+                }
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn read(&mut self, index: usize, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&index) else {
+            return;
+        };
+        for _ in 0..16 {
+            let Ok(n) = self.recv.recv(&peer.socket) else {
+                return;
+            };
+            for i in 0..n {
+                let Some((data, from)) = self.recv.get(i) else {
+                    continue;
+                };
+                let _ = peer.pc.handle_read(TaggedBytesMut {
+                    now,
+                    transport: TransportContext {
+                        local_addr: peer.local,
+                        peer_addr: from,
+                        ecn: None,
+                        transport_protocol: TransportProtocol::UDP,
+                    },
+                    message: bytes::BytesMut::from(data),
+                });
+            }
+            drain(peer, now);
+            if n < udp::BATCH {
+                return;
+            }
+        }
+    }
+
+    fn snapshot(&self) -> WorkerSnapshot {
+        let mut snap = WorkerSnapshot {
+            cpu_seconds: crate::media::stats::thread_cpu_nanos() as f64 / 1e9,
+            ..Default::default()
+        };
+        for peer in self.peers.values() {
+            snap.totals.add(&peer.totals());
+            for track in peer.incoming.values() {
+                snap.latency.merge(&track.latency);
+                snap.jitter_ms.push(track.jitter_ms());
+            }
+            snap.first_packet_ms.extend(peer.first_packet_ms);
+            for f in &peer.failures {
+                *snap.failures.entry(f.clone()).or_default() += 1;
+            }
+        }
+        snap
+    }
+}
+
+/// Events and received media of one peer.
+fn drain(peer: &mut SynthPeer, now: Instant) {
+    use rtc::peer_connection::event::RTCPeerConnectionEvent;
+    use rtc::peer_connection::state::RTCPeerConnectionState;
+    while let Some(event) = peer.pc.poll_event() {
+        if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
+            peer.connected = state == RTCPeerConnectionState::Connected;
+            if state == RTCPeerConnectionState::Failed {
+                peer.failures.push("ice-failed".into());
+            }
+        }
+    }
+    while let Some(msg) = peer.pc.poll_read() {
+        peer.on_message(msg.message, now);
+    }
+}
