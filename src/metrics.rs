@@ -1,7 +1,11 @@
 //! Prometheus metrics: one [`Metrics`] value owns a private [`Registry`] and every collector,
 //! and is passed explicitly to whoever records (no global registry). Adding a metric means one
 //! field and one line in [`Metrics::new`]; other modules (e.g. media) may also register their own
-//! collectors through [`Metrics::registry`]. It must not decide policy; it only counts.
+//! collectors through [`Metrics::registry`]. Label values that are known in advance (message
+//! types, error codes, close codes, member kinds) are created at start, so every series exists
+//! from the first scrape and `rate()` starts from zero. It must not decide policy; it only counts.
+
+pub mod histogram;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -48,7 +52,16 @@ pub struct Metrics {
     pub closes: IntCounterVec,
     /// Time from a join request to the welcome message, seconds.
     pub join_latency: Histogram,
+    /// 1 while the server drains (refuses joins, waits for rooms to empty), else 0.
+    pub draining: IntGauge,
+    /// Admin API actions carried out, by action.
+    pub admin_actions: IntCounterVec,
 }
+
+/// Close codes the server sends (pre-created label values of `chorus_ws_server_closes_total`).
+const CLOSE_CODES: &[&str] = &["1000", "1001", "1002", "1008", "1009"];
+/// Admin API actions (label values of `chorus_admin_actions_total`).
+pub const ADMIN_ACTIONS: &[&str] = &["kick", "close_room", "mute"];
 
 impl Metrics {
     /// Creates the registry and registers every collector, including the process collector.
@@ -100,7 +113,47 @@ impl Metrics {
         registry.register(Box::new(chat_messages.clone()))?;
         registry.register(Box::new(closes.clone()))?;
         registry.register(Box::new(join_latency.clone()))?;
+        let draining = IntGauge::new(
+            "chorus_draining",
+            "1 while the server drains: joins refused, waiting for rooms to empty",
+        )?;
+        let admin_actions = IntCounterVec::new(
+            Opts::new(
+                "chorus_admin_actions_total",
+                "Admin API actions carried out, by action",
+            ),
+            &["action"],
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "chorus_build_info",
+                "Always 1; the version of the running server",
+            ),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        registry.register(Box::new(draining.clone()))?;
+        registry.register(Box::new(admin_actions.clone()))?;
+        registry.register(Box::new(build_info))?;
         register_process_collector(&registry)?;
+        for kind in COUNTED_TYPES.iter().chain(&["other"]) {
+            messages_received.with_label_values(&[kind]);
+        }
+        for code in crate::signal::protocol::ErrorCode::ALL {
+            errors.with_label_values(&[code.as_str()]);
+        }
+        errors.with_label_values(&["room-full"]);
+        for code in CLOSE_CODES {
+            closes.with_label_values(&[code]);
+        }
+        for kind in ["sfu", "mesh"] {
+            participants.with_label_values(&[kind]);
+        }
+        for action in ADMIN_ACTIONS {
+            admin_actions.with_label_values(&[action]);
+        }
         Ok(Self {
             registry,
             ws_connections,
@@ -111,6 +164,8 @@ impl Metrics {
             chat_messages,
             closes,
             join_latency,
+            draining,
+            admin_actions,
         })
     }
 

@@ -43,7 +43,8 @@ fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str, pt: u8) -> RTCR
 
 /// A media engine with Chorus' codecs and extensions, and the interceptor chain to go with it:
 /// NACK generator + responder (RTX when negotiated), sender and receiver reports, TWCC feedback
-/// toward publishers, and the tap that hands keyframe requests and reports to the shard.
+/// toward publishers, the tap that hands keyframe requests and reports to the shard, and the
+/// wire-side counter of NACKs sent and retransmissions.
 pub fn build_media_engine() -> Result<(MediaEngine, Registry), RtcError> {
     let mut me = MediaEngine::default();
     me.register_codec(
@@ -98,7 +99,12 @@ pub fn build_media_engine() -> Result<(MediaEngine, Registry), RtcError> {
         },
         RtpCodecKind::Video,
     );
-    let registry = Registry::new().with(Slot::from(14_000), RtcpTap::default());
+    let registry = Registry::new()
+        .with(Slot::from(14_000), RtcpTap::default())
+        .with(
+            Slot::from(super::stats::wire::WIRE_COUNTER_SLOT),
+            super::stats::wire::WireCounter::default(),
+        );
     let registry = configure_nack(registry, &mut me);
     let registry = configure_rtcp_reports(registry);
     let registry = registry.with(

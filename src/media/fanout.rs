@@ -1,17 +1,24 @@
 //! The per-packet path of a room: a publisher's RTP fanned out to every active subscriber leg
 //! (rewritten per leg, duplicates and muted tracks dropped), and the RTCP that flows back —
-//! subscribers' keyframe requests relayed to publishers at most once per throttle window. Runs
-//! on the shard thread; it must not allocate per subscriber beyond the packet copy.
+//! subscribers' keyframe requests relayed to publishers at most once per throttle window, and
+//! their receiver reports recorded as loss, jitter and RTT. Runs on the shard thread; it must
+//! not allocate per subscriber beyond the packet copy.
 
 use super::forward::{abs_send_time, rewrite_packet};
+use super::peer::Peer;
 use super::peer::{PeerKey, TrackKey};
+use super::routing::PublishedTrack;
 use super::shard::Shard;
-use super::stats::DropReason;
+use super::stats::{ntp_now, DropReason, ReportSample, ShardCounters};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use std::collections::HashMap;
 use std::time::Instant;
 
 impl Shard {
@@ -108,6 +115,10 @@ impl Shard {
                 }
             } else if any.downcast_ref::<TransportLayerNack>().is_some() {
                 self.counters.nacks_in += 1;
+            } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                record_reports(&rr.reports, peer, &self.tracks, &mut self.counters);
+            } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+                record_reports(&sr.reports, peer, &self.tracks, &mut self.counters);
             }
         }
         for track in wanted {
@@ -157,5 +168,28 @@ impl Shard {
         for track in due {
             self.send_pli(track, now);
         }
+    }
+}
+
+/// Records the reception report blocks about tracks this server sends to `peer` (blocks about
+/// other SSRCs, e.g. RTX, are skipped). Allocation-free; reads the wall clock at most once.
+fn record_reports(
+    blocks: &[ReceptionReport],
+    peer: &Peer,
+    tracks: &HashMap<TrackKey, PublishedTrack>,
+    counters: &mut ShardCounters,
+) {
+    let mut now_ntp = None;
+    for block in blocks {
+        let Some(track) = peer
+            .ssrc_to_track
+            .get(&block.ssrc)
+            .and_then(|key| tracks.get(key))
+        else {
+            continue;
+        };
+        let now_ntp = *now_ntp.get_or_insert_with(ntp_now);
+        let sample = ReportSample::from_block(block, track.codec.clock_rate, now_ntp);
+        counters.record_report(track.kind == RtpCodecKind::Video, sample);
     }
 }

@@ -176,13 +176,16 @@ impl Shard {
     /// Runs until shutdown.
     pub fn run(mut self) {
         let mut last_publish = Instant::now();
+        self.metrics.touch_shard(self.index);
         loop {
-            let timeout = self
-                .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
+            let deadline = self.next_deadline();
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let timeout = timeout.unwrap_or(MAX_IDLE).min(MAX_IDLE);
             let readable = self.wait(timeout);
             let started = Instant::now();
+            if let Some(due) = deadline.filter(|d| *d <= started) {
+                self.counters.record_lag(started - due);
+            }
             if !self.drain_commands(started) {
                 break;
             }

@@ -1,7 +1,40 @@
 //! Media-plane counters: plain integers bumped on the shard's hot path, published to
-//! Prometheus about once a second. The hot path never touches an atomic or a lock for them.
+//! Prometheus about once a second. The hot path never touches an atomic or a lock for them:
+//! counters and histograms ([`LocalHistogram`]) live in [`ShardCounters`], and what the
+//! interceptor chain sees (NACKs sent, retransmissions) is counted in thread-local cells by
+//! [`wire::WireCounter`] and collected at publish time on the same shard thread.
+//!
+//! Receiver-report figures ([`ReportSample`]) come from subscribers' RTCP: the fraction lost,
+//! the interarrival jitter (in the track's clock rate, turned into seconds) and the round-trip
+//! time from LSR/DLSR against our own sender reports' NTP clock.
 
+pub mod wire;
+
+use crate::metrics::histogram::{HistogramFamily, LocalHistogram};
 use prometheus::{CounterVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use rtc::rtcp::reception_report::ReceptionReport;
+use std::time::Duration;
+
+/// Round-trip time buckets, seconds.
+pub const RTT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0,
+];
+/// Fraction-lost buckets (0–1); `le="0"` counts loss-free reports.
+pub const LOSS_BUCKETS: &[f64] = &[0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0];
+/// Interarrival jitter buckets, seconds.
+pub const JITTER_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5];
+/// Shard loop lag buckets, seconds.
+pub const LAG_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+/// Round trips longer than this are taken for garbage (a bogus LSR, a clock step).
+const MAX_PLAUSIBLE_RTT: Duration = Duration::from_secs(30);
+/// Media kinds, as the `kind` label of the report histograms (index = [`kind_index`]).
+const KINDS: [&str; 2] = ["audio", "video"];
+
+fn kind_index(video: bool) -> usize {
+    usize::from(video)
+}
 
 /// Why a datagram or packet was not forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,12 +93,80 @@ pub struct ShardCounters {
     pub keyframe_requests_in: u64,
     pub keyframe_requests_out: u64,
     pub busy_nanos: u64,
+    /// Receiver-report figures by kind (index 0 audio, 1 video).
+    pub rtt: [LocalHistogram; 2],
+    pub loss: [LocalHistogram; 2],
+    pub jitter: [LocalHistogram; 2],
+    /// How late the shard woke for a due timer.
+    pub loop_lag: LocalHistogram,
 }
 
 impl ShardCounters {
     pub fn drop(&mut self, reason: DropReason) {
         self.dropped[reason as usize] += 1;
     }
+
+    /// Records one receiver-report block about a track we send.
+    pub fn record_report(&mut self, video: bool, sample: ReportSample) {
+        let k = kind_index(video);
+        self.loss[k].observe(LOSS_BUCKETS, sample.loss);
+        if let Some(jitter) = sample.jitter_seconds {
+            self.jitter[k].observe(JITTER_BUCKETS, jitter);
+        }
+        if let Some(rtt) = sample.rtt {
+            self.rtt[k].observe(RTT_BUCKETS, rtt.as_secs_f64());
+        }
+    }
+
+    /// Records how late the loop served a timer that was due at `deadline`.
+    pub fn record_lag(&mut self, lag: Duration) {
+        self.loop_lag.observe(LAG_BUCKETS, lag.as_secs_f64());
+    }
+}
+
+/// What one RTCP reception report block says about a stream we send.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReportSample {
+    /// Fraction of packets lost since the previous report, 0–1.
+    pub loss: f64,
+    /// Interarrival jitter in seconds (`None` without a known clock rate).
+    pub jitter_seconds: Option<f64>,
+    /// Round-trip time, when the block refers to one of our sender reports.
+    pub rtt: Option<Duration>,
+}
+
+impl ReportSample {
+    /// Reads `block`: `clock_rate` is the stream's RTP clock (Hz), `now_ntp` the 64-bit NTP
+    /// time the block arrived at, on the clock our sender reports use (wall clock).
+    pub fn from_block(block: &ReceptionReport, clock_rate: u32, now_ntp: u64) -> Self {
+        let jitter_seconds =
+            (clock_rate > 0).then(|| f64::from(block.jitter) / f64::from(clock_rate));
+        Self {
+            loss: f64::from(block.fraction_lost) / 256.0,
+            jitter_seconds,
+            rtt: round_trip(now_ntp, block.last_sender_report, block.delay),
+        }
+    }
+}
+
+/// RFC 3550 §6.4.1: RTT = A − LSR − DLSR, all in the middle 32 bits of NTP time (1/65536 s).
+/// `None` when the receiver has seen no sender report yet (LSR 0) or the result is implausible.
+pub fn round_trip(now_ntp: u64, lsr: u32, dlsr: u32) -> Option<Duration> {
+    if lsr == 0 {
+        return None;
+    }
+    let arrival = (now_ntp >> 16) as u32;
+    let units = arrival.wrapping_sub(lsr).wrapping_sub(dlsr);
+    let rtt = Duration::from_secs_f64(f64::from(units) / 65536.0);
+    (rtt <= MAX_PLAUSIBLE_RTT).then_some(rtt)
+}
+
+/// The current wall-clock time as a 64-bit NTP timestamp (the clock of our sender reports).
+pub fn ntp_now() -> u64 {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rtc::shared::time::SystemInstant::unix2ntp(unix)
 }
 
 /// Gauges a shard reports as absolute values (it adds the difference to the shared gauge).
@@ -108,6 +209,13 @@ pub struct MediaMetrics {
     media_rooms: IntGauge,
     shard_busy: CounterVec,
     shard_cpu: CounterVec,
+    nacks_out: IntCounter,
+    retransmitted_packets: IntCounter,
+    retransmitted_bytes: IntCounter,
+    rtt: HistogramFamily,
+    loss: HistogramFamily,
+    jitter: HistogramFamily,
+    loop_lag: HistogramFamily,
 }
 
 impl MediaMetrics {
@@ -182,7 +290,62 @@ impl MediaMetrics {
                 ),
                 &["shard"],
             )?,
+            nacks_out: IntCounter::new(
+                "chorus_nack_sent_total",
+                "RTCP NACK packets sent to publishers for lost packets",
+            )?,
+            retransmitted_packets: IntCounter::new(
+                "chorus_rtp_retransmitted_packets_total",
+                "RTP packets resent to subscribers in answer to their NACKs",
+            )?,
+            retransmitted_bytes: IntCounter::new(
+                "chorus_rtp_retransmitted_bytes_total",
+                "RTP payload bytes resent to subscribers in answer to their NACKs",
+            )?,
+            rtt: HistogramFamily::new(
+                "chorus_rtcp_rtt_seconds",
+                "Round-trip time to subscribers, from their RTCP receiver reports (LSR/DLSR)",
+                &["kind"],
+                RTT_BUCKETS,
+            )?,
+            loss: HistogramFamily::new(
+                "chorus_rtcp_loss_ratio",
+                "Fraction of packets lost on the way to subscribers, per RTCP receiver report",
+                &["kind"],
+                LOSS_BUCKETS,
+            )?,
+            jitter: HistogramFamily::new(
+                "chorus_rtcp_jitter_seconds",
+                "Interarrival jitter seen by subscribers, per RTCP receiver report",
+                &["kind"],
+                JITTER_BUCKETS,
+            )?,
+            loop_lag: HistogramFamily::new(
+                "chorus_shard_loop_lag_seconds",
+                "How late a media shard woke for a due timer",
+                &["shard"],
+                LAG_BUCKETS,
+            )?,
         };
+        registry.register(Box::new(m.nacks_out.clone()))?;
+        registry.register(Box::new(m.retransmitted_packets.clone()))?;
+        registry.register(Box::new(m.retransmitted_bytes.clone()))?;
+        registry.register(Box::new(m.rtt.clone()))?;
+        registry.register(Box::new(m.loss.clone()))?;
+        registry.register(Box::new(m.jitter.clone()))?;
+        registry.register(Box::new(m.loop_lag.clone()))?;
+        for kind in KINDS {
+            m.rtt.touch(&[kind]);
+            m.loss.touch(&[kind]);
+            m.jitter.touch(&[kind]);
+        }
+        for direction in ["in", "out"] {
+            m.keyframe_requests.with_label_values(&[direction]);
+            m.datagrams.with_label_values(&[direction]);
+        }
+        for kind in KINDS {
+            m.published_tracks.with_label_values(&[kind]);
+        }
         registry.register(Box::new(m.shard_cpu.clone()))?;
         registry.register(Box::new(m.datagrams.clone()))?;
         registry.register(Box::new(m.rtp_packets_in.clone()))?;
@@ -203,7 +366,16 @@ impl MediaMetrics {
         Ok(m)
     }
 
-    /// Adds a shard's counters and level changes; resets the counters.
+    /// Makes the per-shard series exist before the shard's first publish.
+    pub fn touch_shard(&self, shard: usize) {
+        let label = shard.to_string();
+        self.shard_busy.with_label_values(&[&label]);
+        self.shard_cpu.with_label_values(&[&label]);
+        self.loop_lag.touch(&[&label]);
+    }
+
+    /// Adds a shard's counters and level changes; resets the counters. Runs on the shard's
+    /// thread (it also collects that thread's [`wire`] counts).
     pub fn publish(
         &self,
         shard: usize,
@@ -234,6 +406,25 @@ impl MediaMetrics {
         self.keyframe_requests
             .with_label_values(&["out"])
             .inc_by(c.keyframe_requests_out);
+        let wire = wire::take();
+        self.nacks_out.inc_by(wire.nacks_out);
+        self.retransmitted_packets
+            .inc_by(wire.retransmitted_packets);
+        self.retransmitted_bytes.inc_by(wire.retransmitted_bytes);
+        for (k, kind) in KINDS.iter().enumerate() {
+            for (family, local) in [
+                (&self.rtt, &c.rtt[k]),
+                (&self.loss, &c.loss[k]),
+                (&self.jitter, &c.jitter[k]),
+            ] {
+                if local.count() > 0 {
+                    family.merge(&[kind], local);
+                }
+            }
+        }
+        if c.loop_lag.count() > 0 {
+            self.loop_lag.merge(&[&shard.to_string()], &c.loop_lag);
+        }
         self.shard_busy
             .with_label_values(&[&shard.to_string()])
             .inc_by(c.busy_nanos as f64 / 1e9);
@@ -258,5 +449,44 @@ impl MediaMetrics {
             cpu_nanos: last.cpu_nanos,
             ..levels
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_from_lsr_and_dlsr() {
+        // Our SR left at NTP middle-32 0x0001_0000 (1 s); the receiver held it 0.5 s (DLSR
+        // 0x8000); its report arrives at 1.75 s: 250 ms round trip.
+        let now_ntp = 0x0001_C000u64 << 16;
+        let rtt = round_trip(now_ntp, 0x0001_0000, 0x0000_8000).expect("rtt");
+        assert!((rtt.as_secs_f64() - 0.25).abs() < 1e-6, "{rtt:?}");
+        assert_eq!(round_trip(now_ntp, 0, 0x8000), None, "no SR seen yet");
+        // A DLSR larger than the elapsed time wraps around: garbage, not a 18-hour RTT.
+        assert_eq!(round_trip(now_ntp, 0x0001_0000, 0x0001_0000), None);
+    }
+
+    #[test]
+    fn report_block_in_seconds_and_ratios() {
+        let block = ReceptionReport {
+            ssrc: 1,
+            fraction_lost: 64,
+            jitter: 900,
+            last_sender_report: 0,
+            delay: 0,
+            ..Default::default()
+        };
+        let sample = ReportSample::from_block(&block, 90_000, ntp_now());
+        assert_eq!(sample.loss, 0.25);
+        assert_eq!(sample.jitter_seconds, Some(0.01));
+        assert_eq!(sample.rtt, None);
+        let mut counters = ShardCounters::default();
+        counters.record_report(true, sample);
+        assert_eq!(counters.loss[1].count(), 1);
+        assert_eq!(counters.jitter[1].count(), 1);
+        assert_eq!(counters.rtt[1].count(), 0);
+        assert_eq!(counters.loss[0].count(), 0);
     }
 }
