@@ -5,9 +5,7 @@
 
 use super::rtcp_tap::RtcpTap;
 use rtc::interceptor::{Registry, Slot};
-use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_rtcp_reports,
-};
+use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
     MIME_TYPE_VP9,
@@ -16,6 +14,9 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::shared::error::Error as RtcError;
+
+/// Packets of history each sending leg keeps to answer NACKs (a power of two).
+pub const NACK_CACHE_PACKETS: u16 = 512;
 
 const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 
@@ -105,7 +106,29 @@ pub fn build_media_engine() -> Result<(MediaEngine, Registry), RtcError> {
             Slot::from(super::stats::wire::WIRE_COUNTER_SLOT),
             super::stats::wire::WireCounter::default(),
         );
-    let registry = configure_nack(registry, &mut me);
+    for parameter in ["", "pli"] {
+        me.register_feedback(
+            RTCPFeedback {
+                typ: "nack".to_owned(),
+                parameter: parameter.to_owned(),
+            },
+            RtpCodecKind::Video,
+        );
+    }
+    // The retransmission cache holds packet headers per leg (payloads are shared with the
+    // publisher's packet); 512 packets is several seconds of video, far beyond any NACK's
+    // useful life, at half the default's memory.
+    let registry = registry
+        .with(
+            Slot::NackResponder,
+            rtc::interceptor::NackResponderBuilder::new()
+                .with_size(NACK_CACHE_PACKETS)
+                .build(),
+        )
+        .with(
+            Slot::NackGenerator,
+            rtc::interceptor::NackGeneratorBuilder::new().build(),
+        );
     let registry = configure_rtcp_reports(registry);
     let registry = registry.with(
         Slot::TwccReceiver,
