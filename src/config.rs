@@ -11,6 +11,8 @@ use std::time::Duration;
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080);
 /// Default first UDP media port.
 pub const DEFAULT_UDP_PORT: u16 = 40000;
+/// Default `--drain-timeout`.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Output format of the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -121,6 +123,20 @@ pub struct Config {
     /// Pin media shard k to CPU core k (benchmarks, dedicated hosts).
     #[arg(long, env = "CHORUS_PIN_SHARDS", default_value_t = false)]
     pub pin_shards: bool,
+
+    /// On SIGTERM, how long calls in progress may go on (joins refused) before the process
+    /// exits anyway, e.g. 90s, 15m.
+    #[arg(long, env = "CHORUS_DRAIN_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Bearer key (>= 16 bytes) of the admin API under /admin. Unset: the admin API is off (404).
+    #[arg(long, env = "CHORUS_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+
+    /// Extra listen address serving only /metrics and /healthz (e.g. a port only Prometheus
+    /// reaches). /metrics stays on --listen too.
+    #[arg(long, env = "CHORUS_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -148,6 +164,9 @@ impl Default for Config {
             udp_bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             advertise_ips: Vec::new(),
             pin_shards: false,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            admin_key: None,
+            metrics_addr: None,
         }
     }
 }
@@ -184,6 +203,9 @@ impl Config {
         }
         if self.auth_secret.as_deref().is_some_and(|s| s.len() < 16) {
             return fail("--auth-secret must be at least 16 bytes");
+        }
+        if self.admin_key.as_deref().is_some_and(|s| s.len() < 16) {
+            return fail("--admin-key must be at least 16 bytes");
         }
         Ok(())
     }

@@ -18,4 +18,4 @@ pub mod room;
 pub mod signal;
 
 pub use config::Config;
-pub use http::{spawn, RunningServer, ServerError};
+pub use http::{spawn, DrainOutcome, RunningServer, ServerError};

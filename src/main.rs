@@ -112,11 +112,21 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
+    let drain_timeout = config.drain_timeout;
     runtime.block_on(async {
         let mut server = chorus::spawn(config).await.context("starting the server")?;
         tokio::select! {
             result = server.wait() => result.context("server stopped")?,
             () = shutdown_signal() => {
+                // Graceful drain: readiness fails, joins are refused, calls go on until their
+                // rooms empty or the drain timeout passes. A second signal cuts it short.
+                tracing::info!(timeout = ?drain_timeout, "signal received: draining");
+                tokio::select! {
+                    outcome = server.drain(drain_timeout) => {
+                        tracing::info!(?outcome, "drain finished");
+                    }
+                    () = shutdown_signal() => tracing::warn!("second signal: stopping now"),
+                }
                 tracing::info!("shutting down");
                 server.shutdown().await.context("shutting down")?;
             }

@@ -1,8 +1,14 @@
 //! The HTTP server: builds the shared state, binds the listener and serves the axum router
-//! (`/ws`, `/healthz`, `/readyz`, `/metrics`, `/`). [`spawn`] starts the whole server in-process,
-//! which is how both `chorus serve` and the integration tests run it. This module owns startup
-//! and shutdown; request handling lives in `routes.rs`, the protocol in `signal`.
+//! (`/ws`, `/healthz`, `/readyz`, `/metrics`, `/`, the admin API under `/admin`). [`spawn`]
+//! starts the whole server in-process, which is how both `chorus serve` and the integration
+//! tests run it. This module owns startup, graceful drain and shutdown; request handling lives
+//! in `routes.rs` and `admin.rs`, the protocol in `signal`.
+//!
+//! Drain ([`RunningServer::drain`], what SIGTERM triggers): `/readyz` fails at once, every new
+//! join is refused with `server-draining`, and calls in progress go on until every room is empty
+//! or the timeout passes; then the caller shuts the server down.
 
+mod admin;
 mod routes;
 
 use crate::auth::TokenAuthority;
@@ -15,7 +21,7 @@ use crate::signal::SignalContext;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -48,14 +54,25 @@ pub(crate) struct AppState {
     pub next_connection: Arc<AtomicU64>,
 }
 
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainOutcome {
+    /// Every room emptied.
+    RoomsEmpty,
+    /// The timeout passed with this many rooms still open.
+    TimedOut { rooms: usize },
+}
+
 /// A server running on the current tokio runtime. Dropping it shuts the server down without
 /// waiting (the listener stops and every WebSocket is closed with 1001); [`Self::shutdown`]
 /// does the same and waits.
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    metrics_task: Option<JoinHandle<std::io::Result<()>>>,
     state: AppState,
 }
 
@@ -63,6 +80,11 @@ impl RunningServer {
     /// The address the HTTP/WebSocket listener is bound to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the separate metrics listener (`--metrics-addr`), if any.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The server's metrics (tests read them to check that counters moved).
@@ -75,13 +97,56 @@ impl RunningServer {
         &self.state.signal.rooms
     }
 
+    /// Starts draining: `/readyz` answers 503 and joins are refused with `server-draining`
+    /// from now on. Calls in progress are not touched. Idempotent.
+    pub fn begin_drain(&self) {
+        self.state.ready.store(false, Ordering::SeqCst);
+        let signal = &self.state.signal;
+        if !signal.draining.swap(true, Ordering::SeqCst) {
+            signal.metrics.draining.set(1);
+            tracing::info!(
+                rooms = signal.rooms.len(),
+                "draining: new joins are refused"
+            );
+        }
+    }
+
+    /// [`Self::begin_drain`], then waits until every room is empty or `timeout` passes. The
+    /// server keeps serving; call [`Self::shutdown`] afterwards.
+    pub async fn drain(&self, timeout: Duration) -> DrainOutcome {
+        self.begin_drain();
+        let deadline = Instant::now() + timeout;
+        let rooms = &self.state.signal.rooms;
+        loop {
+            if rooms.is_empty() {
+                tracing::info!("drained: every room is empty");
+                return DrainOutcome::RoomsEmpty;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let open = rooms.len();
+                tracing::warn!(rooms = open, "drain timeout: closing the calls still going");
+                return DrainOutcome::TimedOut { rooms: open };
+            }
+            tokio::time::sleep(DRAIN_POLL.min(deadline - now)).await;
+        }
+    }
+
     /// Stops accepting connections, closes every WebSocket with 1001 and waits (up to 5 s)
     /// for the server to finish.
     pub async fn shutdown(self) -> Result<(), ServerError> {
         self.state.ready.store(false, Ordering::SeqCst);
         let _ = self.shutdown.send(true);
-        match tokio::time::timeout(Duration::from_secs(5), self.task).await {
-            Ok(joined) => joined?.map_err(ServerError::Serve),
+        let tasks = async {
+            if let Some(metrics) = self.metrics_task {
+                if let Err(e) = metrics.await? {
+                    tracing::warn!(error = %e, "metrics listener failed");
+                }
+            }
+            self.task.await?.map_err(ServerError::Serve)
+        };
+        match tokio::time::timeout(Duration::from_secs(5), tasks).await {
+            Ok(result) => result,
             Err(_) => {
                 tracing::warn!("server did not stop within 5 s");
                 Ok(())
@@ -94,6 +159,9 @@ impl RunningServer {
         (&mut self.task).await?.map_err(ServerError::Serve)
     }
 }
+
+/// How often a drain looks whether the rooms are empty.
+const DRAIN_POLL: Duration = Duration::from_millis(100);
 
 /// Validates `config`, starts the media engine, binds `config.listen` and serves in a background
 /// task. With `--listen 127.0.0.1:0` the OS picks the port; [`RunningServer::addr`] tells it.
@@ -145,13 +213,40 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         media,
         shutdown: shutdown_rx.clone(),
         ice_servers,
+        draining: AtomicBool::new(false),
     });
     let state = AppState {
         signal,
         ready: Arc::new(AtomicBool::new(true)),
         next_connection: Arc::new(AtomicU64::new(1)),
     };
-    let app = routes::router(state.clone());
+    let metrics_listener =
+        match state.signal.config.metrics_addr {
+            Some(metrics_addr) => Some(TcpListener::bind(metrics_addr).await.map_err(
+                |source| ServerError::Bind {
+                    addr: metrics_addr,
+                    source,
+                },
+            )?),
+            None => None,
+        };
+    let mut app = routes::router(state.clone());
+    if state.signal.config.admin_key.is_some() {
+        app = app.merge(admin::router(state.clone()));
+    }
+    let (metrics_addr, metrics_task) = match metrics_listener {
+        Some(listener) => {
+            let bound = listener.local_addr().map_err(ServerError::Serve)?;
+            let mut stop = shutdown_rx.clone();
+            let serve = axum::serve(listener, routes::metrics_router(state.clone()))
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|stopping| *stopping).await;
+                });
+            tracing::info!(addr = %bound, "metrics listening");
+            (Some(bound), Some(tokio::spawn(async move { serve.await })))
+        }
+        None => (None, None),
+    };
     let mut stop = shutdown_rx;
     let serve = axum::serve(
         listener,
@@ -164,8 +259,10 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
     tracing::info!(%addr, "listening");
     Ok(RunningServer {
         addr,
+        metrics_addr,
         shutdown: shutdown_tx,
         task,
+        metrics_task,
         state,
     })
 }

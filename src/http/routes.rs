@@ -27,6 +27,14 @@ pub(super) fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The router of the separate metrics listener (`--metrics-addr`): `/metrics` and `/healthz`.
+pub(super) fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
 /// Query parameters of `/ws`.
 #[derive(Debug, Deserialize)]
 struct WsQuery {

@@ -35,11 +35,46 @@ impl MemberKind {
     }
 }
 
+/// Why an operator removed a member (admin API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KickReason {
+    /// The member alone was kicked.
+    Kicked,
+    /// The whole room was closed.
+    RoomClosed,
+}
+
+/// Tells a session that an operator removed it; the reason is kept, so a kick is never lost
+/// even if the session was busy when it came.
+#[derive(Debug, Default)]
+pub struct KickSignal {
+    reason: Mutex<Option<KickReason>>,
+    notify: Notify,
+}
+
+impl KickSignal {
+    fn kick(&self, reason: KickReason) {
+        self.reason.lock().get_or_insert(reason);
+        self.notify.notify_one();
+    }
+
+    /// Resolves once the member has been kicked (cancel-safe).
+    pub async fn kicked(&self) -> KickReason {
+        loop {
+            if let Some(reason) = *self.reason.lock() {
+                return reason;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
 /// The sending half of a connection's outgoing queue, held by the rooms it is in.
 #[derive(Debug, Clone)]
 pub struct Mailbox {
     frames: mpsc::Sender<Frame>,
     overflowed: Arc<Notify>,
+    kick: Arc<KickSignal>,
 }
 
 /// The receiving half, held by the connection's session.
@@ -47,6 +82,7 @@ pub struct Mailbox {
 pub struct Inbox {
     frames: mpsc::Receiver<Frame>,
     overflowed: Arc<Notify>,
+    kick: Arc<KickSignal>,
 }
 
 impl Mailbox {
@@ -54,16 +90,25 @@ impl Mailbox {
     pub fn new(capacity: usize) -> (Mailbox, Inbox) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let overflowed = Arc::new(Notify::new());
+        let kick = Arc::new(KickSignal::default());
         (
             Mailbox {
                 frames: tx,
                 overflowed: overflowed.clone(),
+                kick: kick.clone(),
             },
             Inbox {
                 frames: rx,
                 overflowed,
+                kick,
             },
         )
+    }
+
+    /// Tells the owner's session it was removed by an operator; the session then says so to
+    /// its client and closes the connection.
+    pub fn kick(&self, reason: KickReason) {
+        self.kick.kick(reason);
     }
 
     /// Queues `frame` without waiting. A full queue drops the frame and flags the owner, whose
@@ -86,6 +131,11 @@ impl Inbox {
     /// Notified once a frame had to be dropped because the queue was full.
     pub fn overflow_signal(&self) -> Arc<Notify> {
         self.overflowed.clone()
+    }
+
+    /// Resolves when an operator kicks this connection out of its room.
+    pub fn kick_signal(&self) -> Arc<KickSignal> {
+        self.kick.clone()
     }
 }
 
@@ -115,6 +165,14 @@ pub struct Welcome {
     pub others: Vec<ParticipantInfo>,
     /// Chat history (SFU members only; empty for mesh peers).
     pub chat: Vec<ChatMessage>,
+}
+
+/// A member as the admin API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub peer_id: String,
+    pub name: String,
+    pub kind: MemberKind,
 }
 
 /// Why a member could not be admitted.
@@ -198,6 +256,42 @@ impl Room {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The members of both kinds, in join order (for the admin API).
+    pub fn members(&self) -> Vec<MemberInfo> {
+        self.state
+            .lock()
+            .members
+            .iter()
+            .map(|m| MemberInfo {
+                peer_id: m.peer_id.clone(),
+                name: m.name.clone(),
+                kind: m.kind,
+            })
+            .collect()
+    }
+
+    /// Tells member `peer_id`'s session it was kicked (it then leaves and disconnects). False if
+    /// there is no such member.
+    pub fn kick(&self, peer_id: &str, reason: KickReason) -> bool {
+        let state = self.state.lock();
+        let Some(index) = state.position(peer_id) else {
+            return false;
+        };
+        state.members[index].mailbox.kick(reason);
+        true
+    }
+
+    /// Closes the room: it admits no one from now on, and every member is kicked with
+    /// [`KickReason::RoomClosed`]. Returns how many members were told.
+    pub fn close(&self) -> usize {
+        let mut state = self.state.lock();
+        state.closed = true;
+        for member in &state.members {
+            member.mailbox.kick(KickReason::RoomClosed);
+        }
+        state.members.len()
     }
 
     /// Adds a member and announces it to the members of its kind, atomically.
@@ -399,6 +493,31 @@ mod tests {
         assert_eq!(room.relay("A", None, Frame::from("{}")), Ok(1));
         assert_eq!(next(&mut ia), None);
         assert_eq!(next(&mut ib).as_deref(), Some("{}"));
+    }
+
+    #[test]
+    fn kick_and_close_reach_the_members_sessions() {
+        let room = Room::new("r", 10);
+        let (a, a_inbox) = admission(MemberKind::Sfu, None, "A");
+        let (b, b_inbox) = admission(MemberKind::Mesh, Some("B"), "");
+        let a_id = room.admit(&a, 10).expect("A").peer_id;
+        room.admit(&b, 10).expect("B");
+        assert_eq!(room.members().len(), 2);
+        assert!(!room.kick("nobody", KickReason::Kicked));
+        assert!(room.kick(&a_id, KickReason::Kicked));
+        assert_eq!(room.close(), 2);
+        assert_eq!(room.admit(&a, 10), Err(AdmitError::Closed));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let (a_reason, b_reason) = rt.block_on(async {
+            let a = a_inbox.kick_signal();
+            let b = b_inbox.kick_signal();
+            (a.kicked().await, b.kicked().await)
+        });
+        assert_eq!(a_reason, KickReason::Kicked, "the first reason stands");
+        assert_eq!(b_reason, KickReason::RoomClosed);
     }
 
     #[test]

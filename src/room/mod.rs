@@ -8,8 +8,8 @@ pub mod ids;
 mod membership;
 
 pub use membership::{
-    Admission, AdmitError, Frame, Inbox, Mailbox, MemberKind, PeerIdChoice, Room, RouteError,
-    Welcome,
+    Admission, AdmitError, Frame, Inbox, KickReason, KickSignal, Mailbox, MemberInfo, MemberKind,
+    PeerIdChoice, Room, RouteError, Welcome,
 };
 
 use crate::metrics::Metrics;
@@ -72,6 +72,23 @@ impl RoomRegistry {
     /// The room called `name`, if open.
     pub fn get(&self, name: &str) -> Option<Arc<Room>> {
         self.rooms.get(name).map(|r| r.value().clone())
+    }
+
+    /// Every open room, sorted by name.
+    pub fn list(&self) -> Vec<Arc<Room>> {
+        let mut rooms: Vec<Arc<Room>> = self.rooms.iter().map(|r| r.value().clone()).collect();
+        rooms.sort_by(|a, b| a.name().cmp(b.name()));
+        rooms
+    }
+
+    /// Closes room `name` (admin API): every member is kicked with `room-closed`, and the room
+    /// leaves the registry at once, so a later join opens a fresh one. Returns how many members
+    /// were told, or `None` if no such room is open.
+    pub fn close(&self, name: &str) -> Option<usize> {
+        let room = self.get(name)?;
+        let told = room.close();
+        self.remove_if_same(&room);
+        Some(told)
     }
 
     /// Joins room `name` (creating it if needed) and returns it with the welcome for the new

@@ -12,6 +12,9 @@ impl Session {
     /// Joins the connection's mesh room: `join {peerId}` (seed 002) with a chosen ID, or a
     /// seed-000 client with a generated one, which first gets `client-id`.
     pub(super) async fn mesh_join(&mut self, choice: PeerIdChoice, started: Instant) -> Flow {
+        if let Some(flow) = self.refuse_if_draining().await {
+            return flow;
+        }
         if let PeerIdChoice::Chosen(id) = &choice {
             if !is_valid_peer_id(id) {
                 return self

@@ -16,6 +16,7 @@ use crate::media::MediaEngine;
 use crate::metrics::Metrics;
 use crate::room::RoomRegistry;
 use protocol::IceServer;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
 /// Everything a session needs from the server, shared by all sessions.
@@ -31,4 +32,13 @@ pub struct SignalContext {
     pub shutdown: watch::Receiver<bool>,
     /// Sent to clients in `joined`.
     pub ice_servers: Vec<IceServer>,
+    /// Set when the server starts draining: joins are refused with `server-draining`.
+    pub draining: AtomicBool,
+}
+
+impl SignalContext {
+    /// True once the server drains (no new joins).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
 }

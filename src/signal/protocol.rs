@@ -353,6 +353,12 @@ pub enum ErrorCode {
     AlreadyJoined,
     /// The server could not keep up with this connection's outgoing messages.
     SlowConsumer,
+    /// The server is draining (shutting down gracefully): no new joins.
+    ServerDraining,
+    /// An operator removed this participant (admin API); the connection is closed.
+    Kicked,
+    /// An operator closed the room (admin API); the connection is closed.
+    RoomClosed,
 }
 
 impl ErrorCode {
@@ -378,6 +384,9 @@ impl ErrorCode {
         ErrorCode::NotJoined,
         ErrorCode::AlreadyJoined,
         ErrorCode::SlowConsumer,
+        ErrorCode::ServerDraining,
+        ErrorCode::Kicked,
+        ErrorCode::RoomClosed,
     ];
 
     /// The code as it appears on the wire (and as a metrics label).
@@ -403,6 +412,9 @@ impl ErrorCode {
             ErrorCode::NotJoined => "not-joined",
             ErrorCode::AlreadyJoined => "already-joined",
             ErrorCode::SlowConsumer => "slow-consumer",
+            ErrorCode::ServerDraining => "server-draining",
+            ErrorCode::Kicked => "kicked",
+            ErrorCode::RoomClosed => "room-closed",
         }
     }
 }

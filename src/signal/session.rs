@@ -17,7 +17,7 @@ use super::rate_limit::{RateDecision, RateLimiter};
 use super::SignalContext;
 use crate::auth::{Claims, Grants};
 use crate::media::MediaLeg;
-use crate::room::{Frame, Inbox, Mailbox, PeerIdChoice, Room};
+use crate::room::{Frame, Inbox, KickReason, Mailbox, PeerIdChoice, Room};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +28,8 @@ use tracing::{field, info_span, Instrument, Span};
 
 /// WebSocket close codes the server uses.
 pub mod close_code {
+    /// Removed by an operator (admin API kick or room close).
+    pub const NORMAL: u16 = 1000;
     /// Server shutting down, or the client went silent.
     pub const GOING_AWAY: u16 = 1001;
     /// Protocol violation at the WebSocket level.
@@ -161,6 +163,7 @@ impl Session {
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = self.ctx.shutdown.clone();
         let overflow = self.overflow.clone();
+        let kick = self.inbox.kick_signal();
         let far_future = Instant::now() + Duration::from_secs(365 * 86400);
         let outcome = loop {
             let grace = match self.membership {
@@ -186,6 +189,7 @@ impl Session {
                         .await;
                     Flow::Close(close_code::POLICY_VIOLATION, "send queue overflow")
                 }
+                reason = kick.kicked() => self.on_kicked(reason).await,
                 _ = shutdown.changed() => Flow::Close(close_code::GOING_AWAY, "server shutting down"),
             };
             match flow {
@@ -322,6 +326,36 @@ impl Session {
                 Flow::Continue
             }
         }
+    }
+
+    /// An operator removed this member (admin API): say why, then close the connection.
+    async fn on_kicked(&mut self, reason: KickReason) -> Flow {
+        let (code, message, close_reason) = match reason {
+            KickReason::Kicked => (
+                ErrorCode::Kicked,
+                "an operator removed you from the room",
+                "kicked by an operator",
+            ),
+            KickReason::RoomClosed => (
+                ErrorCode::RoomClosed,
+                "an operator closed the room",
+                "room closed by an operator",
+            ),
+        };
+        tracing::info!(code = code.as_str(), "removed by an operator");
+        match self.send_error(code, message).await {
+            Flow::Continue => Flow::Close(close_code::NORMAL, close_reason),
+            flow => flow,
+        }
+    }
+
+    /// Refuses a join while the server drains; `Some` when refused.
+    pub(super) async fn refuse_if_draining(&mut self) -> Option<Flow> {
+        if !self.ctx.is_draining() {
+            return None;
+        }
+        let message = "the server is shutting down; join again to be sent to another server";
+        Some(self.send_error(ErrorCode::ServerDraining, message).await)
     }
 
     async fn on_ping_tick(&mut self) -> Flow {

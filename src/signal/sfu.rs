@@ -12,6 +12,9 @@ use tokio::time::Instant;
 impl Session {
     /// `join {room, name, token?}`.
     pub(super) async fn sfu_join(&mut self, join: JoinRequest, started: Instant) -> Flow {
+        if let Some(flow) = self.refuse_if_draining().await {
+            return flow;
+        }
         let Some(room) = join.room.as_deref() else {
             return self
                 .send_error(ErrorCode::BadMessage, "an SFU join needs `room`")
