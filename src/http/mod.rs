@@ -10,6 +10,7 @@
 
 mod admin;
 mod routes;
+mod web;
 
 use crate::auth::TokenAuthority;
 use crate::config::{Config, ConfigError};

@@ -1,6 +1,7 @@
 //! HTTP handlers: the WebSocket upgrade (URL token and room checks, frame-size limits), health
-//! and readiness probes, Prometheus metrics and the placeholder start page. Handlers stay thin;
-//! they must not implement protocol logic (that is `signal::session`).
+//! and readiness probes, Prometheus metrics; every other path is a file of the embedded web
+//! client (`web.rs`). Handlers stay thin; they must not implement protocol logic (that is
+//! `signal::session`).
 
 use super::AppState;
 use crate::auth::AuthError;
@@ -10,7 +11,7 @@ use crate::signal::session::{self, ConnectionParams};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
@@ -19,11 +20,11 @@ use std::sync::atomic::Ordering;
 
 pub(super) fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(index))
         .route("/ws", get(websocket))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .fallback(super::web::asset)
         .with_state(state)
 }
 
@@ -123,18 +124,3 @@ async fn metrics(State(state): State<AppState>) -> Response {
     )
         .into_response()
 }
-
-async fn index() -> Html<&'static str> {
-    Html(INDEX_PAGE)
-}
-
-const INDEX_PAGE: &str = r#"<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>Chorus</title></head>
-<body>
-<h1>Chorus</h1>
-<p>A self-hosted SFU for group video calls. The web client is coming; the signaling endpoint
-is at <code>/ws</code> (see the README for the protocol).</p>
-</body>
-</html>
-"#;
