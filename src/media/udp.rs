@@ -18,7 +18,8 @@ pub const BATCH: usize = 64;
 /// Binds a non-blocking UDP socket with large send/receive buffers.
 pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
+    // No SO_REUSEADDR: with it, Linux may hand the same ephemeral UDP port to two sockets,
+    // and datagrams meant for one connection reach the other.
     // Best effort: the kernel caps these at net.core.{r,w}mem_max unless we are privileged.
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
