@@ -90,6 +90,8 @@ pub struct SynthPeer {
     /// Playable tracks of other participants announced to us.
     announced: std::collections::HashSet<String>,
     pub next_timeout: Option<Instant>,
+    /// When the next paced packet is due.
+    pub next_pace: Option<Instant>,
     pub connected: bool,
     joined_at: Instant,
     pub first_packet_ms: Option<f64>,
@@ -172,6 +174,7 @@ impl SynthPeer {
             pending_candidates: Vec::new(),
             announced: Default::default(),
             next_timeout: Some(now),
+            next_pace: None,
             connected: false,
             joined_at,
             first_packet_ms: None,
@@ -492,6 +495,14 @@ impl SynthPeer {
             if s.write_rtp(now, packet).is_ok() {
                 self.packets_sent += 1;
             }
+        }
+    }
+
+    /// The earliest moment this peer needs servicing without new input.
+    pub fn next_wake(&self) -> Option<Instant> {
+        match (self.next_timeout, self.next_pace) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 

@@ -105,43 +105,35 @@ struct Worker {
 
 impl Worker {
     fn run(mut self) {
-        let mut next_pace: HashMap<usize, Instant> = HashMap::new();
         loop {
             let now = Instant::now();
-            let deadline = self
-                .peers
-                .values()
-                .filter_map(|p| p.next_timeout)
-                .chain(next_pace.values().copied())
-                .min();
+            let deadline = self.peers.values().filter_map(|p| p.next_wake()).min();
             let timeout = deadline
                 .map(|d| d.saturating_duration_since(now))
                 .unwrap_or(Duration::from_millis(100))
                 .min(Duration::from_millis(100));
-            let ready = self.wait(timeout);
-            if !self.drain_commands() {
+            let mut touched = self.wait(timeout);
+            let Some(commanded) = self.drain_commands() else {
                 return;
-            }
+            };
+            touched.extend(commanded);
             let now = Instant::now();
-            for index in ready {
-                self.read(index, now);
+            for index in &touched {
+                self.read(*index, now);
             }
-            next_pace.clear();
-            for (index, peer) in self.peers.iter_mut() {
-                if peer.next_timeout.is_some_and(|t| t <= now) {
-                    let _ = peer.pc.handle_timeout(now);
+            // Only peers with something to do: readable, commanded, or a timer/pacing due.
+            touched.extend(
+                self.peers
+                    .iter()
+                    .filter(|(_, p)| p.next_wake().is_some_and(|t| t <= now))
+                    .map(|(i, _)| *i),
+            );
+            touched.sort_unstable();
+            touched.dedup();
+            for index in touched {
+                if let Some(peer) = self.peers.get_mut(&index) {
+                    service(peer, now);
                 }
-                drain(peer, now);
-                if let Some(next) = peer.pace(now) {
-                    next_pace.insert(*index, next);
-                }
-                while let Some(msg) = peer.pc.poll_write() {
-                    peer.queue.push(msg.transport.peer_addr, msg.message);
-                }
-                if !peer.queue.is_empty() {
-                    peer.queue.flush(&peer.socket);
-                }
-                peer.next_timeout = peer.pc.poll_timeout();
             }
         }
     }
@@ -180,7 +172,9 @@ impl Worker {
             .collect()
     }
 
-    fn drain_commands(&mut self) -> bool {
+    /// Applies queued commands; the peers they touched, or `None` when every handle is gone.
+    fn drain_commands(&mut self) -> Option<Vec<usize>> {
+        let mut touched = Vec::new();
         loop {
             match self.commands.try_recv() {
                 Ok(WorkerCommand::Add {
@@ -192,12 +186,14 @@ impl Worker {
                 }) => match SynthPeer::new(self.bind, peer_id, publish, signal, joined_at) {
                     Ok(peer) => {
                         self.peers.insert(index, peer);
+                        touched.push(index);
                     }
                     Err(e) => tracing::warn!(index, error = %e, "synthetic peer failed to start"),
                 },
                 Ok(WorkerCommand::Event { index, event }) => {
                     if let Some(peer) = self.peers.get_mut(&index) {
                         peer.on_event(event, Instant::now());
+                        touched.push(index);
                     }
                 }
                 Ok(WorkerCommand::Remove { index }) => {
@@ -212,8 +208,8 @@ impl Worker {
                 Ok(WorkerCommand::Snapshot(reply)) => {
                     let _ = reply.send(self.snapshot());
                 }
-                Err(TryRecvError::Empty) => return true,
-                Err(TryRecvError::Disconnected) => return false,
+                Err(TryRecvError::Empty) => return Some(touched),
+                Err(TryRecvError::Disconnected) => return None,
             }
         }
     }
@@ -266,6 +262,22 @@ impl Worker {
         }
         snap
     }
+}
+
+/// One turn of a peer: timers, events, received media, due sends, writes out.
+fn service(peer: &mut SynthPeer, now: Instant) {
+    if peer.next_timeout.is_some_and(|t| t <= now) {
+        let _ = peer.pc.handle_timeout(now);
+    }
+    drain(peer, now);
+    peer.next_pace = peer.pace(now);
+    while let Some(msg) = peer.pc.poll_write() {
+        peer.queue.push(msg.transport.peer_addr, msg.message);
+    }
+    if !peer.queue.is_empty() {
+        peer.queue.flush(&peer.socket);
+    }
+    peer.next_timeout = peer.pc.poll_timeout();
 }
 
 /// Events and received media of one peer.
