@@ -1,0 +1,148 @@
+// Launching the browsers of the tests — Debian's Chromium through playwright-core and Firefox
+// ESR through puppeteer-core over WebDriver BiDi, both with fake camera, microphone and screen,
+// loopback ICE, and nothing that reaches beyond 127.0.0.1 — and one `Participant` type that
+// hides which library drives a page.
+
+import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const CHROMIUM = process.env.CHORUS_CHROMIUM || '/usr/bin/chromium';
+export const FIREFOX = process.env.CHORUS_FIREFOX || '/usr/bin/firefox-esr';
+
+const CHROMIUM_ARGS = [
+  '--allow-loopback-in-peer-connection',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream',
+  '--auto-accept-this-tab-capture',
+  '--auto-select-desktop-capture-source=Entire screen',
+  '--autoplay-policy=no-user-gesture-required',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
+];
+
+function requireExecutable(file, what) {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+  } catch {
+    throw new Error(`${what} not found at ${file} (apt-get install chromium firefox-esr)`);
+  }
+}
+
+/**
+ * Writes a Y4M clip of random noise (`frames` frames of `width`×`height`) for Chromium's fake
+ * camera: noise cannot be compressed, so the encoder sends whatever bitrate congestion control
+ * allows (the default fake pattern is so simple that VP8 needs only a few hundred kbps).
+ */
+export function noiseClip(dir, width = 640, height = 360, frames = 30) {
+  const file = path.join(dir, `noise-${width}x${height}.y4m`);
+  const header = Buffer.from(`YUV4MPEG2 W${width} H${height} F30:1 Ip A1:1 C420jpeg\n`);
+  const frameHeader = Buffer.from('FRAME\n');
+  const size = (width * height * 3) / 2;
+  const fd = fs.openSync(file, 'w');
+  fs.writeSync(fd, header);
+  const frame = Buffer.alloc(size);
+  for (let i = 0; i < frames; i += 1) {
+    crypto.randomFillSync(frame);
+    fs.writeSync(fd, frameHeader);
+    fs.writeSync(fd, frame);
+  }
+  fs.closeSync(fd);
+  return file;
+}
+
+/**
+ * A headless Chromium with its own fresh profile directory. `fakeVideo`: a Y4M file the fake
+ * camera plays instead of its built-in pattern.
+ */
+export async function launchChromium({ fakeVideo = null } = {}) {
+  requireExecutable(CHROMIUM, 'Chromium');
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-chromium-'));
+  const args = fakeVideo ? [...CHROMIUM_ARGS, `--use-file-for-fake-video-capture=${fakeVideo}`] : CHROMIUM_ARGS;
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args,
+    viewport: { width: 1280, height: 720 },
+    timeout: 30000,
+  });
+  return {
+    kind: 'chromium',
+    async newPage() {
+      // One persistent context: the first page exists already.
+      const blank = context.pages().find((p) => p.url() === 'about:blank' && !p.__taken);
+      const page = blank || await context.newPage();
+      page.__taken = true;
+      return page;
+    },
+    async close() {
+      await context.close().catch(() => {});
+      fs.rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A headless Chromium for several independent participants (one profile each). */
+export async function launchChromiumPool() {
+  const launched = [];
+  return {
+    kind: 'chromium',
+    async newPage() {
+      const browser = await launchChromium();
+      launched.push(browser);
+      return browser.newPage();
+    },
+    async close() {
+      await Promise.all(launched.map((b) => b.close()));
+    },
+  };
+}
+
+/** A headless Firefox ESR driven over WebDriver BiDi with fake media. */
+export async function launchFirefox() {
+  requireExecutable(FIREFOX, 'Firefox ESR');
+  const browser = await puppeteer.launch({
+    browser: 'firefox',
+    executablePath: FIREFOX,
+    headless: true,
+    protocol: 'webDriverBiDi',
+    timeout: 60000,
+    env: { ...process.env, MOZ_REMOTE_SETTINGS_DEVTOOLS: '1' },
+    extraPrefsFirefox: {
+      'media.navigator.streams.fake': true,
+      'media.navigator.permission.disabled': true,
+      'media.navigator.permission.fake': true,
+      'media.peerconnection.ice.loopback': true,
+      'media.peerconnection.ice.obfuscate_host_addresses': false,
+      'media.autoplay.default': 0,
+      'services.settings.server': 'http://127.0.0.1:1/',
+      'network.proxy.type': 0,
+      'browser.shell.checkDefaultBrowser': false,
+      'app.update.enabled': false,
+      'toolkit.telemetry.enabled': false,
+      'datareporting.policy.dataSubmissionEnabled': false,
+    },
+  });
+  return {
+    kind: 'firefox',
+    async newPage() {
+      const page = await browser.newPage();
+      await page.setViewport({ width: 1280, height: 720 });
+      return page;
+    },
+    async close() {
+      await browser.close().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,135 @@
+// Driving the Chorus web client like a person — open the page, type a name, click Join, press
+// the controls — and reading what it shows: tiles and their indicators from the DOM, RTP
+// counters from `window.chorus.mediaStats()`. Every wait is bounded.
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls `fn(arg)` in the page until it returns a truthy value; throws after `timeoutMs`. */
+export async function waitInPage(page, what, fn, arg, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await page.evaluate(fn, arg);
+      if (last) return last;
+    } catch (error) {
+      last = `evaluate failed: ${error.message}`;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await sleep(150);
+  }
+}
+
+/** Polls an async check in node until truthy; throws after `timeoutMs`. */
+export async function waitFor(what, check, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await check();
+    if (last) return last;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    await sleep(200);
+  }
+}
+
+export class Participant {
+  constructor(page, name, kind) {
+    this.page = page;
+    this.name = name;
+    this.kind = kind;
+    this.errors = [];
+    page.on('pageerror', (error) => this.errors.push(String(error && error.message ? error.message : error)));
+    page.on('console', (message) => {
+      const type = typeof message.type === 'function' ? message.type() : message.type;
+      if (type === 'error') this.errors.push(`console: ${message.text()}`);
+    });
+  }
+
+  /** Opens the client at `base` (with `?room=`), fills the name and joins. */
+  async join(base, room) {
+    const url = `${base}/?room=${encodeURIComponent(room)}`;
+    await this.page.goto(url, { timeout: 20000 });
+    await waitInPage(this.page, 'the lobby', () => {
+      const lobby = document.getElementById('lobby');
+      const join = document.getElementById('join-button');
+      return lobby && !lobby.hidden && join && /Join/.test(join.textContent);
+    }, null, 15000);
+    // The devices open asynchronously; wait for the preview to hold a camera track.
+    await waitInPage(this.page, 'the camera preview', () => {
+      const v = document.getElementById('preview-video');
+      return Boolean(v && v.srcObject && v.srcObject.getVideoTracks().length);
+    }, null, 15000);
+    await this.page.evaluate((name) => {
+      const input = document.getElementById('name-input');
+      input.value = name;
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+    }, this.name);
+    await this.page.click('#join-button');
+    await waitInPage(this.page, `${this.name} joined`, () => window.chorus.snapshot().state === 'connected', null, 15000);
+    return this;
+  }
+
+  snapshot() {
+    return this.page.evaluate(() => window.chorus.snapshot());
+  }
+
+  mediaStats() {
+    return this.page.evaluate(() => window.chorus.mediaStats());
+  }
+
+  click(selector) {
+    return this.page.click(selector);
+  }
+
+  /** What the tiles on the page show, from the DOM. */
+  tiles() {
+    return this.page.evaluate(() => [...document.querySelectorAll('#grid .tile')].map((t) => ({
+      key: t.dataset.key,
+      peerId: t.dataset.peerId,
+      source: t.dataset.source,
+      self: t.dataset.self === 'true',
+      name: t.querySelector('.tile-name').textContent,
+      audioMuted: t.dataset.audioMuted === 'true',
+      videoMuted: t.dataset.videoMuted === 'true',
+      hasVideo: t.dataset.hasVideo === 'true',
+      micIndicatorVisible: !t.querySelector('.mic-state').hidden,
+      avatarVisible: getComputedStyle(t.querySelector('.avatar')).display !== 'none',
+      videoWidth: t.querySelector('video').videoWidth,
+      speaking: t.dataset.speaking === 'true',
+      quality: t.dataset.quality || null,
+    })));
+  }
+
+  /** Remote tiles whose video is being decoded: peers → framesDecoded. */
+  async decodedVideoByPeer() {
+    const stats = await this.mediaStats();
+    const out = {};
+    for (const t of (stats && stats.inbound) || []) {
+      if (t.kind === 'video') out[`${t.peerId}:${t.source}`] = t.framesDecoded || 0;
+    }
+    return out;
+  }
+}
+
+/** Chat messages shown on the page: [{from, text}] (the panel need not be open). */
+export function chatShown(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#chat-list .msg')].map((m) => ({
+    from: m.querySelector('.msg-from').textContent,
+    text: m.querySelector('.msg-text').textContent,
+  })));
+}
+
+/** The unread badge on the Chat button: its number, or 0 when hidden. */
+export function unreadBadge(page) {
+  return page.evaluate(() => {
+    const badge = document.getElementById('chat-badge');
+    return badge.hidden ? 0 : Number(badge.textContent);
+  });
+}
+
+/** Names in the participant list, in order. */
+export function peopleShown(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#people-list .person-name')].map((n) => n.textContent));
+}

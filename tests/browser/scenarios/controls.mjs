@@ -1,0 +1,86 @@
+// Test 4: microphone and camera toggles (mouse and keyboard) show on the other pages within
+// 2 s — the muted-microphone indicator, the avatar in place of the video — while the server
+// stops forwarding the muted tracks; unmuting brings them back; Leave removes the tile.
+
+import { decodedByName, joinAll, waitAllDecoding } from '../lib/call.mjs';
+import { sleep, waitFor } from '../lib/client.mjs';
+
+/** Milliseconds until `check(tile of Alice)` holds on every observer page. */
+async function timeUntil(observers, subject, what, check, timeoutMs = 5000) {
+  const t0 = Date.now();
+  const times = {};
+  await waitFor(what, async () => {
+    for (const o of observers) {
+      if (times[o.name] !== undefined) continue;
+      const tiles = await o.tiles();
+      const tile = tiles.find((t) => t.name === subject && t.source === 'camera');
+      if (check(tile)) times[o.name] = Date.now() - t0;
+    }
+    return Object.keys(times).length === observers.length;
+  }, timeoutMs);
+  return Math.max(...Object.values(times));
+}
+
+async function ownButtons(p) {
+  return p.page.evaluate(() => ({
+    mic: document.getElementById('btn-mic').getAttribute('aria-pressed'),
+    micLabel: document.getElementById('btn-mic').textContent.trim(),
+    cam: document.getElementById('btn-cam').getAttribute('aria-pressed'),
+    camLabel: document.getElementById('btn-cam').textContent.trim(),
+  }));
+}
+
+async function packetsFrom(observer, people, name) {
+  const decoded = await decodedByName(observer, people);
+  return decoded[name] || { video: 0, audioPackets: 0, videoPackets: 0 };
+}
+
+export async function run(ctx) {
+  const people = await joinAll(ctx, [{ name: 'Alice' }, { name: 'Bob' }, { name: 'Carol' }], 'controls');
+  const [alice, bob, carol] = people;
+  const observers = [bob, carol];
+  await waitAllDecoding(people, 20000);
+  const result = { ms: {} };
+
+  await alice.click('#btn-mic');
+  result.ms.micMutedShown = await timeUntil(observers, 'Alice', 'mic muted on the others', (t) => t && t.micIndicatorVisible && t.audioMuted);
+  result.buttonsWhileMuted = await ownButtons(alice);
+  await sleep(300);
+  const a0 = await packetsFrom(bob, people, 'Alice');
+  await sleep(1500);
+  const a1 = await packetsFrom(bob, people, 'Alice');
+  result.audioPacketsWhileMuted = a1.audioPackets - a0.audioPackets;
+
+  await alice.click('#btn-cam');
+  result.ms.cameraOffShown = await timeUntil(observers, 'Alice', 'camera off on the others', (t) => t && !t.hasVideo && t.avatarVisible);
+  result.buttonsWhileOff = await ownButtons(alice);
+  await sleep(300);
+  const v0 = await packetsFrom(bob, people, 'Alice');
+  await sleep(1500);
+  const v1 = await packetsFrom(bob, people, 'Alice');
+  result.videoPacketsWhileOff = v1.videoPackets - v0.videoPackets;
+
+  // Back on, by keyboard: the M shortcut, then Space on the focused camera button.
+  await alice.page.evaluate(() => document.activeElement && document.activeElement.blur());
+  await alice.page.keyboard.press('m');
+  result.ms.micUnmutedShown = await timeUntil(observers, 'Alice', 'mic unmuted on the others', (t) => t && !t.micIndicatorVisible && !t.audioMuted);
+  await alice.page.focus('#btn-cam');
+  await alice.page.keyboard.press('Space');
+  result.ms.cameraOnShown = await timeUntil(observers, 'Alice', 'camera on for the others', (t) => t && t.hasVideo);
+  result.buttonsAfter = await ownButtons(alice);
+  const f0 = await packetsFrom(bob, people, 'Alice');
+  await sleep(1500);
+  const f1 = await packetsFrom(bob, people, 'Alice');
+  result.framesAfterCameraOn = [f0.video, f1.video];
+  result.audioPacketsAfterUnmute = f1.audioPackets - f0.audioPackets;
+
+  await alice.click('#btn-leave');
+  result.ms.leaveShown = await timeUntil(observers, 'Alice', 'Alice gone on the others', (t) => !t);
+  result.leftNotice = await alice.page.evaluate(() => ({
+    visible: !document.getElementById('notice').hidden,
+    title: document.getElementById('notice-title').textContent,
+  }));
+  result.tilesAfterLeave = Object.fromEntries(await Promise.all(observers.map(async (o) => [o.name, (await o.tiles()).map((t) => t.name)])));
+  result.pageErrors = Object.fromEntries(people.map((p) => [p.name, p.errors]));
+  return result;
+}

@@ -1,0 +1,65 @@
+// Test 8: a screenshot of a three-person call (desktop 1280×720, plus the same call on a
+// phone-sized 390×844 page) written to the artifacts folder, after checking in the page that
+// every remote tile really paints video (pixels sampled from each <video> through a canvas).
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { joinAll, waitAllDecoding } from '../lib/call.mjs';
+import { sleep } from '../lib/client.mjs';
+
+/** Per remote tile: mean and spread of the luma of its current video frame. */
+function paintedTiles(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#grid .tile[data-self="false"]')].map((tile) => {
+    const video = tile.querySelector('video');
+    const canvas = document.createElement('canvas');
+    canvas.width = 64;
+    canvas.height = 36;
+    const g = canvas.getContext('2d');
+    let mean = 0;
+    let spread = 0;
+    if (video.videoWidth) {
+      g.drawImage(video, 0, 0, 64, 36);
+      const { data } = g.getImageData(0, 0, 64, 36);
+      const luma = [];
+      for (let i = 0; i < data.length; i += 4) luma.push(0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2]);
+      mean = luma.reduce((a, b) => a + b, 0) / luma.length;
+      spread = Math.sqrt(luma.reduce((a, b) => a + (b - mean) ** 2, 0) / luma.length);
+    }
+    return { name: tile.querySelector('.tile-name').textContent, width: video.videoWidth, mean: Math.round(mean), spread: Math.round(spread) };
+  }));
+}
+
+export async function run(ctx) {
+  const people = await joinAll(ctx, [{ name: 'Ada Lovelace' }, { name: 'Grace Hopper' }, { name: 'Alan Turing' }], 'design-review');
+  const [ada, grace, alan] = people;
+  await waitAllDecoding(people, 20000);
+  await alan.click('#btn-mic');
+  await grace.click('#btn-chat');
+  await grace.page.focus('#chat-input');
+  await grace.page.keyboard.type('Screens look great on my side!');
+  await grace.page.keyboard.press('Enter');
+  await grace.click('#btn-chat');
+  await sleep(2500);
+  const painted = await paintedTiles(ada.page);
+  fs.mkdirSync(ctx.artifacts, { recursive: true });
+  const desktop = path.join(ctx.artifacts, 'three-person-call.png');
+  await ada.page.screenshot({ path: desktop });
+  await grace.page.setViewportSize({ width: 390, height: 844 });
+  await sleep(1200);
+  const phone = path.join(ctx.artifacts, 'three-person-call-phone.png');
+  await grace.page.screenshot({ path: phone });
+  await ada.click('#btn-chat');
+  await sleep(600);
+  const withChat = path.join(ctx.artifacts, 'three-person-call-chat.png');
+  await ada.page.screenshot({ path: withChat });
+  const layout = await ada.page.evaluate(() => {
+    const rect = (id) => document.getElementById(id).getBoundingClientRect().toJSON();
+    return { grid: rect('grid'), controls: rect('btn-leave'), viewport: { w: innerWidth, h: innerHeight } };
+  });
+  return {
+    screenshots: [desktop, phone, withChat].map((file) => ({ file, bytes: fs.statSync(file).size })),
+    painted,
+    layout,
+    pageErrors: Object.fromEntries(people.map((p) => [p.name, p.errors])),
+  };
+}

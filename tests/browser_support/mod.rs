@@ -1,0 +1,167 @@
+//! Shared helpers of the browser tests (`tests/browser_*.rs`): start the real server in-process
+//! on 127.0.0.1 (HTTP port 0, UDP port 0, loopback candidates only), run one Node driver
+//! scenario of `tests/browser/` (playwright-core → Debian's Chromium, puppeteer-core → Firefox
+//! ESR over WebDriver BiDi) against it, and hand back the JSON the scenario measured. A browser
+//! test that cannot run fails with the reason; it never skips. Only one scenario runs at a time
+//! (the browsers need both cores). Test-only code.
+#![allow(dead_code)]
+
+use chorus::{Config, RunningServer};
+use serde_json::Value;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+use tokio::sync::{Mutex, MutexGuard};
+
+/// Scenarios take both cores: they run one at a time, whatever `--test-threads` says.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+/// The server under test with the lock that keeps browser scenarios from overlapping.
+pub struct BrowserTest {
+    pub server: RunningServer,
+    pub base: String,
+    _turn: MutexGuard<'static, ()>,
+}
+
+/// Loopback only, ephemeral ports, one media shard: what a browser on this machine reaches.
+pub fn test_config() -> Config {
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    Config {
+        listen: SocketAddr::new(loopback, 0),
+        udp_port: 0,
+        udp_threads: 1,
+        udp_bind: loopback,
+        advertise_ips: vec![loopback],
+        ..Config::default()
+    }
+}
+
+/// Waits for this test's turn, then starts the server.
+pub async fn start() -> BrowserTest {
+    start_with(test_config()).await
+}
+
+pub async fn start_with(config: Config) -> BrowserTest {
+    let turn = ONE_AT_A_TIME.lock().await;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+    let server = chorus::spawn(config).await.expect("the server starts");
+    let base = format!("http://{}", server.addr());
+    BrowserTest {
+        server,
+        base,
+        _turn: turn,
+    }
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where tests write screenshots (git-ignored).
+pub fn artifacts() -> PathBuf {
+    root().join("tests").join("artifacts")
+}
+
+fn check_prerequisites(driver_dir: &Path) {
+    let modules = driver_dir.join("node_modules");
+    assert!(
+        modules.join("playwright-core").is_dir() && modules.join("puppeteer-core").is_dir(),
+        "the browser test drivers are not installed: run `npm ci --prefix tests/browser` \
+         (and `apt-get install chromium firefox-esr`); .ci/run does both"
+    );
+}
+
+impl BrowserTest {
+    /// Runs `tests/browser/run.mjs <scenario>` against this server and returns its result.
+    /// Panics (the test fails) if Node, the drivers or a browser are missing, if the scenario
+    /// fails, or if it does not finish within `timeout`.
+    pub async fn scenario(&self, name: &str, timeout: Duration) -> Value {
+        let driver_dir = root().join("tests").join("browser");
+        check_prerequisites(&driver_dir);
+        std::fs::create_dir_all(artifacts()).expect("create tests/artifacts");
+        let started = Instant::now();
+        let mut child = Command::new("node")
+            .arg("run.mjs")
+            .arg(name)
+            .arg("--base")
+            .arg(&self.base)
+            .arg("--artifacts")
+            .arg(artifacts())
+            .arg("--timeout-ms")
+            .arg(
+                timeout
+                    .saturating_sub(Duration::from_secs(5))
+                    .as_millis()
+                    .to_string(),
+            )
+            .current_dir(&driver_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `node` for the browser tests: {e}"));
+        let mut stdout = child.stdout.take().expect("piped stdout");
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let run = async {
+            let mut out = String::new();
+            let mut err = String::new();
+            let (a, b, status) = tokio::join!(
+                stdout.read_to_string(&mut out),
+                stderr.read_to_string(&mut err),
+                child.wait()
+            );
+            a.expect("read driver stdout");
+            b.expect("read driver stderr");
+            (out, err, status.expect("driver exit status"))
+        };
+        let (out, err, status) = match tokio::time::timeout(timeout, run).await {
+            Ok(done) => done,
+            Err(_) => panic!("browser scenario `{name}` did not finish within {timeout:?}"),
+        };
+        eprintln!(
+            "--- scenario `{name}` ({:.1} s) ---\n{err}",
+            started.elapsed().as_secs_f64()
+        );
+        let result = out
+            .lines()
+            .rev()
+            .find_map(|line| line.strip_prefix("RESULT "))
+            .unwrap_or_else(|| panic!("scenario `{name}` printed no RESULT line ({status}); stdout:\n{out}\nstderr:\n{err}"));
+        let value: Value = serde_json::from_str(result)
+            .unwrap_or_else(|e| panic!("scenario `{name}` printed bad JSON ({e}): {result}"));
+        if let Some(error) = value.get("error") {
+            panic!(
+                "browser scenario `{name}` failed: {}",
+                error.as_str().unwrap_or_default()
+            );
+        }
+        assert!(status.success(), "scenario `{name}` exited with {status}");
+        eprintln!("result: {value:#}");
+        value
+    }
+}
+
+/// `value[path...]` as f64 (numeric segments index arrays), failing the test with the whole
+/// result when it is missing.
+pub fn num(value: &Value, path: &[&str]) -> f64 {
+    let mut v = value;
+    for key in path {
+        v = match key.parse::<usize>() {
+            Ok(index) if v.is_array() => &v[index],
+            _ => &v[*key],
+        };
+    }
+    v.as_f64()
+        .unwrap_or_else(|| panic!("no number at {path:?} in {value:#}"))
+}
