@@ -42,7 +42,6 @@ impl Shard {
             tracks,
             counters,
             touched,
-            touched_set,
             ..
         } = self;
         let Some(track) = tracks.get_mut(&track_key) else {
@@ -93,7 +92,8 @@ impl Shard {
             } else {
                 counters.drop(DropReason::WriteFailed);
             }
-            if touched_set.insert(sub_key) {
+            if !peer.touched {
+                peer.touched = true;
                 touched.push(sub_key);
             }
         }

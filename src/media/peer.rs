@@ -117,6 +117,8 @@ pub struct Peer {
     local_candidates: Vec<RTCIceCandidateInit>,
     candidates_sent: bool,
     pub connected: bool,
+    /// Queued for the shard's end-of-turn processing.
+    pub touched: bool,
     /// When the last datagram from this client arrived (media-plane liveness).
     pub last_heard: Instant,
 }
@@ -248,6 +250,7 @@ impl Peer {
             local_candidates,
             candidates_sent: false,
             connected: false,
+            touched: false,
             last_heard: now,
         })
     }

@@ -12,7 +12,7 @@ use crate::signal::protocol::{MediaEvent, MediaRequest, TrackInfo};
 use bytes::BytesMut;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -115,8 +115,8 @@ pub struct Shard {
     pub rooms: HashMap<String, MediaRoom>,
     pub tracks: HashMap<TrackKey, PublishedTrack>,
     pub next_track: TrackKey,
+    /// Peers with work for the end of this turn (each also carries a `touched` flag).
     pub(super) touched: Vec<PeerKey>,
-    pub(super) touched_set: HashSet<PeerKey>,
     pub counters: ShardCounters,
     metrics: MediaMetrics,
     reported: ShardLevels,
@@ -152,7 +152,6 @@ impl Shard {
             tracks: HashMap::new(),
             next_track: 1,
             touched: Vec::new(),
-            touched_set: HashSet::new(),
             counters: ShardCounters::default(),
             metrics,
             reported: ShardLevels::default(),
@@ -168,7 +167,8 @@ impl Shard {
 
     /// Marks a peer for the end-of-turn processing (reads, events, writes, timers).
     pub fn touch(&mut self, key: PeerKey) {
-        if self.touched_set.insert(key) {
+        if let Some(peer) = self.peers.get_mut(&key).filter(|p| !p.touched) {
+            peer.touched = true;
             self.touched.push(key);
         }
     }
@@ -319,7 +319,6 @@ impl Shard {
         }
         peer.close();
         flush_writes(&mut self.sockets, &self.by_addr, &mut peer);
-        self.touched_set.remove(&key);
     }
 
     fn read_socket(&mut self, index: usize, now: Instant) {
@@ -438,11 +437,11 @@ impl Shard {
             if let Some(peer) = self.peers.get_mut(key) {
                 flush_writes(&mut self.sockets, &self.by_addr, peer);
                 peer.next_timeout = peer.pc.poll_timeout();
+                peer.touched = false;
             }
         }
         self.touched = touched;
         self.touched.clear();
-        self.touched_set.clear();
         for s in &mut self.sockets {
             if !s.queue.is_empty() {
                 let st = s.queue.flush(&s.socket);
