@@ -325,3 +325,64 @@ async fn the_client_is_served_at_the_root_with_its_content_types() {
     }
     server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_devices_missing_camera_full_room_kick_and_closed_room_are_explained() {
+    const ADMIN_KEY: &str = "browser-test-admin-key";
+    let mut config = browser_support::test_config();
+    config.max_participants = 2;
+    config.admin_key = Some(ADMIN_KEY.to_owned());
+    let test = browser_support::start_with(config).await;
+    let result = test
+        .scenario_with_env(
+            "states",
+            SCENARIO_TIMEOUT,
+            &[("CHORUS_ADMIN_KEY", ADMIN_KEY)],
+        )
+        .await;
+    // Camera and microphone blocked: said in the lobby; joining still works, to watch and chat.
+    assert_eq!(result["denied"]["kind"], "permission-denied");
+    assert!(result["denied"]["note"]
+        .as_str()
+        .is_some_and(|n| n.contains("blocked")));
+    assert_eq!(
+        result["denied"]["joinLabel"],
+        "Join without camera and microphone"
+    );
+    assert_eq!(result["deniedInCall"]["state"], "connected");
+    // No camera: microphone only; the others see the avatar and get the sound.
+    assert_eq!(result["noCamera"]["kind"], "not-found");
+    assert!(result["noCamera"]["note"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("No camera found")));
+    assert_eq!(result["danSeesNora"]["avatarVisible"], true);
+    assert_eq!(result["danSeesNora"]["audioMuted"], false);
+    assert_eq!(result["noraSelf"]["avatarVisible"], true);
+    // A full room, a kick, a closed room: each a full-screen notice with a way on.
+    assert_eq!(result["full"]["title"], "This room is full");
+    assert!(result["full"]["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("2 people")));
+    assert_eq!(result["kicked"]["title"], "You were removed from the call");
+    assert_eq!(
+        result["kicked"]["actions"],
+        serde_json::json!(["Back to the lobby"])
+    );
+    assert_eq!(result["closed"]["title"], "The call has ended");
+    assert_eq!(result["afterRemoval"]["dan"], "ended");
+    assert_eq!(result["afterRemoval"]["nora"], "ended");
+    no_page_errors(&result);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_server_is_explained_and_retried() {
+    let test = start().await;
+    test.server.begin_drain();
+    let result = test.scenario("draining", SCENARIO_TIMEOUT).await;
+    assert!(result["banner"]
+        .as_str()
+        .is_some_and(|b| b.contains("restarting for maintenance")));
+    assert_eq!(result["state"], "connecting");
+    assert_eq!(result["detail"]["reason"], "draining");
+    no_page_errors(&result);
+}

@@ -48,6 +48,10 @@ export class CallView {
       },
     });
     this.monitor = new MediaMonitor(call, this.grid);
+    /** Phone-sized screens get one-word control labels. */
+    this.narrow = window.matchMedia('(max-width: 560px)');
+    this.startedAt = null;
+    this.clock = setInterval(() => this.renderClock(), 1000);
     this.panel = null;
     this.countdown = null;
     this.firstHistory = true;
@@ -75,6 +79,7 @@ export class CallView {
     on(byId('btn-leave'), 'click', () => call.leave());
     on(byId('copy-invite-call'), 'click', () => this.copyInvite());
     on(document, 'keydown', (event) => this.onKey(event));
+    on(this.narrow, 'change', () => this.renderControls());
 
     this.root.hidden = false;
     this.render();
@@ -88,6 +93,7 @@ export class CallView {
     this.sound.clear();
     this.grid.render([]);
     clearInterval(this.countdown);
+    clearInterval(this.clock);
     hideBanner();
     this.closePanel();
     byId('chat-list').replaceChildren();
@@ -110,14 +116,29 @@ export class CallView {
     byId('call-count').textContent = `${people.length} ${people.length === 1 ? 'person' : 'people'}`;
     byId('people-count').textContent = `(${people.length})`;
     byId('call-status').textContent = call.state === 'connected' ? (MEDIA_STATUS[call.mediaState] ?? '') : '';
+    if (call.state === 'connected' && this.startedAt === null) this.startedAt = Date.now();
+    this.renderClock();
     this.root.dataset.state = call.state;
     this.root.dataset.media = call.mediaState;
     this.renderControls();
     this.renderBanner();
   }
 
+  /** Time in the call, shown in the header once joined. */
+  renderClock() {
+    const clock = byId('call-clock');
+    clock.hidden = this.startedAt === null;
+    if (this.startedAt === null) return;
+    const s = Math.floor((Date.now() - this.startedAt) / 1000);
+    const hh = Math.floor(s / 3600);
+    const mm = String(Math.floor((s % 3600) / 60)).padStart(hh ? 2 : 1, '0');
+    const ss = String(s % 60).padStart(2, '0');
+    clock.textContent = hh ? `${hh}:${mm}:${ss}` : `${mm}:${ss}`;
+  }
+
   renderControls() {
     const call = this.call;
+    const short = this.narrow.matches;
     const mic = byId('btn-mic');
     const micMuted = call.isMuted('microphone');
     mic.setAttribute('aria-pressed', String(micMuted));
@@ -131,7 +152,7 @@ export class CallView {
     cam.setAttribute('aria-pressed', String(camOff));
     cam.classList.toggle('off', camOff);
     setIcon(cam.querySelector('.icon'), camOff ? 'cameraOff' : 'camera');
-    cam.querySelector('.label').textContent = camOff ? 'Start video' : 'Stop video';
+    cam.querySelector('.label').textContent = short ? 'Video' : (camOff ? 'Start video' : 'Stop video');
     cam.title = `${camOff ? 'Start' : 'Stop'} camera (V)`;
 
     const screen = byId('btn-screen');
@@ -139,7 +160,7 @@ export class CallView {
     screen.setAttribute('aria-pressed', String(sharing));
     screen.classList.toggle('active', sharing);
     setIcon(screen.querySelector('.icon'), sharing ? 'screenStop' : 'screen');
-    screen.querySelector('.label').textContent = sharing ? 'Stop sharing' : 'Share screen';
+    screen.querySelector('.label').textContent = short ? (sharing ? 'Stop' : 'Share') : (sharing ? 'Stop sharing' : 'Share screen');
     screen.title = `${sharing ? 'Stop sharing' : 'Share your screen'} (S)`;
     screen.hidden = !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
 

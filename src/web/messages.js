@@ -30,12 +30,9 @@ export function endedText(detail, room) {
     case 'left':
       return { title: 'You left the call', text: `You can rejoin “${room}” or start another call.` };
     case 'kicked':
-      return {
-        title: 'You were removed from the call',
-        text: detail.message ? `A moderator removed you: ${detail.message}` : 'A moderator removed you from this room.',
-      };
+      return { title: 'You were removed from the call', text: `A moderator removed you from “${room}”.` };
     case 'room-closed':
-      return { title: 'The call has ended', text: detail.message || `The room “${room}” was closed.` };
+      return { title: 'The call has ended', text: `A moderator closed the room “${room}”. Rejoining opens it afresh.` };
     case 'room-full':
       return {
         title: 'This room is full',

@@ -86,6 +86,16 @@ impl BrowserTest {
     /// Panics (the test fails) if Node, the drivers or a browser are missing, if the scenario
     /// fails, or if it does not finish within `timeout`.
     pub async fn scenario(&self, name: &str, timeout: Duration) -> Value {
+        self.scenario_with_env(name, timeout, &[]).await
+    }
+
+    /// [`Self::scenario`] with extra environment variables for the driver.
+    pub async fn scenario_with_env(
+        &self,
+        name: &str,
+        timeout: Duration,
+        env: &[(&str, &str)],
+    ) -> Value {
         let driver_dir = root().join("tests").join("browser");
         check_prerequisites(&driver_dir);
         std::fs::create_dir_all(artifacts()).expect("create tests/artifacts");
@@ -104,6 +114,7 @@ impl BrowserTest {
                     .as_millis()
                     .to_string(),
             )
+            .envs(env.iter().copied())
             .current_dir(&driver_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

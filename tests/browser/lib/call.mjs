@@ -14,7 +14,13 @@ export async function openParticipants(ctx, specs, chromiumOptions = {}) {
     if (!browsers[kind]) {
       browsers[kind] = ctx.keep(kind === 'firefox' ? await launchFirefox() : await launchChromium(chromiumOptions));
     }
-    people.push(new Participant(await browsers[kind].newPage(), spec.name, kind));
+    const page = await browsers[kind].newPage();
+    if (spec.init) {
+      // Runs before the client's scripts on every load of this page (e.g. to take a device away).
+      if (kind === 'firefox') await page.evaluateOnNewDocument(spec.init);
+      else await page.addInitScript(spec.init);
+    }
+    people.push(new Participant(page, spec.name, kind));
   }
   return people;
 }

@@ -47,8 +47,8 @@ export class Participant {
     });
   }
 
-  /** Opens the client at `base` (with `?room=`), fills the name and joins. */
-  async join(base, room) {
+  /** Opens the lobby of `room` and waits until the devices are settled. */
+  async openLobby(base, room, { camera = true } = {}) {
     const url = `${base}/?room=${encodeURIComponent(room)}`;
     await this.page.goto(url, { timeout: 20000 });
     await waitInPage(this.page, 'the lobby', () => {
@@ -56,18 +56,59 @@ export class Participant {
       const join = document.getElementById('join-button');
       return lobby && !lobby.hidden && join && /Join/.test(join.textContent);
     }, null, 15000);
-    // The devices open asynchronously; wait for the preview to hold a camera track.
-    await waitInPage(this.page, 'the camera preview', () => {
-      const v = document.getElementById('preview-video');
-      return Boolean(v && v.srcObject && v.srcObject.getVideoTracks().length);
-    }, null, 15000);
+    if (camera) {
+      // The devices open asynchronously; wait for the preview to hold a camera track.
+      await waitInPage(this.page, 'the camera preview', () => {
+        const v = document.getElementById('preview-video');
+        return Boolean(v && v.srcObject && v.srcObject.getVideoTracks().length);
+      }, null, 15000);
+    } else {
+      await waitInPage(this.page, 'the lobby note', () => !document.getElementById('media-note').hidden, null, 15000);
+    }
+  }
+
+  /** What the lobby tells about the devices: {note, kind, joinLabel}. */
+  lobbyNote() {
+    return this.page.evaluate(() => ({
+      note: document.getElementById('media-note').hidden ? '' : document.getElementById('media-note').textContent,
+      kind: document.getElementById('media-note').dataset.kind || '',
+      joinLabel: document.getElementById('join-button').textContent,
+    }));
+  }
+
+  /** The full-screen notice, if shown: {title, text, actions}. */
+  notice() {
+    return this.page.evaluate(() => {
+      const notice = document.getElementById('notice');
+      if (notice.hidden) return null;
+      return {
+        title: document.getElementById('notice-title').textContent,
+        text: document.getElementById('notice-text').textContent,
+        actions: [...document.querySelectorAll('#notice-actions button')].map((b) => b.textContent),
+      };
+    });
+  }
+
+  /** The banner over the call, if shown. */
+  banner() {
+    return this.page.evaluate(() => {
+      const banner = document.getElementById('banner');
+      return banner.hidden ? null : banner.querySelector('.banner-text').textContent;
+    });
+  }
+
+  /** Opens the client at `base` (with `?room=`), fills the name and joins. */
+  async join(base, room, { camera = true, expect = 'connected' } = {}) {
+    await this.openLobby(base, room, { camera });
     await this.page.evaluate((name) => {
       const input = document.getElementById('name-input');
       input.value = name;
       input.dispatchEvent(new Event('input', { bubbles: true }));
     }, this.name);
     await this.page.click('#join-button');
-    await waitInPage(this.page, `${this.name} joined`, () => window.chorus.snapshot().state === 'connected', null, 15000);
+    if (expect === 'connected') {
+      await waitInPage(this.page, `${this.name} joined`, () => window.chorus.snapshot().state === 'connected', null, 15000);
+    }
     return this;
   }
 
