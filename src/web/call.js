@@ -82,7 +82,7 @@ export class Call extends EventTarget {
   connect() {
     this.retryTimer = null;
     if (this.state === 'ended') return;
-    const signaling = new Signaling(signalingUrl(this.token), {
+    const signaling = new Signaling(signalingUrl(), {
       onOpen: () => {
         const join = { type: 'join', room: this.room, name: this.name };
         if (this.token) join.token = this.token;

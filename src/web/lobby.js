@@ -97,10 +97,13 @@ export class Lobby {
 
   /** Shows the lobby and opens camera and microphone for the preview. */
   show(error = null) {
+    this.joining = false;
     this.root.hidden = false;
     if (error) this.showFieldError(error.field, error.text);
     (this.nameInput.value ? this.joinButton : this.nameInput).focus();
-    this.opening = this.openDevices();
+    this.opening = this.openDevices().finally(() => {
+      this.opening = null;
+    });
     this.animateMeter();
   }
 
@@ -220,6 +223,7 @@ export class Lobby {
   }
 
   async join() {
+    if (this.joining) return;
     const room = this.roomInput.value.trim();
     const name = this.nameInput.value.trim();
     const roomError = roomProblem(room);
@@ -235,7 +239,16 @@ export class Lobby {
       return;
     }
     remember(NAME_KEY, name);
-    if (this.opening) await this.opening;
+    this.joining = true;
+    if (this.opening) {
+      // Still waiting for the browser's permission prompt (or a slow device).
+      const label = this.joinButton.textContent;
+      this.joinButton.disabled = true;
+      this.joinButton.textContent = 'Waiting for camera and microphone…';
+      await this.opening;
+      this.joinButton.disabled = false;
+      this.joinButton.textContent = label;
+    }
     const tracks = { ...this.tracks };
     const muted = { ...this.off };
     this.tracks = { microphone: null, camera: null };

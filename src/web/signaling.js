@@ -2,13 +2,15 @@
 // bounded connect time, and the retry delays (exponential backoff with jitter) the call uses
 // to reconnect. It knows nothing of rooms or media; call.js decides what the messages mean.
 
-/** The WebSocket address of this server's `/ws`, with `?token=` when the page was given one. */
-export function signalingUrl(token) {
+/**
+ * The WebSocket address of this server's `/ws`. An access token goes in `join`, not here: a
+ * refused URL token fails the upgrade with HTTP 401, which a page cannot tell from an outage.
+ */
+export function signalingUrl() {
   const url = new URL('ws', window.location.href);
   url.protocol = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
   url.search = '';
   url.hash = '';
-  if (token) url.searchParams.set('token', token);
   return url.toString();
 }
 
