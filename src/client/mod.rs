@@ -17,7 +17,6 @@ pub mod options;
 pub mod payload;
 mod peer;
 mod publisher;
-mod rtcp_tap;
 pub mod signaling;
 pub mod stats;
 

@@ -6,9 +6,9 @@
 
 use super::gate::{GatedRuntime, Silence};
 use super::options::{ClientOptions, ClientResult};
-use super::rtcp_tap::{RtcpTap, RTCP_TAP_SLOT};
 use super::stats::ReceiveRecorder;
 use super::Shared;
+use crate::media::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use crate::signal::protocol::{IceCandidate, TrackKind};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
@@ -104,7 +104,7 @@ pub(crate) async fn build(
     configure_simulcast_extension_headers(&mut engine)?;
     let registry = configure_twcc(registry, &mut engine)?;
     let registry = configure_rtcp_reports(registry);
-    let registry = registry.with(Slot::from(RTCP_TAP_SLOT), RtcpTap::default());
+    let registry = registry.with(Slot::from(RTCP_TAP_SLOT), RtcpTap::new(feedback));
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_include_loopback_candidate(true)

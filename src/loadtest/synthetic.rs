@@ -5,7 +5,7 @@
 
 use super::measure::{Totals, TrackReceive};
 use crate::client::payload::{self, PayloadCodec};
-use crate::media::rtcp_tap::RtcpTap;
+use crate::media::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use crate::media::udp::{self, SendQueue};
 use crate::signal::protocol::{IceCandidate, MediaEvent, TrackSource, TrackSourceInfo};
 use rand::Rng;
@@ -118,7 +118,7 @@ fn build_pc(
     };
     me.register_codec(codec(MIME_TYPE_OPUS, 48_000, 2, 111), RtpCodecKind::Audio)?;
     me.register_codec(codec(MIME_TYPE_VP8, 90_000, 0, 96), RtpCodecKind::Video)?;
-    let registry = Registry::new().with(Slot::from(14_000), RtcpTap::default());
+    let registry = Registry::new().with(Slot::from(RTCP_TAP_SLOT), RtcpTap::new(feedback));
     let registry = configure_rtcp_reports(configure_nack(registry, &mut me));
     let settings = SettingEngineBuilder::new()
         .with_answering_dtls_role(RTCDtlsRole::Client)

@@ -5,8 +5,8 @@
 
 use super::measure::{Histogram, Totals};
 use super::synthetic::{PublishSpec, SynthPeer};
-use crate::media::shard::Waker;
 use crate::media::udp::{self, RecvBatch};
+use crate::media::wake::{wait_readable, Waker};
 use crate::signal::protocol::MediaEvent;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -138,37 +138,18 @@ impl Worker {
         }
     }
 
-    /// poll(2) over every peer socket and the waker; returns the readable peers.
+    /// Waits on every peer socket and the waker; returns the readable peers.
     fn wait(&self, timeout: Duration) -> Vec<usize> {
-        let mut index = Vec::with_capacity(self.peers.len());
-        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.peers.len() + 1);
-        for (i, p) in &self.peers {
-            index.push(*i);
-            fds.push(libc::pollfd {
-                fd: p.socket.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        fds.push(libc::pollfd {
-            fd: self.waker.raw(),
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        let ms = timeout.as_micros().div_ceil(1000) as libc::c_int;
-        // SAFETY: fds is a live array of pollfd of the stated length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if n <= 0 {
-            return Vec::new();
-        }
-        if fds[index.len()].revents != 0 {
-            self.waker.clear();
-        }
+        let (index, fds): (Vec<usize>, Vec<std::os::fd::RawFd>) = self
+            .peers
+            .iter()
+            .map(|(i, p)| (*i, p.socket.as_raw_fd()))
+            .unzip();
+        let ready = wait_readable(&fds, &self.waker, timeout);
         index
             .into_iter()
-            .zip(&fds)
-            .filter(|(_, f)| f.revents & libc::POLLIN != 0)
-            .map(|(i, _)| i)
+            .zip(ready)
+            .filter_map(|(i, r)| r.then_some(i))
             .collect()
     }
 

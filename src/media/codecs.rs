@@ -3,7 +3,7 @@
 //! an incoming SDP offer passes before it touches a PeerConnection (parses, offers a codec we
 //! can forward). Codec compatibility between a publisher and a subscriber leg is decided here.
 
-use super::rtcp_tap::RtcpTap;
+use super::rtcp_tap::{feedback_and_reports, RtcpTap, RTCP_TAP_SLOT};
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
 use rtc::peer_connection::configuration::media_engine::{
@@ -101,7 +101,10 @@ pub fn build_media_engine() -> Result<(MediaEngine, Registry), RtcError> {
         RtpCodecKind::Video,
     );
     let registry = Registry::new()
-        .with(Slot::from(14_000), RtcpTap::default())
+        .with(
+            Slot::from(RTCP_TAP_SLOT),
+            RtcpTap::new(feedback_and_reports),
+        )
         .with(
             Slot::from(super::stats::wire::WIRE_COUNTER_SLOT),
             super::stats::wire::WireCounter::default(),

@@ -23,6 +23,7 @@ pub mod rtcp_tap;
 pub mod shard;
 pub mod stats;
 pub mod udp;
+pub mod wake;
 
 use crate::signal::protocol::{MediaEvent, MediaRequest};
 use peer::Admission;

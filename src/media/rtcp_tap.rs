@@ -1,18 +1,56 @@
-//! An interceptor that marks inbound RTCP for delivery to the application, so the shard sees
-//! subscribers' keyframe requests (PLI/FIR), NACKs and receiver reports. It marks, it does not
-//! consume: the NACK responder and report interceptors still act on every packet.
+//! An interceptor that marks chosen inbound RTCP for delivery to the application — the server
+//! wants keyframe requests (PLI/FIR), NACKs and reception reports; the test client and the load
+//! generator want keyframe requests and NACKs. It marks, it does not consume: the NACK
+//! responder and report interceptors still act on every packet. It must not alter, delay or
+//! generate anything.
 
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 use std::collections::VecDeque;
 use std::time::Instant;
 
+/// Registry position: application-most, after every stock interceptor.
+pub const RTCP_TAP_SLOT: usize = 14_000;
+
+/// Which RTCP packets the application wants to see.
+pub type RtcpFilter = fn(&dyn rtc::rtcp::Packet) -> bool;
+
+/// PLI, FIR and NACK: what a publisher acts on.
+pub fn feedback(packet: &dyn rtc::rtcp::Packet) -> bool {
+    let any = packet.as_any();
+    any.is::<PictureLossIndication>()
+        || any.is::<FullIntraRequest>()
+        || any.is::<TransportLayerNack>()
+}
+
+/// Feedback plus sender and receiver reports: what the SFU acts on and measures.
+pub fn feedback_and_reports(packet: &dyn rtc::rtcp::Packet) -> bool {
+    let any = packet.as_any();
+    feedback(packet) || any.is::<ReceiverReport>() || any.is::<SenderReport>()
+}
+
 /// See the module documentation.
-#[derive(Default)]
 pub struct RtcpTap {
+    wanted: RtcpFilter,
     reads: VecDeque<TaggedPacket>,
     writes: VecDeque<TaggedPacket>,
+}
+
+impl RtcpTap {
+    /// A tap that delivers the compound packets containing anything `wanted` accepts.
+    pub fn new(wanted: RtcpFilter) -> Self {
+        Self {
+            wanted,
+            reads: VecDeque::new(),
+            writes: VecDeque::new(),
+        }
+    }
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpTap {
@@ -23,8 +61,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpTap {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if matches!(msg.message.packet, Packet::Rtcp(_)) {
-            msg.message.add(Attribute::DeliverToApplication);
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            if packets.iter().any(|p| (self.wanted)(p.as_ref())) {
+                msg.message.add(Attribute::DeliverToApplication);
+            }
         }
         self.reads.push_back(msg);
         Ok(())

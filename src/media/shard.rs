@@ -8,13 +8,15 @@ use super::peer::{Admission, Peer, PeerKey, TrackKey};
 use super::routing::{MediaRoom, PublishedTrack};
 use super::stats::{DropReason, MediaMetrics, ShardCounters, ShardLevels};
 use super::udp::{self, RecvBatch, SendQueue};
+use super::wake::wait_readable;
+pub use super::wake::Waker;
 use crate::signal::protocol::{MediaEvent, MediaRequest, TrackInfo};
 use bytes::BytesMut;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,54 +47,6 @@ pub enum Command {
         key: PeerKey,
     },
     Shutdown,
-}
-
-/// Wakes a shard blocked in `poll` (an eventfd).
-#[derive(Debug)]
-pub struct Waker {
-    fd: OwnedFd,
-}
-
-impl Waker {
-    pub fn new() -> std::io::Result<Self> {
-        // SAFETY: eventfd returns a new fd or -1.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fd is a fresh, owned descriptor.
-        Ok(Self {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
-    }
-
-    pub fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a live u64 to an eventfd.
-        unsafe {
-            libc::write(
-                self.fd.as_raw_fd(),
-                &one as *const u64 as *const libc::c_void,
-                8,
-            );
-        }
-    }
-
-    pub fn clear(&self) {
-        let mut v: u64 = 0;
-        // SAFETY: reading 8 bytes into a live u64 from a non-blocking eventfd.
-        unsafe {
-            libc::read(
-                self.fd.as_raw_fd(),
-                &mut v as *mut u64 as *mut libc::c_void,
-                8,
-            );
-        }
-    }
-
-    pub fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
 }
 
 /// One local socket of the shard and the host candidate it stands for.
@@ -217,35 +171,10 @@ impl Shard {
             .publish(self.index, &mut self.counters, levels, &mut self.reported);
     }
 
-    /// Blocks in poll(2) until a socket or the waker is readable or `timeout` passes.
+    /// Blocks until a socket or the waker is readable or `timeout` passes.
     fn wait(&self, timeout: Duration) -> Vec<bool> {
-        let mut fds: Vec<libc::pollfd> = self
-            .sockets
-            .iter()
-            .map(|s| libc::pollfd {
-                fd: s.socket.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        fds.push(libc::pollfd {
-            fd: self.waker.raw(),
-            events: libc::POLLIN,
-            revents: 0,
-        });
-        let ms = timeout.as_micros().div_ceil(1000) as libc::c_int;
-        // SAFETY: fds is a live array of pollfd of the stated length.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if n <= 0 {
-            return vec![false; self.sockets.len()];
-        }
-        if fds[self.sockets.len()].revents != 0 {
-            self.waker.clear();
-        }
-        fds[..self.sockets.len()]
-            .iter()
-            .map(|f| f.revents & libc::POLLIN != 0)
-            .collect()
+        let fds: Vec<RawFd> = self.sockets.iter().map(|s| s.socket.as_raw_fd()).collect();
+        wait_readable(&fds, &self.waker, timeout)
     }
 
     /// Applies queued commands; false on shutdown.
