@@ -26,9 +26,13 @@ function report(result, code) {
   process.exitCode = code;
 }
 
+/** Closes everything opened, each close bounded to 10 s (the bound does not hold the process). */
 async function cleanup() {
   const all = cleanups.splice(0).reverse();
-  await Promise.all(all.map((fn) => Promise.race([fn().catch(() => {}), new Promise((r) => setTimeout(r, 10000))])));
+  await Promise.all(all.map((fn) => Promise.race([
+    fn().catch(() => {}),
+    new Promise((resolve) => setTimeout(resolve, 10000).unref()),
+  ])));
 }
 
 const timer = setTimeout(async () => {

@@ -25,13 +25,13 @@ export async function openParticipants(ctx, specs, chromiumOptions = {}) {
   return people;
 }
 
-/** Opens and joins everyone to `room` (one after the other, as people arrive). */
+/** Opens and joins everyone to `room` (all at once, as when a meeting starts). */
 export async function joinAll(ctx, specs, room, chromiumOptions = {}) {
   const people = await openParticipants(ctx, specs, chromiumOptions);
-  for (const p of people) {
+  await Promise.all(people.map(async (p) => {
     await p.join(ctx.base, room);
     ctx.log(`${p.name} (${p.kind}) joined ${room}`);
-  }
+  }));
   return people;
 }
 
