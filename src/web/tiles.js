@@ -106,15 +106,33 @@ export class TileGrid {
     tile.quality.title = text;
   }
 
-  /** Picks the column count that gives the largest 16:9 tiles in the available space. */
+  /**
+   * Sizes the tiles: with a shared screen, the screen large on top and the people in a strip
+   * below it; otherwise the column count that gives the largest 16:9 tiles.
+   */
   layout() {
-    const n = this.tiles.size;
+    const tiles = [...this.tiles.values()];
+    const n = tiles.length;
     if (!n) return;
     const style = getComputedStyle(this.container);
     const width = this.container.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 1;
     const height = this.container.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom) - 1;
     const gap = parseFloat(style.columnGap) || 10;
-    if (!width || !height) return;
+    if (width <= 0 || height <= 0) return;
+    const screen = tiles.find((t) => t.root.dataset.source === 'screen');
+    const spotlight = Boolean(screen) && n > 1;
+    this.container.classList.toggle('spotlight', spotlight);
+    for (const t of tiles) t.root.classList.toggle('featured', spotlight && t === screen);
+    if (spotlight) {
+      const others = tiles.filter((t) => t !== screen);
+      const strip = Math.max(72, Math.min(180, height * 0.22));
+      const small = Math.max(96, Math.min(strip * (16 / 9), (width - gap * (others.length - 1)) / others.length));
+      const big = Math.min(width, (height - small * (9 / 16) - gap) * (16 / 9));
+      screen.root.style.setProperty('--w', `${Math.floor(Math.max(160, big))}px`);
+      for (const t of others) t.root.style.setProperty('--w', `${Math.floor(small)}px`);
+      return;
+    }
+    for (const t of tiles) t.root.style.removeProperty('--w');
     let best = { cols: 1, w: 0 };
     for (let cols = 1; cols <= n; cols += 1) {
       const rows = Math.ceil(n / cols);
