@@ -65,6 +65,21 @@ async fn three_pages_decode_each_other() {
     let test = start().await;
     let result = test.scenario("three-way-call", SCENARIO_TIMEOUT).await;
     assert_everyone_decodes_everyone(&result, &["Alice", "Bob", "Carol"]);
+    // The fake microphones beep: every page saw both others speak; quality was graded.
+    for page in ["Alice", "Bob", "Carol"] {
+        let others: Vec<&str> = ["Alice", "Bob", "Carol"]
+            .into_iter()
+            .filter(|n| *n != page)
+            .collect();
+        assert_eq!(result["spoke"][page], serde_json::json!(others), "{page}");
+        for other in others {
+            let grade = result["quality"][page][other].as_str().unwrap_or("none");
+            assert!(
+                grade == "good" || grade == "fair",
+                "{page} grades {other}'s connection {grade}"
+            );
+        }
+    }
     no_page_errors(&result);
 }
 
@@ -384,5 +399,53 @@ async fn a_draining_server_is_explained_and_retried() {
         .is_some_and(|b| b.contains("restarting for maintenance")));
     assert_eq!(result["state"], "connecting");
     assert_eq!(result["detail"]["reason"], "draining");
+    no_page_errors(&result);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_reconnect_by_themselves_after_a_server_restart() {
+    let test = start().await;
+    let signal_dir = std::env::temp_dir().join(format!("chorus-reconnect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&signal_dir);
+    std::fs::create_dir_all(&signal_dir).expect("signal dir");
+    let base = test.base.clone();
+    let dir = signal_dir.to_string_lossy().into_owned();
+    let scenario = tokio::spawn(async move {
+        browser_support::run_scenario(
+            &base,
+            "reconnect",
+            SCENARIO_TIMEOUT,
+            &[("CHORUS_SIGNAL_DIR", dir.as_str())],
+        )
+        .await
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !signal_dir.join("in-call").exists() {
+        assert!(
+            std::time::Instant::now() < deadline && !scenario.is_finished(),
+            "the pages never got into the call"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _test = test
+        .restart(browser_support::test_config(), Duration::from_millis(1500))
+        .await;
+    let result = scenario.await.expect("the scenario task");
+    let _ = std::fs::remove_dir_all(&signal_dir);
+    for page in ["Alice", "Bob"] {
+        let seen = &result["reconnecting"][page];
+        assert_eq!(seen["reason"], "server-restart", "{page}: {seen}");
+        assert!(seen["banner"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("The server restarted.")));
+        assert!(
+            result["peerIds"]["before"][page] != result["peerIds"]["after"][page],
+            "{page} did not join afresh"
+        );
+        assert_eq!(result["bannersAfter"][page], Value::Null, "{page}");
+    }
+    assert!(num(&result, &["decoded", "Alice", "Bob", "video"]) > 0.0);
+    assert!(num(&result, &["decoded", "Bob", "Alice", "video"]) > 0.0);
+    assert!(num(&result, &["decodingAgainMs"]) < 30_000.0);
     no_page_errors(&result);
 }

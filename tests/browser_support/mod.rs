@@ -82,11 +82,28 @@ fn check_prerequisites(driver_dir: &Path) {
 }
 
 impl BrowserTest {
+    /// Shuts the server down (every WebSocket is closed with 1001, as on a restart) and starts
+    /// a new one with `config` on the same HTTP address, `pause` later.
+    pub async fn restart(self, mut config: Config, pause: Duration) -> Self {
+        let addr = self.server.addr();
+        self.server.shutdown().await.expect("the server shuts down");
+        tokio::time::sleep(pause).await;
+        config.listen = addr;
+        let server = chorus::spawn(config)
+            .await
+            .expect("the server starts again");
+        BrowserTest {
+            server,
+            base: self.base,
+            _turn: self._turn,
+        }
+    }
+
     /// Runs `tests/browser/run.mjs <scenario>` against this server and returns its result.
     /// Panics (the test fails) if Node, the drivers or a browser are missing, if the scenario
     /// fails, or if it does not finish within `timeout`.
     pub async fn scenario(&self, name: &str, timeout: Duration) -> Value {
-        self.scenario_with_env(name, timeout, &[]).await
+        run_scenario(&self.base, name, timeout, &[]).await
     }
 
     /// [`Self::scenario`] with extra environment variables for the driver.
@@ -96,71 +113,81 @@ impl BrowserTest {
         timeout: Duration,
         env: &[(&str, &str)],
     ) -> Value {
-        let driver_dir = root().join("tests").join("browser");
-        check_prerequisites(&driver_dir);
-        std::fs::create_dir_all(artifacts()).expect("create tests/artifacts");
-        let started = Instant::now();
-        let mut child = Command::new("node")
-            .arg("run.mjs")
-            .arg(name)
-            .arg("--base")
-            .arg(&self.base)
-            .arg("--artifacts")
-            .arg(artifacts())
-            .arg("--timeout-ms")
-            .arg(
-                timeout
-                    .saturating_sub(Duration::from_secs(5))
-                    .as_millis()
-                    .to_string(),
-            )
-            .envs(env.iter().copied())
-            .current_dir(&driver_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `node` for the browser tests: {e}"));
-        let mut stdout = child.stdout.take().expect("piped stdout");
-        let mut stderr = child.stderr.take().expect("piped stderr");
-        let run = async {
-            let mut out = String::new();
-            let mut err = String::new();
-            let (a, b, status) = tokio::join!(
-                stdout.read_to_string(&mut out),
-                stderr.read_to_string(&mut err),
-                child.wait()
-            );
-            a.expect("read driver stdout");
-            b.expect("read driver stderr");
-            (out, err, status.expect("driver exit status"))
-        };
-        let (out, err, status) = match tokio::time::timeout(timeout, run).await {
-            Ok(done) => done,
-            Err(_) => panic!("browser scenario `{name}` did not finish within {timeout:?}"),
-        };
-        eprintln!(
-            "--- scenario `{name}` ({:.1} s) ---\n{err}",
-            started.elapsed().as_secs_f64()
-        );
-        let result = out
-            .lines()
-            .rev()
-            .find_map(|line| line.strip_prefix("RESULT "))
-            .unwrap_or_else(|| panic!("scenario `{name}` printed no RESULT line ({status}); stdout:\n{out}\nstderr:\n{err}"));
-        let value: Value = serde_json::from_str(result)
-            .unwrap_or_else(|e| panic!("scenario `{name}` printed bad JSON ({e}): {result}"));
-        if let Some(error) = value.get("error") {
-            panic!(
-                "browser scenario `{name}` failed: {}",
-                error.as_str().unwrap_or_default()
-            );
-        }
-        assert!(status.success(), "scenario `{name}` exited with {status}");
-        eprintln!("result: {value:#}");
-        value
+        run_scenario(&self.base, name, timeout, env).await
     }
+}
+
+/// Runs scenario `name` against the server at `base` (see [`BrowserTest::scenario`]).
+pub async fn run_scenario(
+    base: &str,
+    name: &str,
+    timeout: Duration,
+    env: &[(&str, &str)],
+) -> Value {
+    let driver_dir = root().join("tests").join("browser");
+    check_prerequisites(&driver_dir);
+    std::fs::create_dir_all(artifacts()).expect("create tests/artifacts");
+    let started = Instant::now();
+    let mut child = Command::new("node")
+        .arg("run.mjs")
+        .arg(name)
+        .arg("--base")
+        .arg(base)
+        .arg("--artifacts")
+        .arg(artifacts())
+        .arg("--timeout-ms")
+        .arg(
+            timeout
+                .saturating_sub(Duration::from_secs(5))
+                .as_millis()
+                .to_string(),
+        )
+        .envs(env.iter().copied())
+        .current_dir(&driver_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `node` for the browser tests: {e}"));
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let run = async {
+        let mut out = String::new();
+        let mut err = String::new();
+        let (a, b, status) = tokio::join!(
+            stdout.read_to_string(&mut out),
+            stderr.read_to_string(&mut err),
+            child.wait()
+        );
+        a.expect("read driver stdout");
+        b.expect("read driver stderr");
+        (out, err, status.expect("driver exit status"))
+    };
+    let (out, err, status) = match tokio::time::timeout(timeout, run).await {
+        Ok(done) => done,
+        Err(_) => panic!("browser scenario `{name}` did not finish within {timeout:?}"),
+    };
+    eprintln!(
+        "--- scenario `{name}` ({:.1} s) ---\n{err}",
+        started.elapsed().as_secs_f64()
+    );
+    let result = out
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("scenario `{name}` printed no RESULT line ({status}); stdout:\n{out}\nstderr:\n{err}"));
+    let value: Value = serde_json::from_str(result)
+        .unwrap_or_else(|e| panic!("scenario `{name}` printed bad JSON ({e}): {result}"));
+    if let Some(error) = value.get("error") {
+        panic!(
+            "browser scenario `{name}` failed: {}",
+            error.as_str().unwrap_or_default()
+        );
+    }
+    assert!(status.success(), "scenario `{name}` exited with {status}");
+    eprintln!("result: {value:#}");
+    value
 }
 
 /// `value[path...]` as f64 (numeric segments index arrays), failing the test with the whole

@@ -1,7 +1,26 @@
 // Test 1: three Chromium pages join one room; each shows two remote tiles whose decoded
-// frames keep growing, and receives the others' audio packets.
+// frames keep growing, and receives the others' audio packets. Along the way: the speaking
+// highlight lights up on remote tiles (the fake microphone beeps) and the connection-quality
+// meters settle on a grade.
 
 import { joinAll, remoteTileNames, sampleGrowth, waitAllDecoding } from '../lib/call.mjs';
+import { sleep } from '../lib/client.mjs';
+
+/** Watches the remote tiles of every page for `ms`: who was seen speaking, last quality. */
+async function watchTiles(people, ms) {
+  const spoke = Object.fromEntries(people.map((p) => [p.name, new Set()]));
+  const quality = {};
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    for (const p of people) {
+      const tiles = (await p.tiles()).filter((t) => !t.self);
+      for (const t of tiles) if (t.speaking) spoke[p.name].add(t.name);
+      quality[p.name] = Object.fromEntries(tiles.map((t) => [t.name, t.quality]));
+    }
+    await sleep(100);
+  }
+  return { spoke: Object.fromEntries(Object.entries(spoke).map(([k, v]) => [k, [...v].sort()])), quality };
+}
 
 export async function run(ctx) {
   const specs = [{ name: 'Alice' }, { name: 'Bob' }, { name: 'Carol' }];
@@ -10,8 +29,8 @@ export async function run(ctx) {
   await waitAllDecoding(people, 20000);
   const allDecodingMs = Date.now() - t0;
   ctx.log(`every page decodes every other page after ${allDecodingMs} ms`);
-  const growth = await sampleGrowth(people, 3000);
+  const [growth, watched] = await Promise.all([sampleGrowth(people, 3000), watchTiles(people, 3000)]);
   const tiles = {};
   for (const p of people) tiles[p.name] = await remoteTileNames(p);
-  return { allDecodingMs, tiles, growth, pageErrors: Object.fromEntries(people.map((p) => [p.name, p.errors])) };
+  return { allDecodingMs, tiles, growth, ...watched, pageErrors: Object.fromEntries(people.map((p) => [p.name, p.errors])) };
 }
