@@ -203,7 +203,7 @@ export class CallView {
     this.busy = true;
     try {
       const problem = await this.call.toggle(source);
-      if (problem) toast(deviceProblem(source === 'camera' ? 'camera' : 'microphone', problem));
+      if (problem) toast(deviceProblem(source === 'camera' ? 'camera' : 'microphone', problem, true));
     } finally {
       this.busy = false;
     }

@@ -52,9 +52,11 @@ export class Lobby {
     this.note = byId('media-note');
     this.joinButton = byId('join-button');
 
-    this.roomInput.value = room && !roomProblem(room) ? room : randomRoomName();
+    // A link with a room name the server would refuse: show it, and say what is wrong.
+    this.roomInput.value = room || randomRoomName();
     this.nameInput.value = remembered(NAME_KEY);
     this.updateInvite();
+    if (room && roomProblem(room)) this.showFieldError('room-error', roomProblem(room));
 
     this.roomInput.addEventListener('input', () => {
       this.showFieldError('room-error', null);

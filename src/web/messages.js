@@ -2,9 +2,13 @@
 // went wrong with the camera or microphone, why a call ended, why it is reconnecting.
 // Plain words, and what to do next.
 
-/** Lobby note about one device that could not be opened (`code` from devices.js). */
-export function deviceProblem(device, code) {
+/**
+ * What to tell about a device that could not be opened (`code` from devices.js): in the lobby,
+ * or (`inCall`) when the person turned it on during the call.
+ */
+export function deviceProblem(device, code, inCall = false) {
   const what = device === 'camera' ? 'camera' : 'microphone';
+  if (inCall && code === 'not-found') return `No ${what} found.`;
   switch (code) {
     case 'permission-denied':
       return `Access to your ${what} is blocked. Allow it in the browser's site settings (the icon next to the address), then reload.`;

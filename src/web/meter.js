@@ -8,6 +8,13 @@ function audioContext() {
     const Ctx = window.AudioContext || window.webkitAudioContext;
     if (!Ctx) return null;
     context = new Ctx();
+    // Browsers start an AudioContext suspended until the person interacts with the page.
+    const resume = () => {
+      if (context.state === 'suspended') context.resume().catch(() => {});
+    };
+    for (const type of ['pointerdown', 'keydown', 'touchend']) {
+      window.addEventListener(type, resume, { capture: true });
+    }
   }
   if (context.state === 'suspended') context.resume().catch(() => {});
   return context;
