@@ -449,3 +449,17 @@ async fn pages_reconnect_by_themselves_after_a_server_restart() {
     assert!(num(&result, &["decodingAgainMs"]) < 30_000.0);
     no_page_errors(&result);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_media_path_is_rebuilt_after_media_failed() {
+    let test = start().await;
+    let result = test.scenario("media-failed", SCENARIO_TIMEOUT).await;
+    assert!(result["notice"]
+        .as_str()
+        .is_some_and(|n| n.contains("media connection dropped")));
+    // Same signaling session: only the media connection was rebuilt.
+    assert_eq!(result["sameSession"], true);
+    assert_eq!(result["state"], "connected");
+    assert!(num(&result, &["restoredAfterMs"]) < 40_000.0);
+    no_page_errors(&result);
+}
