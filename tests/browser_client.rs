@@ -277,6 +277,21 @@ async fn screenshot_of_a_three_person_call() {
     }
     // The controls are on screen, below the grid.
     assert!(num(&result, &["layout", "controls", "bottom"]) <= 720.0);
+    // Phone-sized: nothing wider than the screen, all six controls visible, whole labels,
+    // finger-sized.
+    let phone = &result["phoneLayout"];
+    assert!(
+        num(phone, &["scrollWidth"]) <= num(phone, &["width"]),
+        "{phone}"
+    );
+    let controls = phone["controls"].as_array().expect("controls");
+    assert_eq!(controls.len(), 6, "{phone}");
+    for control in controls {
+        assert!(num(control, &["left"]) >= 0.0 && num(control, &["right"]) <= 390.0);
+        assert!(num(control, &["bottom"]) <= num(phone, &["height"]));
+        assert!(num(control, &["width"]) >= 44.0 && num(control, &["height"]) >= 44.0);
+        assert_eq!(control["clipped"], false, "{control}");
+    }
     no_page_errors(&result);
 }
 

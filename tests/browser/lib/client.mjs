@@ -98,14 +98,21 @@ export class Participant {
   }
 
   /** Opens the client at `base` (with `?room=`), fills the name and joins. */
-  async join(base, room, { camera = true, expect = 'connected' } = {}) {
+  async join(base, room, { camera = true, expect = 'connected', keyboard = false } = {}) {
     await this.openLobby(base, room, { camera });
-    await this.page.evaluate((name) => {
-      const input = document.getElementById('name-input');
-      input.value = name;
-      input.dispatchEvent(new Event('input', { bubbles: true }));
-    }, this.name);
-    await this.page.click('#join-button');
+    if (keyboard) {
+      // As a keyboard user: the name field has focus; type, then Enter submits the form.
+      await this.page.focus('#name-input');
+      await this.page.keyboard.type(this.name);
+      await this.page.keyboard.press('Enter');
+    } else {
+      await this.page.evaluate((name) => {
+        const input = document.getElementById('name-input');
+        input.value = name;
+        input.dispatchEvent(new Event('input', { bubbles: true }));
+      }, this.name);
+      await this.page.click('#join-button');
+    }
     if (expect === 'connected') {
       await waitInPage(this.page, `${this.name} joined`, () => window.chorus.snapshot().state === 'connected', null, 15000);
     }

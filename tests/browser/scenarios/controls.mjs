@@ -1,8 +1,9 @@
-// Test 4: microphone and camera toggles (mouse and keyboard) show on the other pages within
+// Test 4: microphone and camera toggles (mouse and keyboard; the toggling page also joined by
+// keyboard: name typed, Enter) show on the other pages within
 // 2 s — the muted-microphone indicator, the avatar in place of the video — while the server
 // stops forwarding the muted tracks; unmuting brings them back; Leave removes the tile.
 
-import { decodedByName, joinAll, waitAllDecoding } from '../lib/call.mjs';
+import { decodedByName, openParticipants, waitAllDecoding } from '../lib/call.mjs';
 import { sleep, waitFor } from '../lib/client.mjs';
 
 /** Milliseconds until `check(tile of Alice)` holds on every observer page. */
@@ -36,8 +37,10 @@ async function packetsFrom(observer, people, name) {
 }
 
 export async function run(ctx) {
-  const people = await joinAll(ctx, [{ name: 'Alice' }, { name: 'Bob' }, { name: 'Carol' }], 'controls');
+  const people = await openParticipants(ctx, [{ name: 'Alice' }, { name: 'Bob' }, { name: 'Carol' }]);
   const [alice, bob, carol] = people;
+  // Alice uses the keyboard only, from the lobby on.
+  await Promise.all([alice.join(ctx.base, 'controls', { keyboard: true }), bob.join(ctx.base, 'controls'), carol.join(ctx.base, 'controls')]);
   const observers = [bob, carol];
   await waitAllDecoding(people, 20000);
   const result = { ms: {} };

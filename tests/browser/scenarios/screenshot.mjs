@@ -48,6 +48,16 @@ export async function run(ctx) {
   await sleep(1200);
   const phone = path.join(ctx.artifacts, 'three-person-call-phone.png');
   await grace.page.screenshot({ path: phone });
+  const phoneLayout = await grace.page.evaluate(() => ({
+    scrollWidth: document.scrollingElement.scrollWidth,
+    width: innerWidth,
+    height: innerHeight,
+    controls: [...document.querySelectorAll('.controls .control')].filter((b) => !b.hidden).map((b) => {
+      const r = b.getBoundingClientRect();
+      return { label: b.querySelector('.label').textContent, left: r.left, right: r.right, bottom: r.bottom, width: r.width, height: r.height, clipped: b.querySelector('.label').scrollWidth > b.querySelector('.label').clientWidth };
+    }),
+    tiles: [...document.querySelectorAll('#grid .tile')].map((t) => t.getBoundingClientRect().width),
+  }));
   await ada.click('#btn-chat');
   await sleep(600);
   const withChat = path.join(ctx.artifacts, 'three-person-call-chat.png');
@@ -60,6 +70,7 @@ export async function run(ctx) {
     screenshots: [desktop, phone, withChat].map((file) => ({ file, bytes: fs.statSync(file).size })),
     painted,
     layout,
+    phoneLayout,
     pageErrors: Object.fromEntries(people.map((p) => [p.name, p.errors])),
   };
 }
