@@ -138,11 +138,12 @@ export class Call extends EventTarget {
   onSocketClosed({ code, reason }) {
     this.signaling = null;
     if (this.state === 'ended') return;
-    if (code >= 4000 && /kick|remov/i.test(reason || '')) {
+    // Normally an `error` (kicked, room-closed) came first; the close reason is the fallback.
+    if (/kick|removed/i.test(reason || '')) {
       this.end('kicked', { message: reason });
       return;
     }
-    if (code >= 4000 && /closed|ended/i.test(reason || '')) {
+    if (/room closed|closed the room/i.test(reason || '')) {
       this.end('room-closed', { message: reason });
       return;
     }

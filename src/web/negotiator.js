@@ -164,10 +164,12 @@ export class Negotiator {
     }
     // The offer lists every forwarded track; m-lines it leaves out carry nothing any more.
     this.mids = new Map(tracks.map((t) => [t.mid, { peerId: t.peerId, trackId: t.trackId }]));
+    this.receiveCodecs(null); // a recycled m-line may carry another codec now
     await this.pc.setRemoteDescription({ type: 'offer', sdp });
     await this.flushCandidates();
     const answer = await this.pc.createAnswer();
     await this.pc.setLocalDescription(answer);
+    this.receiveCodecs('negotiated');
     this.stats.answersSent += 1;
     this.options.send({ type: 'answer', sdp: this.pc.localDescription.sdp });
     await this.offerIfWanted();
@@ -210,6 +212,35 @@ export class Negotiator {
       return;
     }
     this.options.onProblem('negotiation-timeout', 'The server did not answer our media offer.');
+  }
+
+  /**
+   * Keeps our own offers small: in a big room they repeat every receiving m-line, and with all
+   * of the browser's codecs that is ~5 KB each, past the server's frame limit at a dozen
+   * people. After a server offer is answered (`'negotiated'`), each receiving m-line is
+   * limited to the codec it negotiated (plus RTX); before the next server offer (`null`), the
+   * limits are lifted so that offer is answered with every codec.
+   */
+  receiveCodecs(mode) {
+    if (typeof RTCRtpTransceiver === 'undefined' || !RTCRtpTransceiver.prototype.setCodecPreferences) return;
+    for (const t of this.pc.getTransceivers()) {
+      if (t.direction !== 'recvonly' || t.stopped) continue;
+      try {
+        if (mode === null) {
+          t.setCodecPreferences([]);
+          continue;
+        }
+        const kind = t.receiver.track.kind;
+        const negotiated = new Set(t.receiver.getParameters().codecs.map((c) => c.mimeType.toLowerCase()));
+        const capabilities = (RTCRtpReceiver.getCapabilities(kind) || { codecs: [] }).codecs;
+        const media = capabilities.filter((c) => negotiated.has(c.mimeType.toLowerCase()) && !/\/(rtx|red|ulpfec|flexfec-03)$/i.test(c.mimeType));
+        if (!media.length) continue;
+        const rtx = capabilities.filter((c) => /\/rtx$/i.test(c.mimeType) && negotiated.has(c.mimeType.toLowerCase()));
+        t.setCodecPreferences([...media, ...rtx]);
+      } catch {
+        // A browser that refuses the list keeps its defaults: larger offers, same media.
+      }
+    }
   }
 
   async rollback() {
