@@ -478,3 +478,55 @@ async fn a_dead_media_path_is_rebuilt_after_media_failed() {
     assert!(num(&result, &["restoredAfterMs"]) < 40_000.0);
     no_page_errors(&result);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_in_a_room_of_fifteen_can_still_renegotiate() {
+    use chorus::client::{ClientOptions, SfuClient};
+    let test = start().await;
+    let ws_url = format!("ws://{}/ws", test.server.addr());
+    let options = ClientOptions {
+        video_packet_rate: 5,
+        video_payload_size: 300,
+        record_hashes: false,
+        ..ClientOptions::default()
+    };
+    let mut others = Vec::new();
+    for i in 0..14 {
+        let client = SfuClient::connect_with(
+            &ws_url,
+            "big-room",
+            &format!("Synthetic {i:02}"),
+            None,
+            options.clone(),
+        )
+        .await
+        .expect("a synthetic participant joins");
+        client
+            .publish_audio_video()
+            .await
+            .expect("it publishes audio and video");
+        others.push(client);
+    }
+    let result = test.scenario("big-room", SCENARIO_TIMEOUT).await;
+    assert_eq!(num(&result, &["remoteTiles"]), 14.0);
+    assert_eq!(result["state"], "connected");
+    assert!(num(&result, &["receivingMlines"]) >= 28.0, "{result:#}");
+    let sizes = result["offerSizes"].as_array().expect("offer sizes");
+    assert!(!sizes.is_empty(), "no offer sent for the screen share");
+    for size in sizes {
+        let size = size.as_f64().unwrap_or(f64::MAX);
+        assert!(
+            size < 65_536.0,
+            "an offer of {size} bytes exceeds the frame limit"
+        );
+    }
+    // The synthetic participants were told of the browser's screen.
+    let browser = result["selfId"].as_str().expect("selfId");
+    let told = others[0]
+        .wait_for_message("track-published", Duration::from_secs(10), |m| {
+            m["peerId"] == browser && m["source"] == "screen"
+        })
+        .await;
+    assert!(told.is_ok(), "no track-published for the browser's screen");
+    no_page_errors(&result);
+}
