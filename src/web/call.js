@@ -445,6 +445,36 @@ export class Call extends EventTarget {
   addLocal(source, track, muted) {
     track.enabled = !muted;
     this.local[source] = { source, track, muted, transceiver: null, trackId: null };
+    if (source !== 'screen') this.watchDevice(source, track);
+  }
+
+  /** A camera or microphone that stops by itself (unplugged, taken away) is shown as off. */
+  watchDevice(source, track) {
+    track.addEventListener('ended', () => {
+      const entry = this.local[source];
+      if (!entry || entry.track !== track || this.state === 'ended') return;
+      this.notice(`Your ${source} stopped working. Turn it on again to retry.`);
+      this.setMuted(source, true);
+    });
+  }
+
+  /** Opens the device again for a track that ended, and sends from the new one. */
+  async reopenDevice(source) {
+    const entry = this.local[source];
+    const opened = await openLocalMedia({ mic: source === 'microphone', camera: source === 'camera' });
+    const track = source === 'microphone' ? opened.mic : opened.camera;
+    if (!track) return source === 'microphone' ? opened.micError : opened.cameraError;
+    if (this.state === 'ended' || this.local[source] !== entry) {
+      track.stop();
+      return null;
+    }
+    this.stream.removeTrack(entry.track);
+    this.stream.addTrack(track);
+    entry.track = track;
+    track.enabled = !entry.muted;
+    this.watchDevice(source, track);
+    if (entry.transceiver) await entry.transceiver.sender.replaceTrack(track);
+    return null;
   }
 
   /** Starts publishing a new local track (if the media connection is up, renegotiates). */
@@ -476,6 +506,12 @@ export class Call extends EventTarget {
    */
   async toggle(source) {
     const entry = this.local[source];
+    if (entry && entry.muted && entry.track.readyState === 'ended') {
+      const problem = await this.reopenDevice(source);
+      if (problem) return problem;
+      this.setMuted(source, false);
+      return null;
+    }
     if (entry) {
       this.setMuted(source, !entry.muted);
       return null;
