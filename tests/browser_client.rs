@@ -154,10 +154,15 @@ async fn toggles_show_on_the_others_within_2_s_and_leave_removes_the_tile() {
         frames[1] >= frames[0] + 10.0,
         "video did not resume: {frames:?}"
     );
+    // The toggling page's own buttons say what a press does next.
     assert_eq!(result["buttonsWhileOff"]["mic"], "true");
     assert_eq!(result["buttonsWhileOff"]["cam"], "true");
+    assert_eq!(result["buttonsWhileOff"]["micLabel"], "Unmute");
+    assert_eq!(result["buttonsWhileOff"]["camLabel"], "Start video");
     assert_eq!(result["buttonsAfter"]["mic"], "false");
     assert_eq!(result["buttonsAfter"]["cam"], "false");
+    assert_eq!(result["buttonsAfter"]["micLabel"], "Mute");
+    assert_eq!(result["buttonsAfter"]["camLabel"], "Stop video");
     assert_eq!(result["leftNotice"]["visible"], true);
     assert_eq!(result["leftNotice"]["title"], "You left the call");
     assert_eq!(

@@ -141,7 +141,8 @@ export class CallView {
     const short = this.narrow.matches;
     const mic = byId('btn-mic');
     const micMuted = call.isMuted('microphone');
-    mic.setAttribute('aria-pressed', String(micMuted));
+    // The label says what a press does ("Unmute"), so no aria-pressed on these three.
+    mic.dataset.off = String(micMuted);
     mic.classList.toggle('off', micMuted);
     setIcon(mic.querySelector('.icon'), micMuted ? 'micOff' : 'mic');
     mic.querySelector('.label').textContent = micMuted ? 'Unmute' : 'Mute';
@@ -149,7 +150,7 @@ export class CallView {
 
     const cam = byId('btn-cam');
     const camOff = call.isMuted('camera');
-    cam.setAttribute('aria-pressed', String(camOff));
+    cam.dataset.off = String(camOff);
     cam.classList.toggle('off', camOff);
     setIcon(cam.querySelector('.icon'), camOff ? 'cameraOff' : 'camera');
     cam.querySelector('.label').textContent = short ? 'Video' : (camOff ? 'Start video' : 'Stop video');
@@ -157,7 +158,7 @@ export class CallView {
 
     const screen = byId('btn-screen');
     const sharing = call.sharingScreen;
-    screen.setAttribute('aria-pressed', String(sharing));
+    screen.dataset.active = String(sharing);
     screen.classList.toggle('active', sharing);
     setIcon(screen.querySelector('.icon'), sharing ? 'screenStop' : 'screen');
     screen.querySelector('.label').textContent = short ? (sharing ? 'Stop' : 'Share') : (sharing ? 'Stop sharing' : 'Share screen');

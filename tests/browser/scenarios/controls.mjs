@@ -24,9 +24,9 @@ async function timeUntil(observers, subject, what, check, timeoutMs = 5000) {
 
 async function ownButtons(p) {
   return p.page.evaluate(() => ({
-    mic: document.getElementById('btn-mic').getAttribute('aria-pressed'),
+    mic: document.getElementById('btn-mic').dataset.off,
     micLabel: document.getElementById('btn-mic').textContent.trim(),
-    cam: document.getElementById('btn-cam').getAttribute('aria-pressed'),
+    cam: document.getElementById('btn-cam').dataset.off,
     camLabel: document.getElementById('btn-cam').textContent.trim(),
   }));
 }
