@@ -7,23 +7,16 @@
 
 pub mod histogram;
 
+use crate::signal::protocol::CLIENT_MESSAGE_TYPES;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
-/// Message types counted under their own label; everything else counts as `other` so a client
-/// cannot blow up label cardinality.
-const COUNTED_TYPES: &[&str] = &[
-    "join",
-    "chat",
-    "leave",
-    "offer",
-    "answer",
-    "candidate",
-    "mute",
-    "subscribe",
-    "unsubscribe",
+/// Mesh message types (seeds 002/003) counted under their own label, beside the SFU client
+/// types of [`CLIENT_MESSAGE_TYPES`]; everything else counts as `other` so a client cannot blow
+/// up label cardinality.
+const MESH_COUNTED_TYPES: &[&str] = &[
     "ice-candidate",
     "call-request",
     "call-ack",
@@ -31,6 +24,13 @@ const COUNTED_TYPES: &[&str] = &[
     "call-answer",
     "call-hangup",
 ];
+
+fn counted_types() -> impl Iterator<Item = &'static str> {
+    CLIENT_MESSAGE_TYPES
+        .iter()
+        .chain(MESH_COUNTED_TYPES)
+        .copied()
+}
 
 /// All metrics of the signaling server.
 #[derive(Debug, Clone)]
@@ -138,7 +138,7 @@ impl Metrics {
         registry.register(Box::new(admin_actions.clone()))?;
         registry.register(Box::new(build_info))?;
         register_process_collector(&registry)?;
-        for kind in COUNTED_TYPES.iter().chain(&["other"]) {
+        for kind in counted_types().chain(["other"]) {
             messages_received.with_label_values(&[kind]);
         }
         for code in crate::signal::protocol::ErrorCode::ALL {
@@ -176,7 +176,7 @@ impl Metrics {
 
     /// Counts one received client message of wire type `kind`.
     pub fn count_message(&self, kind: &str) {
-        let label = if COUNTED_TYPES.contains(&kind) {
+        let label = if counted_types().any(|t| t == kind) {
             kind
         } else {
             "other"
