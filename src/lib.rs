@@ -14,8 +14,10 @@ pub mod http;
 pub mod loadtest;
 pub mod media;
 pub mod metrics;
+pub mod net;
 pub mod protocol;
 pub mod room;
+pub mod rtp;
 pub mod signal;
 
 pub use config::Config;

@@ -3,7 +3,7 @@
 //! an incoming SDP offer passes before it touches a PeerConnection (parses, offers a codec we
 //! can forward). Codec compatibility between a publisher and a subscriber leg is decided here.
 
-use super::rtcp_tap::{feedback_and_reports, RtcpTap, RTCP_TAP_SLOT};
+use crate::rtp::rtcp_tap::{feedback_and_reports, RtcpTap, RTCP_TAP_SLOT};
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
 use rtc::peer_connection::configuration::media_engine::{

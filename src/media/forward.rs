@@ -1,9 +1,9 @@
 //! Per-packet forwarding logic, free of sockets and clocks (time is an argument): the rewrite of
 //! one published track's RTP onto one subscriber leg (SSRC, payload type, header-extension ids,
-//! sequence numbers and timestamps kept continuous across pauses), duplicate suppression on
-//! ingress, and the keyframe-request throttle. The shard applies these; it must not re-derive
-//! any of this state itself.
+//! sequence numbers and timestamps kept continuous across pauses) and the keyframe-request
+//! throttle. The shard applies these; it must not re-derive any of this state itself.
 
+use crate::rtp::dedup::seq_newer;
 use rtc::rtp::header::Extension;
 use rtc::rtp::Packet;
 use std::time::{Duration, Instant};
@@ -156,72 +156,6 @@ impl SequenceRewriter {
     }
 }
 
-/// RFC 1982 serial comparison: is `a` after `b`?
-pub fn seq_newer(a: u16, b: u16) -> bool {
-    a != b && a.wrapping_sub(b) < 0x8000
-}
-
-/// Remembers which of the last 1024 sequence numbers of a stream arrived, so duplicates (a
-/// publisher's retransmission of a packet we already forwarded) are dropped on ingress.
-#[derive(Debug, Clone, Default)]
-pub struct DuplicateFilter {
-    seen: [u64; 16],
-    highest: Option<u16>,
-}
-
-impl DuplicateFilter {
-    const WINDOW: u16 = 1024;
-
-    /// Records `seq`; returns false if it was already seen (or is too old to tell).
-    pub fn first_time(&mut self, seq: u16) -> bool {
-        let Some(highest) = self.highest else {
-            self.highest = Some(seq);
-            self.set(seq);
-            return true;
-        };
-        if seq_newer(seq, highest) {
-            let advance = seq.wrapping_sub(highest);
-            if advance >= Self::WINDOW {
-                self.seen = [0; 16];
-            } else {
-                let mut s = highest.wrapping_add(1);
-                while s != seq {
-                    self.clear(s);
-                    s = s.wrapping_add(1);
-                }
-            }
-            self.highest = Some(seq);
-            self.set(seq);
-            return true;
-        }
-        if highest.wrapping_sub(seq) >= Self::WINDOW {
-            return false;
-        }
-        if self.is_set(seq) {
-            return false;
-        }
-        self.set(seq);
-        true
-    }
-
-    fn slot(seq: u16) -> (usize, u64) {
-        let i = (seq % Self::WINDOW) as usize;
-        (i / 64, 1u64 << (i % 64))
-    }
-    fn set(&mut self, seq: u16) {
-        let (w, b) = Self::slot(seq);
-        self.seen[w] |= b;
-    }
-    fn clear(&mut self, seq: u16) {
-        let (w, b) = Self::slot(seq);
-        self.seen[w] &= !b;
-    }
-    fn is_set(&self, seq: u16) -> bool {
-        let (w, b) = Self::slot(seq);
-        self.seen[w] & b != 0
-    }
-}
-
 /// Limits keyframe requests toward one publisher track to one per
 /// [`KEYFRAME_REQUEST_INTERVAL`]; a request inside the window is remembered and sent when the
 /// window ends, so the last subscriber to ask is never left without a keyframe.
@@ -321,26 +255,6 @@ mod tests {
         let b = rw.rewrite(11, 960, t0).0; // late packet keeps its place
         assert_eq!((a, b, c), (65_534, 65_535, 0));
         assert_eq!(rw.original_seq(0), 12);
-    }
-
-    #[test]
-    fn duplicates_are_dropped_once_seen() {
-        let mut f = DuplicateFilter::default();
-        assert!(f.first_time(100));
-        assert!(f.first_time(102));
-        assert!(!f.first_time(100));
-        assert!(f.first_time(101)); // a retransmission that fills a gap is new
-        assert!(!f.first_time(101));
-        assert!(f.first_time(65_535u16.wrapping_add(200)));
-        assert!(!f.first_time(100u16.wrapping_sub(2000))); // too old to tell
-    }
-
-    #[test]
-    fn duplicate_window_clears_skipped_slots() {
-        let mut f = DuplicateFilter::default();
-        assert!(f.first_time(5));
-        assert!(f.first_time(5 + 1024 + 3)); // 5's slot region is reused
-        assert!(f.first_time(5 + 1024)); // not confused with 5
     }
 
     #[test]

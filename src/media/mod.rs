@@ -19,12 +19,11 @@ pub mod fanout;
 pub mod forward;
 pub mod peer;
 pub mod routing;
-pub mod rtcp_tap;
 pub mod shard;
 pub mod stats;
-pub mod udp;
-pub mod wake;
 
+use crate::net::thread::pin_to_core;
+use crate::net::udp;
 use crate::protocol::{MediaEvent, MediaRequest};
 use peer::Admission;
 pub use peer::MediaGrants;
@@ -170,17 +169,6 @@ fn extra_candidates(config: &MediaConfig, sockets: &[ShardSocket]) -> Vec<Socket
             .map(|ip| SocketAddr::new(*ip, s.candidate.port()))
             .collect(),
         _ => Vec::new(),
-    }
-}
-
-/// Pins the calling thread to core `index` modulo the number of cores (best effort).
-pub fn pin_to_core(index: usize) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // SAFETY: cpu_set_t is plain data; sched_setaffinity reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(index % cores, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }
 

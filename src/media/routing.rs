@@ -4,13 +4,14 @@
 //! on the shard thread.
 
 use super::codecs::codec_matches;
-use super::forward::{DuplicateFilter, KeyframeThrottle};
+use super::forward::KeyframeThrottle;
 use super::peer::{MediaFault, PeerKey, TrackKey};
 use super::shard::Shard;
 use super::stats::ShardLevels;
 use crate::protocol::{
     MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackKind, TrackSource, TrackSourceInfo,
 };
+use crate::rtp::dedup::DuplicateFilter;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent, RTCTrackEventInit};
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};

@@ -7,9 +7,9 @@
 use super::peer::{Admission, Peer, PeerKey, TrackKey};
 use super::routing::{MediaRoom, PublishedTrack};
 use super::stats::{DropReason, MediaMetrics, ShardCounters, ShardLevels};
-use super::udp::{self, RecvBatch, SendQueue};
-use super::wake::wait_readable;
-pub use super::wake::Waker;
+use crate::net::udp::{self, RecvBatch, SendQueue};
+use crate::net::wake::wait_readable;
+pub use crate::net::wake::Waker;
 use crate::protocol::{MediaErrorCode, MediaEvent, MediaRequest, TrackInfo};
 use bytes::BytesMut;
 use rtc::sansio::Protocol;
