@@ -15,9 +15,6 @@ const JOIN_REFUSALS = new Set([
   'bad-room', 'bad-name', 'auth-required', 'bad-token', 'token-expired', 'wrong-room',
   'too-many-rooms', 'id-taken', 'forbidden',
 ]);
-/** Errors and messages by which the server (or an operator) removes us or closes the room. */
-const KICKED = new Set(['kicked', 'removed']);
-const ROOM_CLOSED = new Set(['room-closed', 'ended', 'call-ended']);
 
 const DISCONNECTED_GRACE_MS = 4000;
 const ICE_RESTART_WAIT_MS = 10000;
@@ -132,12 +129,13 @@ export class Call extends EventTarget {
   onSocketClosed({ code, reason }) {
     this.signaling = null;
     if (this.state === 'ended') return;
-    // Normally an `error` (kicked, room-closed) came first; the close reason is the fallback.
-    if (/kick|removed/i.test(reason || '')) {
+    // Normally an `error` (kicked, room-closed) came first; the server's close reason ("kicked
+    // by an operator", "room closed by an operator") is the fallback.
+    if (/kicked/i.test(reason || '')) {
       this.end('kicked', { message: reason });
       return;
     }
-    if (/room closed|closed the room/i.test(reason || '')) {
+    if (/room closed/i.test(reason || '')) {
       this.end('room-closed', { message: reason });
       return;
     }
@@ -209,8 +207,7 @@ export class Call extends EventTarget {
         if (this.negotiator) this.negotiator.handle(m);
         break;
       default:
-        if (KICKED.has(m.type)) this.end('kicked', { message: m.message || m.reason });
-        else if (ROOM_CLOSED.has(m.type)) this.end('room-closed', { message: m.message || m.reason });
+        // A type this client does not know (a newer server's) changes nothing.
         break;
     }
   }
@@ -245,11 +242,11 @@ export class Call extends EventTarget {
       }
       return;
     }
-    if (KICKED.has(code)) {
+    if (code === 'kicked') {
       this.end('kicked', { message: m.message });
       return;
     }
-    if (ROOM_CLOSED.has(code)) {
+    if (code === 'room-closed') {
       this.end('room-closed', { message: m.message });
       return;
     }
