@@ -6,7 +6,7 @@
 //! [seconds] [payload bytes]`, e.g. `cargo bench --bench fanout -- 20 500,1000,2000 5 1200`.
 
 use chorus::client::{ClientOptions, SfuClient, TrackSpec};
-use chorus::signal::protocol::{TrackKind, TrackSource};
+use chorus::protocol::{TrackKind, TrackSource};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -2,7 +2,7 @@
 //! module mints and verifies tokens and maps failures to wire error codes; it must not decide
 //! what a grant permits (the session does) or know about sockets.
 
-use crate::signal::protocol::ErrorCode;
+use crate::protocol::ErrorCode;
 use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

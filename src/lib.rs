@@ -14,6 +14,7 @@ pub mod http;
 pub mod loadtest;
 pub mod media;
 pub mod metrics;
+pub mod protocol;
 pub mod room;
 pub mod signal;
 

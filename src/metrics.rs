@@ -7,7 +7,7 @@
 
 pub mod histogram;
 
-use crate::signal::protocol::CLIENT_MESSAGE_TYPES;
+use crate::protocol::CLIENT_MESSAGE_TYPES;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -141,7 +141,7 @@ impl Metrics {
         for kind in counted_types().chain(["other"]) {
             messages_received.with_label_values(&[kind]);
         }
-        for code in crate::signal::protocol::ErrorCode::ALL {
+        for code in crate::protocol::ErrorCode::ALL {
             errors.with_label_values(&[code.as_str()]);
         }
         errors.with_label_values(&["room-full"]);

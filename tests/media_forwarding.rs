@@ -9,7 +9,7 @@ mod media_support;
 
 use anyhow::{ensure, Context, Result};
 use chorus::client::{ClientOptions, PublishedTrackSnapshot, SfuClient};
-use chorus::signal::protocol::TrackKind;
+use chorus::protocol::TrackKind;
 use media_support::*;
 use std::time::Duration;
 

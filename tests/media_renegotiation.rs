@@ -9,7 +9,7 @@ mod media_support;
 
 use anyhow::{ensure, Context, Result};
 use chorus::client::{SfuClient, TrackSpec};
-use chorus::signal::protocol::TrackSource;
+use chorus::protocol::TrackSource;
 use media_support::*;
 use std::time::Duration;
 

@@ -3,8 +3,9 @@
 //! field fails), every message type and error code is documented, and `.ci/run` runs the
 //! README's test command.
 
-use chorus::signal::protocol::{
-    ClientMessage, ErrorCode, MediaEvent, RawFrame, ServerMessage, CLIENT_MESSAGE_TYPES,
+use chorus::protocol::{
+    ClientMessage, ErrorCode, MediaErrorCode, MediaEvent, RawFrame, ServerMessage,
+    CLIENT_MESSAGE_TYPES,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -225,6 +226,31 @@ fn every_error_code_is_documented() {
             readme.contains(&cell),
             "error code {} is not in the README table",
             code.as_str()
+        );
+    }
+}
+
+#[test]
+fn every_media_error_code_is_documented_in_the_media_table() {
+    let readme = read("README.md");
+    let start = readme
+        .find("<!-- media-error-codes -->")
+        .expect("README has the media error code table");
+    let end = readme[start..]
+        .find("<!-- /media-error-codes -->")
+        .expect("the media error code table ends");
+    let table = &readme[start..start + end];
+    let rows = table.lines().filter(|l| l.starts_with("| `")).count();
+    assert_eq!(
+        rows,
+        MediaErrorCode::ALL.len(),
+        "one row per media error code"
+    );
+    for code in MediaErrorCode::ALL {
+        let cell = format!("| `{}` |", code.as_str());
+        assert!(
+            table.contains(&cell),
+            "media error code {code} is not in the README media error table"
         );
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use chorus::signal::protocol::MediaEvent;
+use chorus::protocol::MediaEvent;
 use common::{start_with, WsClient};
 use serde_json::{json, Value};
 use std::time::Duration;

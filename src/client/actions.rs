@@ -8,7 +8,7 @@ use super::options::{ClientError, ClientResult, TrackSpec};
 use super::publisher::PublishedTrack;
 use super::signaling::Outgoing;
 use super::SfuClient;
-use crate::signal::protocol::MediaRequest;
+use crate::protocol::MediaRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
     nack_pairs_from_sequence_numbers, TransportLayerNack,

@@ -3,7 +3,7 @@
 //! whose payloads carry a probe (publisher tag, counter, send time) so receivers can check
 //! identity and latency, and plain counters to assert on. Every wait is bounded by
 //! [`ClientOptions::timeout`] or an explicit timeout; library code never panics. The client
-//! reuses the wire types of [`crate::signal::protocol`] and never implements server behaviour.
+//! reuses the wire types of [`crate::protocol`] and never implements server behaviour.
 //!
 //! Shape: [`signaling`] owns the socket and records every message in an [`Inbox`];
 //! [`negotiator`] is the only code that sets descriptions (glare rule: the server is polite);
@@ -26,7 +26,7 @@ pub use stats::{
     LatencySummary, NegotiationSnapshot, PublishedTrackSnapshot, ReceivedTrackSnapshot,
 };
 
-use crate::signal::protocol::{IceCandidate, MediaEvent, MediaRequest};
+use crate::protocol::{IceCandidate, MediaEvent, MediaRequest};
 use gate::Silence;
 use peer::ReceivedTrack;
 use publisher::PublishedTrack;

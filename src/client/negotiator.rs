@@ -8,9 +8,7 @@
 
 use super::options::{ClientError, ClientResult};
 use super::Shared;
-use crate::signal::protocol::{
-    IceCandidate, MediaEvent, MediaRequest, OfferedTrack, TrackSourceInfo,
-};
+use crate::protocol::{IceCandidate, MediaEvent, MediaRequest, OfferedTrack, TrackSourceInfo};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
@@ -138,8 +136,11 @@ impl Negotiator {
             MediaEvent::Error { code, message }
                 if self.in_flight.is_some() && REJECTIONS.contains(&code.as_str()) =>
             {
-                self.abandon_offer(ClientError::Refused { code, message })
-                    .await;
+                self.abandon_offer(ClientError::Refused {
+                    code: code.as_str().to_owned(),
+                    message,
+                })
+                .await;
                 self.offer_queued().await;
             }
             _ => {}

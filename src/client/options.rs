@@ -1,7 +1,7 @@
 //! Settings of the test client, the description of a track to publish, and the client's error
 //! type. Plain data: nothing here touches the network.
 
-use crate::signal::protocol::{TrackKind, TrackSource};
+use crate::protocol::{TrackKind, TrackSource};
 use std::net::IpAddr;
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use super::options::{ClientOptions, ClientResult, TrackSpec};
 use super::payload::{self, PayloadCodec};
 use super::stats::PublishedTrackSnapshot;
 use super::Shared;
-use crate::signal::protocol::{TrackKind, TrackSource};
+use crate::protocol::{TrackKind, TrackSource};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;

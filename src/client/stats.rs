@@ -4,7 +4,7 @@
 //! module does no I/O and never blocks on anything but those mutexes.
 
 use super::payload::{self, Probe};
-use crate::signal::protocol::{TrackKind, TrackSource};
+use crate::protocol::{TrackKind, TrackSource};
 use std::collections::BTreeMap;
 use std::time::Instant;
 

@@ -6,8 +6,8 @@
 //! `{"error": code, "message": text}`.
 
 use super::AppState;
+use crate::protocol::TrackInfo;
 use crate::room::{KickReason, MemberKind};
-use crate::signal::protocol::TrackInfo;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::{header, request::Parts, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -5,7 +5,7 @@
 
 use super::synthetic::PublishSpec;
 use super::worker::{WorkerCommand, WorkerHandle};
-use crate::signal::protocol::MediaEvent;
+use crate::protocol::MediaEvent;
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -7,7 +7,7 @@ use super::measure::{Totals, TrackReceive};
 use crate::client::payload::{self, PayloadCodec};
 use crate::media::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use crate::media::udp::{self, SendQueue};
-use crate::signal::protocol::{IceCandidate, MediaEvent, TrackSource, TrackSourceInfo};
+use crate::protocol::{IceCandidate, MediaEvent, TrackSource, TrackSourceInfo};
 use rand::Rng;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
@@ -330,7 +330,7 @@ impl SynthPeer {
                 self.announced.remove(&track_id);
                 Ok(())
             }
-            MediaEvent::Error { code, .. } => Err(code),
+            MediaEvent::Error { code, .. } => Err(code.as_str().to_owned()),
             MediaEvent::Muted { .. } => Ok(()),
         };
         if let Err(e) = result {

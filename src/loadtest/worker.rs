@@ -7,7 +7,7 @@ use super::measure::{Histogram, Totals};
 use super::synthetic::{PublishSpec, SynthPeer};
 use crate::media::udp::{self, RecvBatch};
 use crate::media::wake::{wait_readable, Waker};
-use crate::signal::protocol::MediaEvent;
+use crate::protocol::MediaEvent;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::HashMap;

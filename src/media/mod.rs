@@ -25,7 +25,7 @@ pub mod stats;
 pub mod udp;
 pub mod wake;
 
-use crate::signal::protocol::{MediaEvent, MediaRequest};
+use crate::protocol::{MediaEvent, MediaRequest};
 use peer::Admission;
 pub use peer::MediaGrants;
 use shard::{Command, Shard, ShardSocket, Waker};
@@ -311,7 +311,7 @@ impl MediaEngine {
     }
 
     /// The tracks published in `room` (for the admin API).
-    pub async fn room_tracks(&self, room: &str) -> Vec<crate::signal::protocol::TrackInfo> {
+    pub async fn room_tracks(&self, room: &str) -> Vec<crate::protocol::TrackInfo> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.shard_handle(room).send(Command::ListTracks {
             room: room.to_owned(),

@@ -5,7 +5,7 @@
 
 use super::codecs::{build_media_engine, check_offer, codec_matches, OfferProblem};
 use super::forward::{ExtensionMap, SequenceRewriter};
-use crate::signal::protocol::{IceCandidate, MediaEvent, OfferedTrack, TrackSourceInfo};
+use crate::protocol::{IceCandidate, MediaErrorCode, MediaEvent, OfferedTrack, TrackSourceInfo};
 use rand::Rng;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -35,12 +35,12 @@ pub type TrackKey = u64;
 /// A negotiation step the client asked for that could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaFault {
-    pub code: &'static str,
+    pub code: MediaErrorCode,
     pub message: String,
 }
 
 impl MediaFault {
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    fn new(code: MediaErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -201,19 +201,19 @@ fn check_answer_directions(pc: &RTCPeerConnection, answer: &str) -> Result<(), M
         .pending_local_description()
         .map(|d| d.sdp)
         .unwrap_or_default();
-    let offered = directions(&offer).map_err(|e| MediaFault::new("internal", e))?;
-    let answered = directions(answer).map_err(|e| MediaFault::new("bad-sdp", e))?;
+    let offered = directions(&offer).map_err(|e| MediaFault::new(MediaErrorCode::Internal, e))?;
+    let answered = directions(answer).map_err(|e| MediaFault::new(MediaErrorCode::BadSdp, e))?;
     for (mid, dir) in &answered {
         let ours = offered.iter().find(|(m, _)| m == mid).map(|(_, d)| *d);
         let Some(ours) = ours else {
             return Err(MediaFault::new(
-                "bad-sdp",
+                MediaErrorCode::BadSdp,
                 format!("the answer has an m-line (mid {mid:?}) the offer did not"),
             ));
         };
         if ours == "sendonly" && (*dir == "sendonly" || *dir == "sendrecv") {
             return Err(MediaFault::new(
-                "bad-sdp",
+                MediaErrorCode::BadSdp,
                 format!("the answer sends on m-line {mid:?}, which the server offered send-only"),
             ));
         }
@@ -272,7 +272,7 @@ impl Peer {
 
     pub fn fault(&self, fault: MediaFault) {
         self.send(MediaEvent::Error {
-            code: fault.code.to_owned(),
+            code: fault.code,
             message: fault.message,
         });
     }
@@ -294,23 +294,23 @@ impl Peer {
         now: Instant,
     ) -> Result<(), MediaFault> {
         check_offer(&sdp).map_err(|p| match p {
-            OfferProblem::Unparseable(m) => MediaFault::new("bad-sdp", m),
-            OfferProblem::NoCommonCodec(m) => MediaFault::new("no-common-codec", m),
+            OfferProblem::Unparseable(m) => MediaFault::new(MediaErrorCode::BadSdp, m),
+            OfferProblem::NoCommonCodec(m) => MediaFault::new(MediaErrorCode::NoCommonCodec, m),
         })?;
         if self.has_remote_offer() {
             return Err(MediaFault::new(
-                "wrong-state",
+                MediaErrorCode::WrongState,
                 "an offer from this client is already being answered",
             ));
         }
         let offer = RTCSessionDescription::offer(sdp)
-            .map_err(|e| MediaFault::new("bad-sdp", e.to_string()))?;
+            .map_err(|e| MediaFault::new(MediaErrorCode::BadSdp, e.to_string()))?;
         if self.has_local_offer() {
             let rollback = RTCSessionDescription::rollback(None)
-                .map_err(|e| MediaFault::new("internal", e.to_string()))?;
-            self.pc
-                .set_local_description(now, rollback)
-                .map_err(|e| MediaFault::new("internal", format!("rollback failed: {e}")))?;
+                .map_err(|e| MediaFault::new(MediaErrorCode::Internal, e.to_string()))?;
+            self.pc.set_local_description(now, rollback).map_err(|e| {
+                MediaFault::new(MediaErrorCode::Internal, format!("rollback failed: {e}"))
+            })?;
             self.needs_offer = true;
         }
         for info in tracks {
@@ -318,17 +318,17 @@ impl Peer {
         }
         self.pc
             .set_remote_description(now, offer)
-            .map_err(|e| MediaFault::new("bad-sdp", e.to_string()))?;
+            .map_err(|e| MediaFault::new(MediaErrorCode::BadSdp, e.to_string()))?;
         let answer = match self.pc.create_answer(None) {
             Ok(answer) => answer,
             Err(e) => {
                 self.rollback_remote(now);
-                return Err(MediaFault::new("bad-sdp", e.to_string()));
+                return Err(MediaFault::new(MediaErrorCode::BadSdp, e.to_string()));
             }
         };
         if let Err(e) = self.pc.set_local_description(now, answer) {
             self.rollback_remote(now);
-            return Err(MediaFault::new("bad-sdp", e.to_string()));
+            return Err(MediaFault::new(MediaErrorCode::BadSdp, e.to_string()));
         }
         let sdp = self
             .pc
@@ -350,19 +350,19 @@ impl Peer {
     pub fn apply_answer(&mut self, sdp: String, now: Instant) -> Result<(), MediaFault> {
         if !self.has_local_offer() {
             return Err(MediaFault::new(
-                "wrong-state",
+                MediaErrorCode::WrongState,
                 "no server offer is waiting for an answer",
             ));
         }
         check_answer_directions(&self.pc, &sdp)?;
         let answer = RTCSessionDescription::answer(sdp)
-            .map_err(|e| MediaFault::new("bad-sdp", e.to_string()))?;
+            .map_err(|e| MediaFault::new(MediaErrorCode::BadSdp, e.to_string()))?;
         if answer.sdp_type != RTCSdpType::Answer {
-            return Err(MediaFault::new("bad-sdp", "not an answer"));
+            return Err(MediaFault::new(MediaErrorCode::BadSdp, "not an answer"));
         }
         self.pc
             .set_remote_description(now, answer)
-            .map_err(|e| MediaFault::new("bad-sdp", e.to_string()))
+            .map_err(|e| MediaFault::new(MediaErrorCode::BadSdp, e.to_string()))
     }
 
     /// Sends a server offer if one is needed and the signaling state is stable; otherwise
@@ -376,12 +376,18 @@ impl Peer {
         let offer = match self.pc.create_offer(None) {
             Ok(o) => o,
             Err(e) => {
-                self.fault(MediaFault::new("internal", format!("create offer: {e}")));
+                self.fault(MediaFault::new(
+                    MediaErrorCode::Internal,
+                    format!("create offer: {e}"),
+                ));
                 return;
             }
         };
         if let Err(e) = self.pc.set_local_description(now, offer) {
-            self.fault(MediaFault::new("internal", format!("set offer: {e}")));
+            self.fault(MediaFault::new(
+                MediaErrorCode::Internal,
+                format!("set offer: {e}"),
+            ));
             return;
         }
         self.refresh_mids();
@@ -443,7 +449,7 @@ impl Peer {
                 username_fragment: candidate.username_fragment,
                 url: None,
             })
-            .map_err(|e| MediaFault::new("bad-candidate", e.to_string()))
+            .map_err(|e| MediaFault::new(MediaErrorCode::BadCandidate, e.to_string()))
     }
 
     /// Starts sending `track` to this client: a new sender with our own SSRCs; the next
@@ -488,12 +494,16 @@ impl Peer {
                     send_encodings: vec![],
                 }),
             )
-            .map_err(|e| MediaFault::new("internal", format!("add transceiver: {e}")))?;
+            .map_err(|e| {
+                MediaFault::new(MediaErrorCode::Internal, format!("add transceiver: {e}"))
+            })?;
         let sender_id = self
             .pc
             .rtp_transceiver(transceiver)
             .and_then(|t| t.sender())
-            .ok_or_else(|| MediaFault::new("internal", "new transceiver has no sender"))?;
+            .ok_or_else(|| {
+                MediaFault::new(MediaErrorCode::Internal, "new transceiver has no sender")
+            })?;
         let clock_rate = codec.clock_rate;
         self.ssrc_to_track.insert(ssrc, track);
         self.subscriptions.insert(

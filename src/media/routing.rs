@@ -8,8 +8,8 @@ use super::forward::{DuplicateFilter, KeyframeThrottle};
 use super::peer::{MediaFault, PeerKey, TrackKey};
 use super::shard::Shard;
 use super::stats::ShardLevels;
-use crate::signal::protocol::{
-    MediaEvent, MediaRequest, TrackInfo, TrackKind, TrackSource, TrackSourceInfo,
+use crate::protocol::{
+    MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackKind, TrackSource, TrackSourceInfo,
 };
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent, RTCTrackEventInit};
 use rtc::peer_connection::state::RTCPeerConnectionState;
@@ -264,7 +264,7 @@ impl Shard {
             .find(|t| t.publisher == key && t.track_id == track_id)
             .map(|t| t.key)
             .ok_or_else(|| MediaFault {
-                code: "unknown-track",
+                code: MediaErrorCode::UnknownTrack,
                 message: format!("you publish no track {track_id}"),
             })?;
         self.set_muted(track, muted, now);
@@ -348,7 +348,7 @@ impl Shard {
             .ok_or_else(gone)?;
         if subscribe && self.peers.get(&key).is_some_and(|p| !p.grants.subscribe) {
             return Err(MediaFault {
-                code: "forbidden",
+                code: MediaErrorCode::Forbidden,
                 message: "your access token has no subscribe grant".into(),
             });
         }
@@ -382,7 +382,7 @@ impl Shard {
             Ok(())
         } else {
             Err(MediaFault {
-                code: "unknown-track",
+                code: MediaErrorCode::UnknownTrack,
                 message: format!("no such track in this room: {}", unknown.join(", ")),
             })
         }
@@ -482,7 +482,7 @@ impl Shard {
             return;
         };
         peer.fault(MediaFault {
-            code: "media-failed",
+            code: MediaErrorCode::MediaFailed,
             message: format!("the media connection is {why}; send a new offer to reconnect"),
         });
         let admission = peer.admission();
@@ -504,7 +504,7 @@ impl Shard {
             peer.refused_tracks.insert(init.track_id.clone());
             if peer.refused_tracks.len() <= 4 {
                 peer.fault(MediaFault {
-                    code: "forbidden",
+                    code: MediaErrorCode::Forbidden,
                     message: "your access token has no publish grant; the track is not forwarded"
                         .into(),
                 });
@@ -606,7 +606,7 @@ impl Shard {
 
 fn gone() -> MediaFault {
     MediaFault {
-        code: "not-joined",
+        code: MediaErrorCode::NotJoined,
         message: "no media session".into(),
     }
 }

@@ -10,7 +10,7 @@ use super::stats::{DropReason, MediaMetrics, ShardCounters, ShardLevels};
 use super::udp::{self, RecvBatch, SendQueue};
 use super::wake::wait_readable;
 pub use super::wake::Waker;
-use crate::signal::protocol::{MediaEvent, MediaRequest, TrackInfo};
+use crate::protocol::{MediaErrorCode, MediaEvent, MediaRequest, TrackInfo};
 use bytes::BytesMut;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -220,7 +220,7 @@ impl Shard {
             }
             Err(e) => {
                 let _ = events.send(MediaEvent::Error {
-                    code: "internal".into(),
+                    code: MediaErrorCode::Internal,
                     message: format!("could not create the media connection: {e}"),
                 });
             }

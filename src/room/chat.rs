@@ -1,7 +1,7 @@
 //! Chat history of one room: a bounded, ordered log of [`ChatMessage`]s with per-room IDs. It
 //! owns ordering and eviction; it must not deliver messages or check limits on the text.
 
-use crate::signal::protocol::ChatMessage;
+use crate::protocol::ChatMessage;
 use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -7,7 +7,7 @@
 
 use super::chat::ChatHistory;
 use super::ids::generate_peer_id;
-use crate::signal::protocol::{ChatMessage, ParticipantInfo, ServerMessage};
+use crate::protocol::{ChatMessage, ParticipantInfo, ServerMessage};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};

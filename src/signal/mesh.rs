@@ -2,8 +2,8 @@
 //! server-generated peer ID, and relaying frames unchanged (byte for byte) to one peer (`to`)
 //! or to all other mesh peers of the room. It must not interpret what it relays.
 
-use super::protocol::{ClientMessage, ErrorCode, JoinRequest, RawFrame, ServerMessage};
 use super::session::{Flow, Membership, MeshMember, Session};
+use crate::protocol::{ClientMessage, ErrorCode, JoinRequest, RawFrame, ServerMessage};
 use crate::room::ids::is_valid_peer_id;
 use crate::room::{Admission, Frame, MemberKind, PeerIdChoice, RouteError};
 use tokio::time::Instant;

@@ -1,9 +1,8 @@
-//! Signaling: the `/ws` protocol (wire types in [`protocol`]) and the per-connection session
+//! Signaling: the `/ws` protocol (wire types in [`crate::protocol`]) and the per-connection session
 //! task that speaks it ([`session`]). A session validates and interprets client frames, talks to
 //! the room registry and the media engine, and writes replies and events to its socket. This
 //! module must not hold room state itself or forward media.
 
-pub mod protocol;
 pub mod rate_limit;
 pub mod session;
 
@@ -14,8 +13,8 @@ use crate::auth::TokenAuthority;
 use crate::config::Config;
 use crate::media::MediaEngine;
 use crate::metrics::Metrics;
+use crate::protocol::IceServer;
 use crate::room::RoomRegistry;
-use protocol::IceServer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 

@@ -10,13 +10,13 @@
 //! - any other first frame, or no `join` within `--mesh-grace-ms` → mesh peer (seed 000): it
 //!   gets `client-id` and `peer-list`, and only then is announced to the others.
 
-use super::protocol::{
-    ClientMessage, ErrorCode, MediaEvent, RawFrame, ServerMessage, CLIENT_MESSAGE_TYPES,
-};
 use super::rate_limit::{RateDecision, RateLimiter};
 use super::SignalContext;
 use crate::auth::{Claims, Grants};
 use crate::media::MediaLeg;
+use crate::protocol::{
+    ClientMessage, ErrorCode, MediaEvent, RawFrame, ServerMessage, CLIENT_MESSAGE_TYPES,
+};
 use crate::room::{Frame, Inbox, KickReason, Mailbox, PeerIdChoice, Room};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use std::net::SocketAddr;

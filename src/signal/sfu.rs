@@ -1,9 +1,9 @@
 //! The SFU protocol v1 side of a session: `join` (with token checks), `chat`, `leave`, and the
 //! hand-off of media requests to the participant's media leg. It must not route mesh frames.
 
-use super::protocol::{ClientMessage, ErrorCode, JoinRequest, RawFrame, ServerMessage};
 use super::session::{Flow, Membership, Session, SfuMember};
 use crate::auth::{AuthError, Claims, Grants};
+use crate::protocol::{ClientMessage, ErrorCode, JoinRequest, RawFrame, ServerMessage};
 use crate::room::chat::unix_millis;
 use crate::room::ids::{is_valid_room_name, normalize_display_name};
 use crate::room::{Admission, JoinError, MemberKind, PeerIdChoice};
