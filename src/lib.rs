@@ -8,6 +8,7 @@
 //! it must not hold logic.
 
 pub mod auth;
+#[cfg(feature = "test-client")]
 pub mod client;
 pub mod config;
 pub mod http;
