@@ -15,6 +15,7 @@ pub mod loadtest;
 pub mod media;
 pub mod metrics;
 pub mod protocol;
+pub mod rlimit;
 pub mod room;
 pub mod signal;
 
