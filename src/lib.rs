@@ -17,6 +17,7 @@ pub mod media;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
+pub mod rlimit;
 pub mod room;
 pub mod rtp;
 pub mod signal;

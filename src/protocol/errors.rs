@@ -76,6 +76,12 @@ pub enum ErrorCode {
     Kicked,
     /// An operator closed the room (admin API); the connection is closed.
     RoomClosed,
+    /// No `join` within `--join-timeout-secs` of connecting (or of leaving); the connection is closed with 4408.
+    JoinTimeout,
+    /// The server is at `--max-connections` (HTTP 503 at the upgrade).
+    ServerFull,
+    /// This address is at `--max-connections-per-ip` (HTTP 429 at the upgrade).
+    TooManyConnections,
 }
 
 impl ErrorCode {
@@ -104,6 +110,9 @@ impl ErrorCode {
         ErrorCode::ServerDraining,
         ErrorCode::Kicked,
         ErrorCode::RoomClosed,
+        ErrorCode::JoinTimeout,
+        ErrorCode::ServerFull,
+        ErrorCode::TooManyConnections,
     ];
 
     /// The code as it appears on the wire (and as a metrics label).
@@ -132,6 +141,9 @@ impl ErrorCode {
             ErrorCode::ServerDraining => "server-draining",
             ErrorCode::Kicked => "kicked",
             ErrorCode::RoomClosed => "room-closed",
+            ErrorCode::JoinTimeout => "join-timeout",
+            ErrorCode::ServerFull => "server-full",
+            ErrorCode::TooManyConnections => "too-many-connections",
         }
     }
 }

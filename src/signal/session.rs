@@ -34,10 +34,14 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
     /// Protocol violation at the WebSocket level.
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame that is not valid UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// Abuse: sustained rate-limit violation, or too slow to read its messages.
     pub const POLICY_VIOLATION: u16 = 1008;
     /// Frame or message over `--max-frame-bytes`.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// In no room for `--join-timeout-secs` (after `error join-timeout`).
+    pub const JOIN_TIMEOUT: u16 = 4408;
 }
 
 /// What the upgrade handler learned about the connection.
@@ -118,6 +122,9 @@ pub(super) struct Session {
     pub membership: Membership,
     limiter: RateLimiter,
     last_seen: Instant,
+    /// When the connection last came to be in no room (connected, or left); it must join
+    /// within `--join-timeout-secs` of this.
+    unjoined_since: Instant,
 }
 
 impl Session {
@@ -152,6 +159,7 @@ impl Session {
             membership: Membership::Pending { deadline },
             limiter,
             last_seen: now,
+            unjoined_since: now,
             ctx,
         }
     }
@@ -170,6 +178,11 @@ impl Session {
                 Membership::Pending { deadline } => Some(deadline),
                 _ => None,
             };
+            // A pending connection is decided at the end of the grace period first.
+            let join_deadline = match self.membership {
+                Membership::Idle => Some(self.unjoined_since + self.ctx.config.join_timeout()),
+                _ => None,
+            };
             // A silent client is dropped at `last_seen + idle_timeout`, not at the next ping.
             let idle_deadline = self.last_seen + self.ctx.config.idle_timeout();
             let flow = tokio::select! {
@@ -183,6 +196,9 @@ impl Session {
                 _ = ping.tick() => self.on_ping_tick().await,
                 _ = sleep_until(grace.unwrap_or(far_future)), if grace.is_some() => {
                     self.on_grace_expired().await
+                }
+                _ = sleep_until(join_deadline.unwrap_or(far_future)), if join_deadline.is_some() => {
+                    self.on_join_timeout().await
                 }
                 _ = overflow.notified() => {
                     let _ = self.send_error(ErrorCode::SlowConsumer, "too many undelivered messages")
@@ -231,7 +247,13 @@ impl Session {
                 }
             },
             Message::Ping(_) | Message::Pong(_) => Flow::Continue,
-            Message::Close(_) => Flow::Gone,
+            Message::Close(_) => {
+                // The WebSocket layer has queued its answering close frame (1002 for an invalid
+                // close code); send it before the socket goes.
+                let flush = futures::SinkExt::flush(&mut self.socket);
+                let _ = tokio::time::timeout(Duration::from_secs(1), flush).await;
+                Flow::Gone
+            }
         }
     }
 
@@ -318,6 +340,17 @@ impl Session {
             .await
     }
 
+    /// The connection stayed in no room for `--join-timeout-secs`: say so, then close (4408).
+    async fn on_join_timeout(&mut self) -> Flow {
+        let secs = self.ctx.config.join_timeout_secs;
+        tracing::debug!("closing a connection that did not join");
+        let message = format!("no join within {secs} s");
+        match self.send_error(ErrorCode::JoinTimeout, message).await {
+            Flow::Continue => Flow::Close(close_code::JOIN_TIMEOUT, "join timeout"),
+            flow => flow,
+        }
+    }
+
     async fn on_media_event(&mut self, event: &MediaEvent) -> Flow {
         match serde_json::to_string(event) {
             Ok(text) => self.send(Frame::from(text)).await,
@@ -369,7 +402,11 @@ impl Session {
     /// Takes the connection out of its room (and off the media plane), announcing the
     /// departure. Idempotent.
     pub(super) fn leave_current(&mut self) {
-        match std::mem::replace(&mut self.membership, Membership::Idle) {
+        let previous = std::mem::replace(&mut self.membership, Membership::Idle);
+        if matches!(previous, Membership::Sfu(_) | Membership::Mesh(_)) {
+            self.unjoined_since = Instant::now();
+        }
+        match previous {
             Membership::Sfu(member) => {
                 drop(member.leg);
                 self.ctx.rooms.leave(&member.room, &member.peer_id);
@@ -448,16 +485,15 @@ impl Drop for Session {
     }
 }
 
-/// Maps a read error to what the loop does: oversize → 1009, protocol violations → 1002,
-/// anything else (reset, EOF) → gone.
+/// Maps a read error to what the loop does: oversize → 1009, a text frame that is not UTF-8 →
+/// 1007, other protocol violations → 1002, anything else (reset, EOF) → gone.
 fn classify_read_error(error: axum::Error) -> Flow {
     use tokio_tungstenite::tungstenite::Error as WsError;
     let inner = error.into_inner();
     match inner.downcast_ref::<WsError>() {
         Some(WsError::Capacity(_)) => Flow::Close(close_code::MESSAGE_TOO_BIG, "message too big"),
-        Some(WsError::Protocol(_)) | Some(WsError::Utf8(_)) => {
-            Flow::Close(close_code::PROTOCOL_ERROR, "protocol error")
-        }
+        Some(WsError::Utf8(_)) => Flow::Close(close_code::INVALID_PAYLOAD, "invalid UTF-8"),
+        Some(WsError::Protocol(_)) => Flow::Close(close_code::PROTOCOL_ERROR, "protocol error"),
         _ => Flow::Gone,
     }
 }
