@@ -244,6 +244,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         shutdown: shutdown_rx.clone(),
         ice_servers,
         draining: AtomicBool::new(false),
+        identities: Default::default(),
     });
     let state = AppState {
         signal,

@@ -82,6 +82,10 @@ pub enum ErrorCode {
     ServerFull,
     /// This address is at `--max-connections-per-ip` (HTTP 429 at the upgrade).
     TooManyConnections,
+    /// The token's `nbf` (not before) is still in the future.
+    TokenNotYetValid,
+    /// Another connection joined this room with the same token identity (`sub`); this one is closed.
+    Replaced,
 }
 
 impl ErrorCode {
@@ -113,6 +117,8 @@ impl ErrorCode {
         ErrorCode::JoinTimeout,
         ErrorCode::ServerFull,
         ErrorCode::TooManyConnections,
+        ErrorCode::TokenNotYetValid,
+        ErrorCode::Replaced,
     ];
 
     /// The code as it appears on the wire (and as a metrics label).
@@ -144,6 +150,8 @@ impl ErrorCode {
             ErrorCode::JoinTimeout => "join-timeout",
             ErrorCode::ServerFull => "server-full",
             ErrorCode::TooManyConnections => "too-many-connections",
+            ErrorCode::TokenNotYetValid => "token-not-yet-valid",
+            ErrorCode::Replaced => "replaced",
         }
     }
 }

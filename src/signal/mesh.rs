@@ -51,6 +51,9 @@ impl Session {
             peer_id: peer_id.clone(),
             auto_assigned,
         });
+        if let Some(sub) = self.params.url_claims.as_ref().map(|c| c.sub.clone()) {
+            self.hold_identity(&room, &sub);
+        }
         if auto_assigned {
             let client_id = ServerMessage::ClientId {
                 id: peer_id.clone(),
