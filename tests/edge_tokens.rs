@@ -1,7 +1,9 @@
-//! Token and name rules at the edge: a token whose `nbf` is in the future is refused
+//! Access rules at the edge: a token whose `nbf` is in the future is refused
 //! (`token-not-yet-valid`), a token without `name` shows its `sub`, a second connection with the
-//! same room and `sub` replaces the first (`replaced`, close 1000), and display names with bidi
-//! controls or only invisible characters are refused (`bad-name`).
+//! same room and `sub` replaces the first (`replaced`, close 1000), display names with bidi
+//! controls or only invisible characters are refused (`bad-name`), foreign web origins are
+//! refused at the upgrade (403 `forbidden-origin`), and a mesh peer's token grants apply to what
+//! it relays.
 
 mod common;
 
@@ -151,4 +153,59 @@ async fn bidi_and_invisible_only_names_are_refused() {
         .send_json(&json!({"type": "join", "room": "r", "name": "Zoë"}))
         .await;
     assert_eq!(client.recv_json().await["type"], "joined");
+}
+
+/// Opens `/ws` with an `Origin` header; `Err(status, body)` when refused.
+async fn connect_from(addr: std::net::SocketAddr, origin: &str) -> Result<(), (u16, String)> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().expect("header value"));
+    match tokio_tungstenite::connect_async(request).await {
+        Ok(_) => Ok(()),
+        Err(WsError::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            Err((
+                response.status().as_u16(),
+                String::from_utf8_lossy(&body).into_owned(),
+            ))
+        }
+        Err(other) => panic!("connect failed: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn foreign_origins_are_refused_unless_allowed() {
+    let server = start_with(|_| {}).await;
+    let addr = server.addr();
+    assert_eq!(connect_from(addr, &format!("http://{addr}")).await, Ok(()));
+    let (status, body) = connect_from(addr, "https://evil.example")
+        .await
+        .expect_err("foreign origin");
+    assert_eq!(status, 403);
+    assert!(body.starts_with("forbidden-origin:"), "body: {body}");
+    // Clients without an Origin (native apps) are let in.
+    WsClient::connect(addr, "/ws").await;
+
+    let server = start_with(|c| {
+        c.allowed_origins = vec![
+            "https://app.example".to_owned(),
+            "http://localhost:*".to_owned(),
+        ];
+    })
+    .await;
+    let addr = server.addr();
+    assert_eq!(connect_from(addr, "https://app.example").await, Ok(()));
+    assert_eq!(connect_from(addr, "http://localhost:5173").await, Ok(()));
+    assert_eq!(connect_from(addr, &format!("http://{addr}")).await, Ok(()));
+    assert!(connect_from(addr, "https://evil.example").await.is_err());
+
+    let server = start_with(|c| c.allowed_origins = vec!["*".to_owned()]).await;
+    assert_eq!(
+        connect_from(server.addr(), "https://evil.example").await,
+        Ok(())
+    );
 }
