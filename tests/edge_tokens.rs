@@ -209,3 +209,56 @@ async fn foreign_origins_are_refused_unless_allowed() {
         Ok(())
     );
 }
+
+fn mesh_path(room: &str, sub: &str, grants: chorus::auth::Grants) -> String {
+    let mut claims = Claims::new(room, sub, sub, Duration::from_secs(600));
+    claims.grants = grants;
+    let token = TokenAuthority::new(SECRET.as_bytes())
+        .mint(&claims)
+        .expect("mint");
+    format!("/ws?token={token}")
+}
+
+#[tokio::test]
+async fn mesh_frames_follow_the_url_tokens_grants() {
+    use chorus::auth::Grants;
+    let server = start_secured().await;
+    let addr = server.addr();
+    let none = Grants {
+        publish: false,
+        subscribe: false,
+        chat: false,
+    };
+    let listen_only = Grants {
+        subscribe: true,
+        ..none
+    };
+    let (mut full, _) = WsClient::mesh_join(addr, &mesh_path("m", "full", Grants::ALL), "F").await;
+    let (mut mute, _) = WsClient::mesh_join(addr, &mesh_path("m", "mute", none), "M").await;
+    let (mut listener, _) =
+        WsClient::mesh_join(addr, &mesh_path("m", "listener", listen_only), "L").await;
+    for _ in 0..2 {
+        assert_eq!(full.recv_json().await["type"], "peer-joined");
+    }
+    assert_eq!(mute.recv_json().await["type"], "peer-joined");
+
+    mute.send_text(r#"{"type":"chat","text":"spam"}"#).await;
+    mute.expect_error("forbidden").await;
+    for kind in ["offer", "ice-candidate", "call-request"] {
+        mute.send_text(&format!(r#"{{"type":"{kind}","from":"M","to":"F"}}"#))
+            .await;
+        mute.expect_error("forbidden").await;
+    }
+    listener.send_text(r#"{"type":"chat","text":"hi"}"#).await;
+    listener.expect_error("forbidden").await;
+    full.expect_silence(200).await;
+
+    // A grant to receive is enough to take part in call signaling.
+    let offer = r#"{"type":"offer","from":"L","to":"F","sdp":"v=0"}"#;
+    listener.send_text(offer).await;
+    assert_eq!(full.recv_text().await, offer);
+    let chat = r#"{"type":"chat","text":"hello"}"#;
+    full.send_text(chat).await;
+    assert_eq!(mute.recv_text().await, chat);
+    assert_eq!(listener.recv_text().await, chat);
+}
