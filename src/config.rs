@@ -157,6 +157,16 @@ pub struct Config {
     /// 429 `too-many-connections`. 0 = unlimited.
     #[arg(long, env = "CHORUS_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
+
+    /// Web origins (besides the server's own) whose pages may open /ws: exact origins like
+    /// https://app.example.org, `http://localhost:*` for any port, or `*` for all. Clients that
+    /// send no Origin are always allowed.
+    #[arg(
+        long = "allowed-origins",
+        env = "CHORUS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -191,6 +201,7 @@ impl Default for Config {
             header_timeout_secs: 10,
             max_connections: 10000,
             max_connections_per_ip: 256,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -230,6 +241,16 @@ impl Config {
         }
         if self.max_connections == 0 {
             return fail("--max-connections must be at least 1");
+        }
+        if let Some(bad) = self
+            .allowed_origins
+            .iter()
+            .find(|o| !crate::http::valid_origin_entry(o))
+        {
+            return Err(ConfigError(format!(
+                "--allowed-origins: `{bad}` is not `*` or an origin like https://app.example.org \
+                 (or http://localhost:* for any port)"
+            )));
         }
         if self.send_queue == 0 {
             return fail("--send-queue must be at least 1");

@@ -2,7 +2,8 @@
 //! that never finish their request head are cut off (`--header-timeout-secs`), a fragmented
 //! message is capped at `--max-frame-bytes` while it is reassembled, and the connection table
 //! is bounded in all (`--max-connections`, 503) and per address (`--max-connections-per-ip`,
-//! 429) while `/healthz` keeps answering.
+//! 429) while `/healthz` keeps answering. WebSocket-level violations get RFC 6455 close codes:
+//! invalid UTF-8 1007, a close frame with an invalid code a close frame (1002) back.
 
 mod common;
 
@@ -240,4 +241,31 @@ async fn a_fragmented_message_is_capped_at_max_frame_bytes() {
         }
     }
     assert_eq!(close_code(&mut ws).await, Some(1009));
+}
+
+#[tokio::test]
+async fn invalid_utf8_closes_with_1007() {
+    let server = start_with(|_| {}).await;
+    let mut ws = raw_upgrade(server.addr()).await;
+    ws.write_all(&frame(true, 0x1, &[b'{', 0xff, 0xfe, b'}']))
+        .await
+        .expect("write");
+    assert_eq!(close_code(&mut ws).await, Some(1007));
+}
+
+#[tokio::test]
+async fn a_close_frame_is_answered_with_a_close_frame() {
+    let server = start_with(|_| {}).await;
+    // 1005 may never be sent on the wire: the answer is a protocol error.
+    let mut ws = raw_upgrade(server.addr()).await;
+    ws.write_all(&frame(true, 0x8, &1005u16.to_be_bytes()))
+        .await
+        .expect("write");
+    assert_eq!(close_code(&mut ws).await, Some(1002));
+    // A valid close code is echoed, completing the closing handshake.
+    let mut ws = raw_upgrade(server.addr()).await;
+    ws.write_all(&frame(true, 0x8, &1000u16.to_be_bytes()))
+        .await
+        .expect("write");
+    assert_eq!(close_code(&mut ws).await, Some(1000));
 }

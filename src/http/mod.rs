@@ -10,6 +10,7 @@
 
 mod admin;
 mod budget;
+mod origin;
 mod routes;
 mod serve;
 mod web;
@@ -57,6 +58,13 @@ pub(crate) struct AppState {
     pub next_connection: Arc<AtomicU64>,
     /// Open WebSockets, against `--max-connections` and `--max-connections-per-ip`.
     pub budget: Arc<budget::ConnectionBudget>,
+    /// Which web origins may open WebSockets.
+    pub origins: Arc<origin::OriginPolicy>,
+}
+
+/// Whether an `--allowed-origins` entry has a usable form (for config validation).
+pub fn valid_origin_entry(entry: &str) -> bool {
+    origin::valid_entry(entry)
 }
 
 /// How a drain ended.
@@ -226,6 +234,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
     let config_max_connections = config.max_connections;
     let config_max_per_ip = config.max_connections_per_ip;
     let header_timeout = config.header_timeout();
+    let origins = origin::OriginPolicy::new(&config.allowed_origins);
     let ice_servers = config
         .ice_servers
         .iter()
@@ -244,6 +253,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         shutdown: shutdown_rx.clone(),
         ice_servers,
         draining: AtomicBool::new(false),
+        identities: Default::default(),
     });
     let state = AppState {
         signal,
@@ -253,6 +263,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
             connection_cap(config_max_connections),
             config_max_per_ip,
         ),
+        origins: Arc::new(origins),
     };
     let metrics_listener =
         match state.signal.config.metrics_addr {

@@ -12,7 +12,7 @@ use crate::room::DEFAULT_MESH_ROOM;
 use crate::signal::session::{self, ConnectionParams};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -51,9 +51,24 @@ async fn websocket(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Query(query): Query<WsQuery>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let signal = state.signal.clone();
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("?"));
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !state.origins.allows(origin, host) {
+        let code = ErrorCode::ForbiddenOrigin;
+        count_refusal(&state, code);
+        tracing::debug!(%remote, origin, "WebSocket from a foreign origin refused");
+        let body = format!(
+            "{}: pages of this origin may not connect (see --allowed-origins)\n",
+            code.as_str()
+        );
+        return (StatusCode::FORBIDDEN, body).into_response();
+    }
     let permit = match state.budget.acquire(remote.ip()) {
         Ok(permit) => permit,
         Err(refusal) => return refuse_capacity(&state, refusal, remote),
@@ -130,14 +145,15 @@ fn refuse_capacity(state: &AppState, refusal: Refusal, remote: SocketAddr) -> Re
             ),
         ),
     };
-    state
-        .signal
-        .metrics
-        .errors
-        .with_label_values(&[code.as_str()])
-        .inc();
+    count_refusal(state, code);
     tracing::debug!(%remote, code = code.as_str(), "WebSocket upgrade refused");
     (status, format!("{}: {message}\n", code.as_str())).into_response()
+}
+
+/// Counts an upgrade refusal in `chorus_errors_total`.
+fn count_refusal(state: &AppState, code: ErrorCode) {
+    let errors = &state.signal.metrics.errors;
+    errors.with_label_values(&[code.as_str()]).inc();
 }
 
 fn refuse(status: StatusCode, error: &AuthError) -> Response {

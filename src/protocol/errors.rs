@@ -82,6 +82,13 @@ pub enum ErrorCode {
     ServerFull,
     /// This address is at `--max-connections-per-ip` (HTTP 429 at the upgrade).
     TooManyConnections,
+    /// The page's web origin may not open WebSockets here (`--allowed-origins`; HTTP 403 at
+    /// the upgrade).
+    ForbiddenOrigin,
+    /// The token's `nbf` (not before) is still in the future.
+    TokenNotYetValid,
+    /// Another connection joined this room with the same token identity (`sub`); this one is closed.
+    Replaced,
 }
 
 impl ErrorCode {
@@ -113,6 +120,9 @@ impl ErrorCode {
         ErrorCode::JoinTimeout,
         ErrorCode::ServerFull,
         ErrorCode::TooManyConnections,
+        ErrorCode::ForbiddenOrigin,
+        ErrorCode::TokenNotYetValid,
+        ErrorCode::Replaced,
     ];
 
     /// The code as it appears on the wire (and as a metrics label).
@@ -144,6 +154,9 @@ impl ErrorCode {
             ErrorCode::JoinTimeout => "join-timeout",
             ErrorCode::ServerFull => "server-full",
             ErrorCode::TooManyConnections => "too-many-connections",
+            ErrorCode::ForbiddenOrigin => "forbidden-origin",
+            ErrorCode::TokenNotYetValid => "token-not-yet-valid",
+            ErrorCode::Replaced => "replaced",
         }
     }
 }

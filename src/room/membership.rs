@@ -42,6 +42,8 @@ pub enum KickReason {
     Kicked,
     /// The whole room was closed.
     RoomClosed,
+    /// Another connection joined the room with the same token identity (`sub`).
+    Replaced,
 }
 
 /// Tells a session that an operator removed it; the reason is kept, so a kick is never lost

@@ -10,6 +10,7 @@
 //! - any other first frame, or no `join` within `--mesh-grace-ms` → mesh peer (seed 000): it
 //!   gets `client-id` and `peer-list`, and only then is announced to the others.
 
+use super::identity::HeldIdentity;
 use super::rate_limit::{RateDecision, RateLimiter};
 use super::SignalContext;
 use crate::auth::{Claims, Grants};
@@ -125,6 +126,8 @@ pub(super) struct Session {
     /// When the connection last came to be in no room (connected, or left); it must join
     /// within `--join-timeout-secs` of this.
     unjoined_since: Instant,
+    /// The token identity this connection holds in its room (one connection per identity).
+    identity: Option<HeldIdentity>,
 }
 
 impl Session {
@@ -160,6 +163,7 @@ impl Session {
             limiter,
             last_seen: now,
             unjoined_since: now,
+            identity: None,
             ctx,
         }
     }
@@ -366,7 +370,8 @@ impl Session {
         }
     }
 
-    /// An operator removed this member (admin API): say why, then close the connection.
+    /// An operator removed this member (admin API), or a newer connection took its identity
+    /// over: say why, then close the connection.
     async fn on_kicked(&mut self, reason: KickReason) -> Flow {
         let (code, message, close_reason) = match reason {
             KickReason::Kicked => (
@@ -379,8 +384,13 @@ impl Session {
                 "an operator closed the room",
                 "room closed by an operator",
             ),
+            KickReason::Replaced => (
+                ErrorCode::Replaced,
+                "another connection joined this room with your identity",
+                "replaced by a newer connection",
+            ),
         };
-        tracing::info!(code = code.as_str(), "removed by an operator");
+        tracing::info!(code = code.as_str(), "removed from the room");
         match self.send_error(code, message).await {
             Flow::Continue => Flow::Close(close_code::NORMAL, close_reason),
             flow => flow,
@@ -408,6 +418,9 @@ impl Session {
     /// departure. Idempotent.
     pub(super) fn leave_current(&mut self) {
         let previous = std::mem::replace(&mut self.membership, Membership::Idle);
+        if let Some(held) = self.identity.take() {
+            self.ctx.identities.release(&held, self.params.id);
+        }
         if matches!(previous, Membership::Sfu(_) | Membership::Mesh(_)) {
             self.unjoined_since = Instant::now();
         }
@@ -430,6 +443,23 @@ impl Session {
             }
             Membership::Pending { .. } | Membership::Idle => {}
         }
+    }
+
+    /// Records that this connection holds `sub` in `room` (after a join with a token); an
+    /// earlier connection with the same identity there is replaced.
+    pub(super) fn hold_identity(&mut self, room: &str, sub: &str) {
+        let held = HeldIdentity {
+            room: room.to_owned(),
+            sub: sub.to_owned(),
+        };
+        if self
+            .ctx
+            .identities
+            .claim(&held, self.params.id, &self.mailbox)
+        {
+            tracing::info!(sub, "replaced an older connection with the same identity");
+        }
+        self.identity = Some(held);
     }
 
     /// Sends a server message to this client.
