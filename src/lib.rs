@@ -50,8 +50,11 @@ pub mod http;
 pub mod loadtest;
 pub mod media;
 pub mod metrics;
+pub mod net;
 pub mod protocol;
+pub mod rlimit;
 pub mod room;
+pub mod rtp;
 pub mod signal;
 
 pub use config::Config;

@@ -142,7 +142,17 @@ async fn toggles_show_on_the_others_within_2_s_and_leave_removes_the_tile() {
         let ms = num(&result, &["ms", step]);
         assert!(ms <= 2_000.0, "{step} took {ms} ms");
     }
-    // Muted tracks are not forwarded; unmuted ones are again.
+    // Muted tracks are not forwarded (counters that were growing settle, then hold still for
+    // 1.5 s of samples); unmuted ones are again.
+    assert!(num(&result, &["audioPacketsBeforeMute"]) > 0.0);
+    assert!(num(&result, &["videoPacketsBeforeOff"]) > 0.0);
+    for held in ["audioWhileMuted", "videoWhileOff"] {
+        assert!(
+            num(&result, &[held, "samples"]) >= 3.0,
+            "{held}: {}",
+            result[held]
+        );
+    }
     assert_eq!(num(&result, &["audioPacketsWhileMuted"]), 0.0);
     assert_eq!(num(&result, &["videoPacketsWhileOff"]), 0.0);
     assert!(num(&result, &["audioPacketsAfterUnmute"]) > 20.0);
@@ -326,7 +336,9 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String, Ve
 
 #[tokio::test]
 async fn the_client_is_served_at_the_root_with_its_content_types() {
-    let server = chorus::spawn(support::test_config()).await.expect("server");
+    let server = chorus::spawn(support::browser::browser_config())
+        .await
+        .expect("server");
     let addr = server.addr();
     let (status, headers, body) = http_get(addr, "/").await;
     assert!(status.ends_with("200 ok"), "{status}");
@@ -340,6 +352,8 @@ async fn the_client_is_served_at_the_root_with_its_content_types() {
     for (path, kind) in [
         ("/app.js", "text/javascript"),
         ("/call.js", "text/javascript"),
+        ("/localmedia.js", "text/javascript"),
+        ("/viewmodel.js", "text/javascript"),
         ("/style.css", "text/css"),
         ("/favicon.svg", "image/svg+xml"),
     ] {
@@ -362,7 +376,7 @@ async fn the_client_is_served_at_the_root_with_its_content_types() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocked_devices_missing_camera_full_room_kick_and_closed_room_are_explained() {
     const ADMIN_KEY: &str = "browser-test-admin-key";
-    let mut config = support::test_config();
+    let mut config = support::browser::browser_config();
     config.max_participants = 2;
     config.admin_key = Some(ADMIN_KEY.to_owned());
     let test = support::browser::start_with(config).await;
@@ -404,6 +418,7 @@ async fn blocked_devices_missing_camera_full_room_kick_and_closed_room_are_expla
     assert_eq!(result["closed"]["title"], "The call has ended");
     assert_eq!(result["afterRemoval"]["dan"], "ended");
     assert_eq!(result["afterRemoval"]["nora"], "ended");
+    assert!(num(&result, &["afterRemoval", "samples"]) >= 4.0);
     no_page_errors(&result);
 }
 
@@ -446,7 +461,10 @@ async fn pages_reconnect_by_themselves_after_a_server_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _test = test
-        .restart(support::test_config(), Duration::from_millis(1500))
+        .restart(
+            support::browser::browser_config(),
+            Duration::from_millis(1500),
+        )
         .await;
     let result = scenario.await.expect("the scenario task");
     let _ = std::fs::remove_dir_all(&signal_dir);

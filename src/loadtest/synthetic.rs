@@ -5,9 +5,9 @@
 
 use super::measure::{Totals, TrackReceive};
 use super::payload::{self, PayloadCodec};
-use crate::media::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
-use crate::media::udp::{self, SendQueue};
+use crate::net::udp::{self, SendQueue};
 use crate::protocol::{IceCandidate, MediaEvent, TrackSource, TrackSourceInfo};
+use crate::rtp::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use rand::Rng;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;

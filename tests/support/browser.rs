@@ -25,9 +25,18 @@ pub struct BrowserTest {
     _turn: MutexGuard<'static, ()>,
 }
 
+/// The one test configuration, plus the origin of the mesh test pages (they come from another
+/// port, tests/browser/lib/static-server.mjs).
+pub fn browser_config() -> Config {
+    Config {
+        allowed_origins: vec!["http://127.0.0.1:*".to_owned()],
+        ..test_config()
+    }
+}
+
 /// Waits for this test's turn, then starts the server.
 pub async fn start() -> BrowserTest {
-    start_with(test_config()).await
+    start_with(browser_config()).await
 }
 
 pub async fn start_with(config: Config) -> BrowserTest {
