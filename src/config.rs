@@ -270,11 +270,7 @@ impl Config {
         if self.max_connections == 0 {
             return fail("--max-connections must be at least 1");
         }
-        if let Some(bad) = self
-            .allowed_origins
-            .iter()
-            .find(|o| !crate::http::valid_origin_entry(o))
-        {
+        if let Some(bad) = self.allowed_origins.iter().find(|o| !valid_origin_entry(o)) {
             return Err(ConfigError(format!(
                 "--allowed-origins: `{bad}` is not `*` or an origin like https://app.example.org \
                  (or http://localhost:* for any port)"
@@ -345,6 +341,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .checked_mul(unit_secs)
         .map(Duration::from_secs)
         .ok_or_else(|| format!("duration `{text}` is too large"))
+}
+
+/// Whether an `--allowed-origins` entry has a usable form: `*`, or `http(s)://host[:port]`
+/// (the port may be `*`) without a path.
+pub fn valid_origin_entry(entry: &str) -> bool {
+    let entry = entry.trim();
+    if entry == "*" {
+        return true;
+    }
+    let Some((scheme, rest)) = entry.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && !rest.trim_end_matches('/').contains('/')
 }
 
 #[cfg(test)]

@@ -62,11 +62,6 @@ pub(crate) struct AppState {
     pub origins: Arc<origin::OriginPolicy>,
 }
 
-/// Whether an `--allowed-origins` entry has a usable form (for config validation).
-pub fn valid_origin_entry(entry: &str) -> bool {
-    origin::valid_entry(entry)
-}
-
 /// How a drain ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DrainOutcome {

@@ -15,7 +15,8 @@ pub(crate) struct OriginPolicy {
 }
 
 impl OriginPolicy {
-    /// The policy for `--allowed-origins` entries (checked by [`valid_entry`] at start).
+    /// The policy for `--allowed-origins` entries (checked at start by
+    /// [`crate::config::valid_origin_entry`]).
     pub(crate) fn new(entries: &[String]) -> Self {
         let mut policy = Self::default();
         for entry in entries.iter().map(|e| e.trim().to_ascii_lowercase()) {
@@ -71,23 +72,10 @@ fn same_origin(origin: &str, host: &str) -> bool {
         || authority.strip_suffix(default_port) == Some(host)
 }
 
-/// Whether an `--allowed-origins` entry has a usable form.
-pub(crate) fn valid_entry(entry: &str) -> bool {
-    let entry = entry.trim();
-    if entry == "*" {
-        return true;
-    }
-    let Some((scheme, rest)) = entry.split_once("://") else {
-        return false;
-    };
-    matches!(scheme, "http" | "https")
-        && !rest.is_empty()
-        && !rest.trim_end_matches('/').contains('/')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::valid_origin_entry as valid_entry;
 
     fn policy(entries: &[&str]) -> OriginPolicy {
         OriginPolicy::new(&entries.iter().map(|e| e.to_string()).collect::<Vec<_>>())
