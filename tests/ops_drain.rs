@@ -174,14 +174,12 @@ async fn sigterm_steps() -> Result<()> {
         unsafe { libc::kill(pid, libc::SIGTERM) } == 0,
         "kill failed"
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while http_get(addr, "/readyz").await.0 != 503 {
-        ensure!(
-            Instant::now() < deadline,
-            "/readyz still ready after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::wait_for(
+        "/readyz answers 503 after SIGTERM",
+        Duration::from_secs(5),
+        || async { (http_get(addr, "/readyz").await.0 == 503).then_some(()) },
+    )
+    .await;
     join_is_refused(addr, "r").await;
     erin.send_json(&json!({"type": "chat", "text": "finishing up"}))
         .await;

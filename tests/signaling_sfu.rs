@@ -181,11 +181,12 @@ async fn rooms_are_created_on_join_and_removed_when_empty() {
         .await;
     b.expect_error("too-many-rooms").await;
     a.close().await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    while !server.rooms().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "room not removed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::wait_for(
+        "the empty room is removed",
+        Duration::from_secs(5),
+        || async { server.rooms().is_empty().then_some(()) },
+    )
+    .await;
     b.send_json(&json!({"type":"join","room":"second","name":"B"}))
         .await;
     assert_eq!(b.recv_json().await["type"], "joined");

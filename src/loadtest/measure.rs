@@ -19,7 +19,7 @@ fn latency_bounds() -> &'static [f64] {
 }
 
 /// One-way latency, microsecond resolution where it matters: the crate's [`Histogram`] over
-/// [`latency_bounds`].
+/// 10 µs buckets up to 10 ms and 1 ms buckets up to 10 s.
 #[derive(Debug, Clone)]
 pub struct LatencyHistogram(Histogram<Vec<u64>>);
 
