@@ -10,11 +10,10 @@ mod support;
 use chorus::auth::{unix_now, Claims, TokenAuthority};
 use serde_json::{json, Value};
 use std::time::Duration;
+use support::auth::{start_secured, SECRET};
 use support::start_with;
 use support::ws::WsClient;
 use tokio_tungstenite::tungstenite::Error as WsError;
-
-const SECRET: &str = "edge-token-secret-0123456789";
 
 fn mint(claims: &Value) -> String {
     jsonwebtoken::encode(
@@ -30,14 +29,6 @@ fn token(room: &str, sub: &str) -> String {
     TokenAuthority::new(SECRET.as_bytes())
         .mint(&claims)
         .expect("mint")
-}
-
-async fn start_secured() -> chorus::RunningServer {
-    start_with(|c| {
-        c.auth_secret = Some(SECRET.to_owned());
-        c.mesh_grace_ms = 300;
-    })
-    .await
 }
 
 #[tokio::test]

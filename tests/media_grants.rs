@@ -9,9 +9,8 @@ use chorus::auth::{Claims, TokenAuthority};
 use chorus::client::{ClientOptions, SfuClient};
 use serde_json::json;
 use std::time::Duration;
+use support::auth::SECRET;
 use support::media::*;
-
-const SECRET: &str = "a-test-secret-of-enough-length";
 
 fn token(name: &str, publish: bool, subscribe: bool) -> Result<String> {
     let mut claims = Claims::new("granted", name, name, Duration::from_secs(600));

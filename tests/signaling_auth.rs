@@ -7,11 +7,9 @@ mod support;
 use chorus::auth::{unix_now, Claims, TokenAuthority};
 use serde_json::json;
 use std::time::Duration;
-use support::start_with;
+use support::auth::{start_secured, SECRET};
 use support::ws::WsClient;
 use tokio_tungstenite::tungstenite::Error as WsError;
-
-const SECRET: &str = "test-secret-0123456789abcdef";
 
 fn token(room: &str, name: &str) -> String {
     let claims = Claims::new(
@@ -31,14 +29,6 @@ fn expired_token(room: &str) -> String {
     TokenAuthority::new(SECRET.as_bytes())
         .mint(&claims)
         .expect("mint")
-}
-
-async fn start_secured() -> chorus::RunningServer {
-    start_with(|c| {
-        c.auth_secret = Some(SECRET.to_owned());
-        c.mesh_grace_ms = 300;
-    })
-    .await
 }
 
 #[tokio::test]

@@ -1,11 +1,12 @@
 //! What the integration tests share: ONE server configuration ([`test_config`]), starting the
 //! whole server in-process, plain HTTP requests, and bounded condition waits. The submodules
 //! hold the clients: [`ws`] (a raw WebSocket client for the signaling tests), [`media`] (the
-//! Rust WebRTC test client against a server), [`browser`] (Node-driven real browsers), and
-//! [`readme`] reads the repository's documents. Every test file says `mod support;`; a file
-//! uses only part of this, hence `dead_code` is allowed.
+//! Rust WebRTC test client against a server), [`browser`] (Node-driven real browsers); [`auth`]
+//! holds the test secret and [`readme`] reads the repository's documents. Every test file says
+//! `mod support;`; a file uses only part of this, hence `dead_code` is allowed.
 #![allow(dead_code)]
 
+pub mod auth;
 pub mod browser;
 pub mod media;
 pub mod readme;
