@@ -37,10 +37,14 @@ pub struct Claims {
     pub room: String,
     /// Identity of the holder (logged; not the peer ID).
     pub sub: String,
-    /// Display name shown to the others.
+    /// Display name shown to the others; empty or missing: the `sub` is shown.
+    #[serde(default)]
     pub name: String,
     /// Expiry, Unix seconds.
     pub exp: u64,
+    /// Not valid before, Unix seconds (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
     #[serde(default = "no_grants")]
     pub grants: Grants,
 }
@@ -61,7 +65,17 @@ impl Claims {
             sub: identity.to_owned(),
             name: name.to_owned(),
             exp: unix_now().saturating_add(ttl.as_secs()),
+            nbf: None,
             grants: Grants::ALL,
+        }
+    }
+
+    /// The name shown to the others: `name`, or the `sub` when the token names no one.
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            &self.sub
+        } else {
+            &self.name
         }
     }
 }
@@ -73,6 +87,8 @@ pub enum AuthError {
     Missing,
     #[error("the access token has expired")]
     Expired,
+    #[error("the access token is not valid yet (its nbf is in the future)")]
+    NotYetValid,
     #[error("the access token is not valid: {0}")]
     Invalid(String),
     #[error("the access token is for room `{token_room}`, not `{room}`")]
@@ -87,6 +103,7 @@ impl AuthError {
         match self {
             AuthError::Missing => ErrorCode::AuthRequired,
             AuthError::Expired => ErrorCode::TokenExpired,
+            AuthError::NotYetValid => ErrorCode::TokenNotYetValid,
             AuthError::Invalid(_) | AuthError::Signing(_) => ErrorCode::BadToken,
             AuthError::WrongRoom { .. } => ErrorCode::WrongRoom,
         }
@@ -108,12 +125,13 @@ impl std::fmt::Debug for TokenAuthority {
 }
 
 impl TokenAuthority {
-    /// Seconds of clock skew tolerated on `exp`.
+    /// Seconds of clock skew tolerated on `exp` and `nbf`.
     pub const LEEWAY_SECS: u64 = 5;
 
     pub fn new(secret: &[u8]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = Self::LEEWAY_SECS;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -134,6 +152,7 @@ impl TokenAuthority {
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
                 _ => AuthError::Invalid(e.to_string()),
             })
     }
@@ -200,6 +219,24 @@ mod tests {
         claims.exp = unix_now() - 3600;
         let expired = authority.mint(&claims).expect("mint");
         assert_eq!(authority.verify(&expired), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn nbf_in_the_future_is_refused_and_a_missing_name_shows_the_sub() {
+        let authority = TokenAuthority::new(SECRET);
+        let mut claims = Claims::new("standup", "alice", "", Duration::from_secs(600));
+        claims.nbf = Some(unix_now() + 300);
+        let early = authority.mint(&claims).expect("mint");
+        let refused = authority.verify(&early).unwrap_err();
+        assert_eq!(refused, AuthError::NotYetValid);
+        assert_eq!(refused.code(), ErrorCode::TokenNotYetValid);
+        claims.nbf = Some(unix_now() - 1);
+        let ready = authority.mint(&claims).expect("mint");
+        let verified = authority.verify(&ready).expect("valid now");
+        assert_eq!(verified.display_name(), "alice");
+        let unnamed: Claims =
+            serde_json::from_str(r#"{"room":"r","sub":"bob","exp":1}"#).expect("parse");
+        assert_eq!(unnamed.display_name(), "bob");
     }
 
     #[test]

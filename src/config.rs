@@ -137,6 +137,36 @@ pub struct Config {
     /// reaches). /metrics stays on --listen too.
     #[arg(long, env = "CHORUS_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+
+    /// Seconds a WebSocket may stay in no room (after connecting, or after leaving) before it
+    /// gets `error join-timeout` and is closed with 4408.
+    #[arg(long, env = "CHORUS_JOIN_TIMEOUT_SECS", default_value_t = 10)]
+    pub join_timeout_secs: u64,
+
+    /// Seconds a client has to send a complete HTTP request head (also the keep-alive idle
+    /// limit); slower connections are closed.
+    #[arg(long, env = "CHORUS_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Most WebSocket connections open at once; more are refused at the upgrade with 503
+    /// `server-full`. Kept below the open-file limit.
+    #[arg(long, env = "CHORUS_MAX_CONNECTIONS", default_value_t = 10000)]
+    pub max_connections: usize,
+
+    /// Most WebSocket connections from one IP address (IPv6: one /64); more are refused with
+    /// 429 `too-many-connections`. 0 = unlimited.
+    #[arg(long, env = "CHORUS_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+
+    /// Web origins (besides the server's own) whose pages may open /ws: exact origins like
+    /// https://app.example.org, `http://localhost:*` for any port, or `*` for all. Clients that
+    /// send no Origin are always allowed.
+    #[arg(
+        long = "allowed-origins",
+        env = "CHORUS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -167,6 +197,11 @@ impl Default for Config {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             admin_key: None,
             metrics_addr: None,
+            join_timeout_secs: 10,
+            header_timeout_secs: 10,
+            max_connections: 10000,
+            max_connections_per_ip: 256,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -197,6 +232,25 @@ impl Config {
         }
         if self.ping_interval_secs == 0 || self.idle_timeout_secs <= self.ping_interval_secs {
             return fail("--idle-timeout-secs must exceed --ping-interval-secs (> 0)");
+        }
+        if self.join_timeout_secs == 0 {
+            return fail("--join-timeout-secs must be at least 1");
+        }
+        if self.header_timeout_secs == 0 {
+            return fail("--header-timeout-secs must be at least 1");
+        }
+        if self.max_connections == 0 {
+            return fail("--max-connections must be at least 1");
+        }
+        if let Some(bad) = self
+            .allowed_origins
+            .iter()
+            .find(|o| !crate::http::valid_origin_entry(o))
+        {
+            return Err(ConfigError(format!(
+                "--allowed-origins: `{bad}` is not `*` or an origin like https://app.example.org \
+                 (or http://localhost:* for any port)"
+            )));
         }
         if self.send_queue == 0 {
             return fail("--send-queue must be at least 1");
@@ -231,6 +285,14 @@ impl Config {
 
     pub fn mesh_grace(&self) -> Duration {
         Duration::from_millis(self.mesh_grace_ms)
+    }
+
+    pub fn join_timeout(&self) -> Duration {
+        Duration::from_secs(self.join_timeout_secs)
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
     }
 }
 

@@ -8,6 +8,7 @@
 //! it must not hold logic.
 
 pub mod auth;
+#[cfg(feature = "test-client")]
 pub mod client;
 pub mod config;
 pub mod http;
@@ -16,6 +17,7 @@ pub mod media;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
+pub mod rlimit;
 pub mod room;
 pub mod rtp;
 pub mod signal;

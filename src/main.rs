@@ -110,16 +110,19 @@ fn print_token(args: &TokenArgs) -> anyhow::Result<()> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format, &config.log)?;
+    raise_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     let drain_timeout = config.drain_timeout;
     runtime.block_on(async {
+        // Installed before the server listens, so a signal never meets the default action.
+        let mut signals = Signals::install().context("installing signal handlers")?;
         let mut server = chorus::spawn(config).await.context("starting the server")?;
         tokio::select! {
             result = server.wait() => result.context("server stopped")?,
-            () = shutdown_signal() => {
+            () = signals.next() => {
                 // Graceful drain: readiness fails, joins are refused, calls go on until their
                 // rooms empty or the drain timeout passes. A second signal cuts it short.
                 tracing::info!(timeout = ?drain_timeout, "signal received: draining");
@@ -127,7 +130,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
                     outcome = server.drain(drain_timeout) => {
                         tracing::info!(?outcome, "drain finished");
                     }
-                    () = shutdown_signal() => tracing::warn!("second signal: stopping now"),
+                    () = signals.next() => tracing::warn!("second signal: stopping now"),
                 }
                 tracing::info!("shutting down");
                 server.shutdown().await.context("shutting down")?;
@@ -135,6 +138,21 @@ fn serve(config: Config) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// Raises the open-file soft limit to the hard limit (each connection holds a descriptor).
+fn raise_file_limit() {
+    match chorus::rlimit::raise_file_limit() {
+        Ok((before, after)) if after.soft > before.soft => {
+            tracing::info!(
+                from = before.soft,
+                to = after.soft,
+                "raised the open-file limit"
+            );
+        }
+        Ok((_, after)) => tracing::debug!(limit = after.soft, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
+    }
 }
 
 fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
@@ -148,26 +166,38 @@ fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("setting up logging: {e}"))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// SIGTERM and SIGINT (Ctrl-C), caught from the moment [`Signals::install`] returns.
+struct Signals {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// The next signal.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut stream) => {
-                stream.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
     }
 }

@@ -59,7 +59,7 @@ pub struct Metrics {
 }
 
 /// Close codes the server sends (pre-created label values of `chorus_ws_server_closes_total`).
-const CLOSE_CODES: &[&str] = &["1000", "1001", "1002", "1008", "1009"];
+const CLOSE_CODES: &[&str] = &["1000", "1001", "1002", "1007", "1008", "1009", "4408"];
 /// Admin API actions (label values of `chorus_admin_actions_total`).
 pub const ADMIN_ACTIONS: &[&str] = &["kick", "close_room", "mute"];
 

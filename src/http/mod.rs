@@ -9,7 +9,10 @@
 //! or the timeout passes; then the caller shuts the server down.
 
 mod admin;
+mod budget;
+mod origin;
 mod routes;
+mod serve;
 mod web;
 
 use crate::auth::TokenAuthority;
@@ -53,6 +56,15 @@ pub(crate) struct AppState {
     pub signal: Arc<SignalContext>,
     pub ready: Arc<AtomicBool>,
     pub next_connection: Arc<AtomicU64>,
+    /// Open WebSockets, against `--max-connections` and `--max-connections-per-ip`.
+    pub budget: Arc<budget::ConnectionBudget>,
+    /// Which web origins may open WebSockets.
+    pub origins: Arc<origin::OriginPolicy>,
+}
+
+/// Whether an `--allowed-origins` entry has a usable form (for config validation).
+pub fn valid_origin_entry(entry: &str) -> bool {
+    origin::valid_entry(entry)
 }
 
 /// How a drain ended.
@@ -164,6 +176,28 @@ impl RunningServer {
 /// How often a drain looks whether the rooms are empty.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
 
+/// File descriptors kept free of WebSockets (listeners, media sockets, probes, `/metrics`).
+const SPARE_FILES: u64 = 256;
+
+/// `--max-connections`, lowered when the open-file limit could not hold that many WebSockets
+/// plus [`SPARE_FILES`], so `/healthz` and the media plane still get descriptors at a full table.
+fn connection_cap(configured: usize) -> usize {
+    let Some(limit) = crate::rlimit::file_limit() else {
+        return configured;
+    };
+    let room = limit.soft.saturating_sub(SPARE_FILES).max(1);
+    if (configured as u64) <= room {
+        return configured;
+    }
+    tracing::warn!(
+        configured,
+        open_file_limit = limit.soft,
+        cap = room,
+        "--max-connections is above what the open-file limit allows; lowering it"
+    );
+    usize::try_from(room).unwrap_or(configured)
+}
+
 /// Validates `config`, starts the media engine, binds `config.listen` and serves in a background
 /// task. With `--listen 127.0.0.1:0` the OS picks the port; [`RunningServer::addr`] tells it.
 pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
@@ -197,6 +231,10 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         source,
     })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let config_max_connections = config.max_connections;
+    let config_max_per_ip = config.max_connections_per_ip;
+    let header_timeout = config.header_timeout();
+    let origins = origin::OriginPolicy::new(&config.allowed_origins);
     let ice_servers = config
         .ice_servers
         .iter()
@@ -215,11 +253,17 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         shutdown: shutdown_rx.clone(),
         ice_servers,
         draining: AtomicBool::new(false),
+        identities: Default::default(),
     });
     let state = AppState {
         signal,
         ready: Arc::new(AtomicBool::new(true)),
         next_connection: Arc::new(AtomicU64::new(1)),
+        budget: budget::ConnectionBudget::new(
+            connection_cap(config_max_connections),
+            config_max_per_ip,
+        ),
+        origins: Arc::new(origins),
     };
     let metrics_listener =
         match state.signal.config.metrics_addr {
@@ -238,25 +282,14 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
     let (metrics_addr, metrics_task) = match metrics_listener {
         Some(listener) => {
             let bound = listener.local_addr().map_err(ServerError::Serve)?;
-            let mut stop = shutdown_rx.clone();
-            let serve = axum::serve(listener, routes::metrics_router(state.clone()))
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|stopping| *stopping).await;
-                });
+            let router = routes::metrics_router(state.clone());
+            let serve = serve::serve(listener, router, header_timeout, shutdown_rx.clone());
             tracing::info!(addr = %bound, "metrics listening");
-            (Some(bound), Some(tokio::spawn(async move { serve.await })))
+            (Some(bound), Some(tokio::spawn(serve)))
         }
         None => (None, None),
     };
-    let mut stop = shutdown_rx;
-    let serve = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|stopping| *stopping).await;
-    });
-    let task = tokio::spawn(async move { serve.await });
+    let task = tokio::spawn(serve::serve(listener, app, header_timeout, shutdown_rx));
     tracing::info!(%addr, "listening");
     Ok(RunningServer {
         addr,

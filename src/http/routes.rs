@@ -3,14 +3,16 @@
 //! client (`web.rs`). Handlers stay thin; they must not implement protocol logic (that is
 //! `signal::session`).
 
+use super::budget::Refusal;
 use super::AppState;
 use crate::auth::AuthError;
+use crate::protocol::ErrorCode;
 use crate::room::ids::is_valid_room_name;
 use crate::room::DEFAULT_MESH_ROOM;
 use crate::signal::session::{self, ConnectionParams};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -49,9 +51,28 @@ async fn websocket(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Query(query): Query<WsQuery>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let signal = state.signal.clone();
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("?"));
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !state.origins.allows(origin, host) {
+        let code = ErrorCode::ForbiddenOrigin;
+        count_refusal(&state, code);
+        tracing::debug!(%remote, origin, "WebSocket from a foreign origin refused");
+        let body = format!(
+            "{}: pages of this origin may not connect (see --allowed-origins)\n",
+            code.as_str()
+        );
+        return (StatusCode::FORBIDDEN, body).into_response();
+    }
+    let permit = match state.budget.acquire(remote.ip()) {
+        Ok(permit) => permit,
+        Err(refusal) => return refuse_capacity(&state, refusal, remote),
+    };
     let url_claims = match (&signal.auth, query.token.as_deref()) {
         (Some(authority), Some(token)) => match authority.verify(token) {
             Ok(claims) => Some(claims),
@@ -84,17 +105,55 @@ async fn websocket(
         url_claims,
         remote: Some(remote),
     };
-    // The session closes anything over `max_frame_bytes` with 1009 after a clean close
-    // handshake; the WebSocket layer's own (larger) cap only bounds memory for absurd frames.
-    let hard_cap = signal
-        .config
-        .max_frame_bytes
-        .saturating_mul(4)
-        .max(256 * 1024);
+    // Messages (and their fragments, while reassembled) are capped at `--max-frame-bytes` by
+    // the WebSocket layer itself, which closes with 1009; the read buffer starts small (an idle
+    // connection costs little) and grows for a large frame.
+    let max = signal.config.max_frame_bytes;
     upgrade
-        .max_frame_size(hard_cap)
-        .max_message_size(hard_cap)
-        .on_upgrade(move |socket| session::run(socket, signal, params))
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
+        .max_frame_size(max)
+        .max_message_size(max)
+        .on_upgrade(move |socket| async move {
+            session::run(socket, signal, params).await;
+            drop(permit);
+        })
+}
+
+/// Initial read buffer of a WebSocket (tungstenite's default is 128 KiB per connection).
+const WS_READ_BUFFER: usize = 4 * 1024;
+/// Bytes of outgoing frames gathered before a write.
+const WS_WRITE_BUFFER: usize = 4 * 1024;
+
+/// The connection table is full, in all or for this address.
+fn refuse_capacity(state: &AppState, refusal: Refusal, remote: SocketAddr) -> Response {
+    let (status, code, message) = match refusal {
+        Refusal::ServerFull => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServerFull,
+            format!(
+                "the server is at its limit of {} connections",
+                state.budget.max_total()
+            ),
+        ),
+        Refusal::TooManyFromAddress => (
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyConnections,
+            format!(
+                "too many connections from this address (limit {})",
+                state.signal.config.max_connections_per_ip
+            ),
+        ),
+    };
+    count_refusal(state, code);
+    tracing::debug!(%remote, code = code.as_str(), "WebSocket upgrade refused");
+    (status, format!("{}: {message}\n", code.as_str())).into_response()
+}
+
+/// Counts an upgrade refusal in `chorus_errors_total`.
+fn count_refusal(state: &AppState, code: ErrorCode) {
+    let errors = &state.signal.metrics.errors;
+    errors.with_label_values(&[code.as_str()]).inc();
 }
 
 fn refuse(status: StatusCode, error: &AuthError) -> Response {

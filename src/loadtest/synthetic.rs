@@ -4,7 +4,7 @@
 //! every PLI, and receive measurement. Driven by a worker thread; it never blocks or sleeps.
 
 use super::measure::{Totals, TrackReceive};
-use crate::client::payload::{self, PayloadCodec};
+use super::payload::{self, PayloadCodec};
 use crate::net::udp::{self, SendQueue};
 use crate::protocol::{IceCandidate, MediaEvent, TrackSource, TrackSourceInfo};
 use crate::rtp::connection::{opus, vp8, Ice, Recipe};

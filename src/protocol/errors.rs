@@ -76,6 +76,19 @@ pub enum ErrorCode {
     Kicked,
     /// An operator closed the room (admin API); the connection is closed.
     RoomClosed,
+    /// No `join` within `--join-timeout-secs` of connecting (or of leaving); the connection is closed with 4408.
+    JoinTimeout,
+    /// The server is at `--max-connections` (HTTP 503 at the upgrade).
+    ServerFull,
+    /// This address is at `--max-connections-per-ip` (HTTP 429 at the upgrade).
+    TooManyConnections,
+    /// The page's web origin may not open WebSockets here (`--allowed-origins`; HTTP 403 at
+    /// the upgrade).
+    ForbiddenOrigin,
+    /// The token's `nbf` (not before) is still in the future.
+    TokenNotYetValid,
+    /// Another connection joined this room with the same token identity (`sub`); this one is closed.
+    Replaced,
 }
 
 impl ErrorCode {
@@ -104,6 +117,12 @@ impl ErrorCode {
         ErrorCode::ServerDraining,
         ErrorCode::Kicked,
         ErrorCode::RoomClosed,
+        ErrorCode::JoinTimeout,
+        ErrorCode::ServerFull,
+        ErrorCode::TooManyConnections,
+        ErrorCode::ForbiddenOrigin,
+        ErrorCode::TokenNotYetValid,
+        ErrorCode::Replaced,
     ];
 
     /// The code as it appears on the wire (and as a metrics label).
@@ -132,6 +151,12 @@ impl ErrorCode {
             ErrorCode::ServerDraining => "server-draining",
             ErrorCode::Kicked => "kicked",
             ErrorCode::RoomClosed => "room-closed",
+            ErrorCode::JoinTimeout => "join-timeout",
+            ErrorCode::ServerFull => "server-full",
+            ErrorCode::TooManyConnections => "too-many-connections",
+            ErrorCode::ForbiddenOrigin => "forbidden-origin",
+            ErrorCode::TokenNotYetValid => "token-not-yet-valid",
+            ErrorCode::Replaced => "replaced",
         }
     }
 }

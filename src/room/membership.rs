@@ -42,6 +42,8 @@ pub enum KickReason {
     Kicked,
     /// The whole room was closed.
     RoomClosed,
+    /// Another connection joined the room with the same token identity (`sub`).
+    Replaced,
 }
 
 /// Tells a session that an operator removed it; the reason is kept, so a kick is never lost
@@ -126,6 +128,16 @@ impl Inbox {
     /// Next queued frame (cancel-safe).
     pub async fn recv(&mut self) -> Option<Frame> {
         self.frames.recv().await
+    }
+
+    /// Drops every frame still queued (the member left its room: nothing of it may follow);
+    /// returns how many.
+    pub fn discard_queued(&mut self) -> usize {
+        let mut dropped = 0;
+        while self.frames.try_recv().is_ok() {
+            dropped += 1;
+        }
+        dropped
     }
 
     /// Notified once a frame had to be dropped because the queue was full.

@@ -1,9 +1,12 @@
 //! The mesh-compatible side of a session (seeds 000, 002, 003): joining under a chosen or a
 //! server-generated peer ID, and relaying frames unchanged (byte for byte) to one peer (`to`)
-//! or to all other mesh peers of the room. It must not interpret what it relays.
+//! or to all other mesh peers of the room, as far as the URL token's grants allow (`chat` needs
+//! the chat grant, call signaling publish or subscribe). It must not interpret what it relays
+//! beyond its `type` and `to` (`from` is relayed as sent, never checked).
 
 use super::session::{Flow, Membership, MeshMember, Session};
 use crate::protocol::{ClientMessage, ErrorCode, JoinRequest, RawFrame, ServerMessage};
+
 use crate::room::ids::is_valid_peer_id;
 use crate::room::{Admission, Frame, MemberKind, PeerIdChoice, RouteError};
 use tokio::time::Instant;
@@ -51,6 +54,9 @@ impl Session {
             peer_id: peer_id.clone(),
             auto_assigned,
         });
+        if let Some(sub) = self.params.url_claims.as_ref().map(|c| c.sub.clone()) {
+            self.hold_identity(&room, &sub);
+        }
         if auto_assigned {
             let client_id = ServerMessage::ClientId {
                 id: peer_id.clone(),
@@ -85,6 +91,12 @@ impl Session {
                 Err(error) => self.send_error(error.code(), error.to_string()).await,
             };
         }
+        if let Some(refusal) = self.mesh_grant_refusal(&raw.kind) {
+            return self.send_error(ErrorCode::Forbidden, refusal).await;
+        }
+        let Membership::Mesh(member) = &self.membership else {
+            return Flow::Continue;
+        };
         let to = match raw.to() {
             Ok(to) => to,
             Err(error) => return self.send_error(error.code(), error.to_string()).await,
@@ -97,6 +109,22 @@ impl Session {
             }
             Err(RouteError::NotMember) => Flow::Continue,
         }
+    }
+
+    /// Why the URL token's grants forbid relaying a frame of type `kind`, if they do: `chat`
+    /// needs the `chat` grant, call signaling needs `publish` or `subscribe`. Other types are
+    /// relayed whatever the grants; on an open server everything is.
+    fn mesh_grant_refusal(&self, kind: &str) -> Option<&'static str> {
+        let grants = self.params.url_claims.as_ref()?.grants;
+        if kind == "chat" && !grants.chat {
+            return Some("your token does not grant chat");
+        }
+        let call_signaling = matches!(kind, "offer" | "answer" | "candidate" | "ice-candidate")
+            || kind.starts_with("call-");
+        if call_signaling && !(grants.publish || grants.subscribe) {
+            return Some("your token grants neither publish nor subscribe, so no calls");
+        }
+        None
     }
 
     /// A `join` from a client that was admitted as a seed-000 peer: it was a slow SFU or

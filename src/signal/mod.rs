@@ -3,6 +3,7 @@
 //! the room registry and the media engine, and writes replies and events to its socket. This
 //! module must not hold room state itself or forward media.
 
+pub mod identity;
 pub mod rate_limit;
 pub mod session;
 
@@ -33,6 +34,8 @@ pub struct SignalContext {
     pub ice_servers: Vec<IceServer>,
     /// Set when the server starts draining: joins are refused with `server-draining`.
     pub draining: AtomicBool,
+    /// Which connection holds each token identity in each room.
+    pub identities: identity::IdentityTable,
 }
 
 impl SignalContext {

@@ -10,6 +10,7 @@
 //! - any other first frame, or no `join` within `--mesh-grace-ms` → mesh peer (seed 000): it
 //!   gets `client-id` and `peer-list`, and only then is announced to the others.
 
+use super::identity::HeldIdentity;
 use super::rate_limit::{RateDecision, RateLimiter};
 use super::SignalContext;
 use crate::auth::{Claims, Grants};
@@ -34,10 +35,14 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
     /// Protocol violation at the WebSocket level.
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame that is not valid UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// Abuse: sustained rate-limit violation, or too slow to read its messages.
     pub const POLICY_VIOLATION: u16 = 1008;
     /// Frame or message over `--max-frame-bytes`.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// In no room for `--join-timeout-secs` (after `error join-timeout`).
+    pub const JOIN_TIMEOUT: u16 = 4408;
 }
 
 /// What the upgrade handler learned about the connection.
@@ -118,6 +123,11 @@ pub(super) struct Session {
     pub membership: Membership,
     limiter: RateLimiter,
     last_seen: Instant,
+    /// When the connection last came to be in no room (connected, or left); it must join
+    /// within `--join-timeout-secs` of this.
+    unjoined_since: Instant,
+    /// The token identity this connection holds in its room (one connection per identity).
+    identity: Option<HeldIdentity>,
 }
 
 impl Session {
@@ -152,6 +162,8 @@ impl Session {
             membership: Membership::Pending { deadline },
             limiter,
             last_seen: now,
+            unjoined_since: now,
+            identity: None,
             ctx,
         }
     }
@@ -170,6 +182,11 @@ impl Session {
                 Membership::Pending { deadline } => Some(deadline),
                 _ => None,
             };
+            // A pending connection is decided at the end of the grace period first.
+            let join_deadline = match self.membership {
+                Membership::Idle => Some(self.unjoined_since + self.ctx.config.join_timeout()),
+                _ => None,
+            };
             // A silent client is dropped at `last_seen + idle_timeout`, not at the next ping.
             let idle_deadline = self.last_seen + self.ctx.config.idle_timeout();
             let flow = tokio::select! {
@@ -183,6 +200,9 @@ impl Session {
                 _ = ping.tick() => self.on_ping_tick().await,
                 _ = sleep_until(grace.unwrap_or(far_future)), if grace.is_some() => {
                     self.on_grace_expired().await
+                }
+                _ = sleep_until(join_deadline.unwrap_or(far_future)), if join_deadline.is_some() => {
+                    self.on_join_timeout().await
                 }
                 _ = overflow.notified() => {
                     let _ = self.send_error(ErrorCode::SlowConsumer, "too many undelivered messages")
@@ -231,7 +251,13 @@ impl Session {
                 }
             },
             Message::Ping(_) | Message::Pong(_) => Flow::Continue,
-            Message::Close(_) => Flow::Gone,
+            Message::Close(_) => {
+                // The WebSocket layer has queued its answering close frame (1002 for an invalid
+                // close code); send it before the socket goes.
+                let flush = futures::SinkExt::flush(&mut self.socket);
+                let _ = tokio::time::timeout(Duration::from_secs(1), flush).await;
+                Flow::Gone
+            }
         }
     }
 
@@ -270,6 +296,11 @@ impl Session {
     async fn on_unjoined(&mut self, raw: RawFrame, frame: Frame) -> Flow {
         let started = Instant::now();
         if raw.kind == "join" {
+            // A connection that asked to join is never admitted by the grace timer, whatever
+            // becomes of its join (a refused one stays in no room until the next `join`).
+            if matches!(self.membership, Membership::Pending { .. }) {
+                self.membership = Membership::Idle;
+            }
             return match raw.into_message() {
                 Ok(ClientMessage::Join(join)) if join.is_sfu() => {
                     self.sfu_join(join, started).await
@@ -318,6 +349,17 @@ impl Session {
             .await
     }
 
+    /// The connection stayed in no room for `--join-timeout-secs`: say so, then close (4408).
+    async fn on_join_timeout(&mut self) -> Flow {
+        let secs = self.ctx.config.join_timeout_secs;
+        tracing::debug!("closing a connection that did not join");
+        let message = format!("no join within {secs} s");
+        match self.send_error(ErrorCode::JoinTimeout, message).await {
+            Flow::Continue => Flow::Close(close_code::JOIN_TIMEOUT, "join timeout"),
+            flow => flow,
+        }
+    }
+
     async fn on_media_event(&mut self, event: &MediaEvent) -> Flow {
         match serde_json::to_string(event) {
             Ok(text) => self.send(Frame::from(text)).await,
@@ -328,7 +370,8 @@ impl Session {
         }
     }
 
-    /// An operator removed this member (admin API): say why, then close the connection.
+    /// An operator removed this member (admin API), or a newer connection took its identity
+    /// over: say why, then close the connection.
     async fn on_kicked(&mut self, reason: KickReason) -> Flow {
         let (code, message, close_reason) = match reason {
             KickReason::Kicked => (
@@ -341,8 +384,13 @@ impl Session {
                 "an operator closed the room",
                 "room closed by an operator",
             ),
+            KickReason::Replaced => (
+                ErrorCode::Replaced,
+                "another connection joined this room with your identity",
+                "replaced by a newer connection",
+            ),
         };
-        tracing::info!(code = code.as_str(), "removed by an operator");
+        tracing::info!(code = code.as_str(), "removed from the room");
         match self.send_error(code, message).await {
             Flow::Continue => Flow::Close(close_code::NORMAL, close_reason),
             flow => flow,
@@ -369,18 +417,49 @@ impl Session {
     /// Takes the connection out of its room (and off the media plane), announcing the
     /// departure. Idempotent.
     pub(super) fn leave_current(&mut self) {
-        match std::mem::replace(&mut self.membership, Membership::Idle) {
+        let previous = std::mem::replace(&mut self.membership, Membership::Idle);
+        if let Some(held) = self.identity.take() {
+            self.ctx.identities.release(&held, self.params.id);
+        }
+        if matches!(previous, Membership::Sfu(_) | Membership::Mesh(_)) {
+            self.unjoined_since = Instant::now();
+        }
+        match previous {
             Membership::Sfu(member) => {
                 drop(member.leg);
                 self.ctx.rooms.leave(&member.room, &member.peer_id);
+                // Nothing of the room may reach the connection after it left: events the old
+                // media leg queued go with its channel, and room frames still queued are dropped.
+                let (media_events, media_rx) = mpsc::unbounded_channel();
+                self.media_events = media_events;
+                self.media_rx = media_rx;
+                self.inbox.discard_queued();
                 tracing::info!("left");
             }
             Membership::Mesh(member) => {
                 self.ctx.rooms.leave(&member.room, &member.peer_id);
+                self.inbox.discard_queued();
                 tracing::info!("left");
             }
             Membership::Pending { .. } | Membership::Idle => {}
         }
+    }
+
+    /// Records that this connection holds `sub` in `room` (after a join with a token); an
+    /// earlier connection with the same identity there is replaced.
+    pub(super) fn hold_identity(&mut self, room: &str, sub: &str) {
+        let held = HeldIdentity {
+            room: room.to_owned(),
+            sub: sub.to_owned(),
+        };
+        if self
+            .ctx
+            .identities
+            .claim(&held, self.params.id, &self.mailbox)
+        {
+            tracing::info!(sub, "replaced an older connection with the same identity");
+        }
+        self.identity = Some(held);
     }
 
     /// Sends a server message to this client.
@@ -448,16 +527,15 @@ impl Drop for Session {
     }
 }
 
-/// Maps a read error to what the loop does: oversize → 1009, protocol violations → 1002,
-/// anything else (reset, EOF) → gone.
+/// Maps a read error to what the loop does: oversize → 1009, a text frame that is not UTF-8 →
+/// 1007, other protocol violations → 1002, anything else (reset, EOF) → gone.
 fn classify_read_error(error: axum::Error) -> Flow {
     use tokio_tungstenite::tungstenite::Error as WsError;
     let inner = error.into_inner();
     match inner.downcast_ref::<WsError>() {
         Some(WsError::Capacity(_)) => Flow::Close(close_code::MESSAGE_TOO_BIG, "message too big"),
-        Some(WsError::Protocol(_)) | Some(WsError::Utf8(_)) => {
-            Flow::Close(close_code::PROTOCOL_ERROR, "protocol error")
-        }
+        Some(WsError::Utf8(_)) => Flow::Close(close_code::INVALID_PAYLOAD, "invalid UTF-8"),
+        Some(WsError::Protocol(_)) => Flow::Close(close_code::PROTOCOL_ERROR, "protocol error"),
         _ => Flow::Gone,
     }
 }

@@ -9,6 +9,15 @@ use crate::room::ids::{is_valid_room_name, normalize_display_name};
 use crate::room::{Admission, JoinError, MemberKind, PeerIdChoice};
 use tokio::time::Instant;
 
+/// Who an SFU join admits.
+struct Joiner {
+    /// Display name, normalised.
+    name: String,
+    grants: Grants,
+    /// The token's identity, when there is a token.
+    sub: Option<String>,
+}
+
 impl Session {
     /// `join {room, name, token?}`.
     pub(super) async fn sfu_join(&mut self, join: JoinRequest, started: Instant) -> Flow {
@@ -25,24 +34,11 @@ impl Session {
                 .send_error(ErrorCode::BadRoom, "room names are 1-64 of [A-Za-z0-9_.-]")
                 .await;
         }
-        let (claimed_name, grants) = match self.authorize(room, join.token.as_deref()) {
-            Ok(Some(claims)) => (Some(claims.name).filter(|n| !n.is_empty()), claims.grants),
-            Ok(None) => (None, Grants::ALL),
-            Err(error) => return self.send_error(error.code(), error.to_string()).await,
+        let joiner = match self.joiner(room, &join) {
+            Ok(joiner) => joiner,
+            Err((code, message)) => return self.send_error(code, message).await,
         };
-        let Some(name) = claimed_name.or(join.name) else {
-            return self
-                .send_error(ErrorCode::BadMessage, "an SFU join needs `name`")
-                .await;
-        };
-        let Some(name) = normalize_display_name(&name) else {
-            return self
-                .send_error(
-                    ErrorCode::BadName,
-                    "names are 1-64 characters without control characters",
-                )
-                .await;
-        };
+        let Joiner { name, grants, sub } = joiner;
         // A seed-000 client that was given an ID may still turn out to be an SFU client.
         self.leave_current();
         let admission = Admission {
@@ -81,12 +77,40 @@ impl Session {
             grants,
             leg,
         });
+        if let Some(sub) = &sub {
+            self.hold_identity(room, sub);
+        }
         let flow = self.reply(&joined).await;
         ctx.metrics
             .join_latency
             .observe(started.elapsed().as_secs_f64());
         tracing::info!(kind = "sfu", "joined");
         flow
+    }
+
+    /// Who is joining: with a token, the token names the participant (its `sub` when it has no
+    /// `name`) and the join's `name` is ignored; on an open server the join's `name` counts.
+    fn joiner(&self, room: &str, join: &JoinRequest) -> Result<Joiner, (ErrorCode, String)> {
+        let claims = self
+            .authorize(room, join.token.as_deref())
+            .map_err(|error| (error.code(), error.to_string()))?;
+        let name = match &claims {
+            Some(claims) => Some(claims.display_name().to_owned()),
+            None => join.name.clone(),
+        };
+        let Some(name) = name else {
+            return Err((ErrorCode::BadMessage, "an SFU join needs `name`".to_owned()));
+        };
+        let Some(name) = normalize_display_name(&name) else {
+            let message = "names are 1-64 characters, without control or bidi characters, and \
+                           not only invisible ones";
+            return Err((ErrorCode::BadName, message.to_owned()));
+        };
+        Ok(Joiner {
+            name,
+            grants: claims.as_ref().map_or(Grants::ALL, |c| c.grants),
+            sub: claims.map(|c| c.sub),
+        })
     }
 
     /// Tells the client why it could not join.

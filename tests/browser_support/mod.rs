@@ -35,6 +35,8 @@ pub fn test_config() -> Config {
         udp_threads: 1,
         udp_bind: loopback,
         advertise_ips: vec![loopback],
+        // The mesh test pages come from another port (tests/browser/lib/static-server.mjs).
+        allowed_origins: vec!["http://127.0.0.1:*".to_owned()],
         ..Config::default()
     }
 }
