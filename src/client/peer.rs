@@ -1,4 +1,5 @@
-//! Builds the client's single webrtc PeerConnection (Opus + VP8 [+ RTX], default interceptors,
+//! Builds the client's single webrtc PeerConnection (Opus + VP8 [+ RTX] with the codec constants of
+//! `crate::rtp::connection`, which it cannot use as it is async `webrtc`; default interceptors,
 //! TWCC sender so the server gets transport-cc, the RTCP tap, mDNS off, UDP bound to a concrete
 //! address through the gated runtime) and handles its events: local ICE candidates go out over
 //! the WebSocket, each remote track gets its own reading task (on_track runs inside the
@@ -9,6 +10,7 @@ use super::options::{ClientOptions, ClientResult};
 use super::stats::ReceiveRecorder;
 use super::Shared;
 use crate::protocol::{IceCandidate, TrackKind};
+use crate::rtp::connection::{OPUS_CLOCK_RATE, OPUS_FMTP, VIDEO_CLOCK_RATE};
 use crate::rtp::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
@@ -50,13 +52,7 @@ fn media_engine(options: &ClientOptions) -> ClientResult<MediaEngine> {
     };
     engine.register_codec(
         RTCRtpCodecParameters {
-            rtp_codec: codec(
-                MIME_TYPE_OPUS,
-                48_000,
-                2,
-                "minptime=10;useinbandfec=1".into(),
-                vec![],
-            ),
+            rtp_codec: codec(MIME_TYPE_OPUS, OPUS_CLOCK_RATE, 2, OPUS_FMTP.into(), vec![]),
             payload_type: options.audio_payload_type,
         },
         RtpCodecKind::Audio,
@@ -72,7 +68,13 @@ fn media_engine(options: &ClientOptions) -> ClientResult<MediaEngine> {
     ];
     engine.register_codec(
         RTCRtpCodecParameters {
-            rtp_codec: codec(MIME_TYPE_VP8, 90_000, 0, String::new(), video_feedback),
+            rtp_codec: codec(
+                MIME_TYPE_VP8,
+                VIDEO_CLOCK_RATE,
+                0,
+                String::new(),
+                video_feedback,
+            ),
             payload_type: options.video_payload_type,
         },
         RtpCodecKind::Video,
@@ -81,7 +83,13 @@ fn media_engine(options: &ClientOptions) -> ClientResult<MediaEngine> {
         let apt = options.video_payload_type;
         engine.register_codec(
             RTCRtpCodecParameters {
-                rtp_codec: codec(MIME_TYPE_RTX, 90_000, 0, format!("apt={apt}"), vec![]),
+                rtp_codec: codec(
+                    MIME_TYPE_RTX,
+                    VIDEO_CLOCK_RATE,
+                    0,
+                    format!("apt={apt}"),
+                    vec![],
+                ),
                 payload_type: apt.wrapping_add(1),
             },
             RtpCodecKind::Video,

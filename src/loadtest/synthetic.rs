@@ -7,28 +7,19 @@ use super::measure::{Totals, TrackReceive};
 use super::payload::{self, PayloadCodec};
 use crate::net::udp::{self, SendQueue};
 use crate::protocol::{IceCandidate, MediaEvent, TrackSource, TrackSourceInfo};
+use crate::rtp::connection::{opus, vp8, Ice, Recipe};
 use crate::rtp::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use rand::Rng;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_rtcp_reports,
-};
-use rtc::peer_connection::configuration::media_engine::{
-    MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
-};
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
-};
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use std::collections::HashMap;
@@ -52,6 +43,8 @@ impl PublishSpec {
     }
 }
 
+/// Packets of history kept to answer NACKs (the stack's default).
+const NACK_HISTORY: u16 = 1024;
 const KEYFRAME_INTERVAL: Duration = Duration::from_secs(3);
 const AUDIO_PAYLOAD: usize = 120;
 /// Most packets one track may send in one loop turn when it is behind schedule.
@@ -101,51 +94,16 @@ pub struct SynthPeer {
     pub failures: Vec<String>,
 }
 
+/// A client-side connection (full ICE, DTLS client) with Opus and VP8, NACK and the RTCP tap
+/// for keyframe requests, advertising `local`.
 fn build_pc(
     local: SocketAddr,
     now: Instant,
 ) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
-    let mut me = MediaEngine::default();
-    let codec = |mime: &str, clock_rate, channels, pt| RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: mime.to_owned(),
-            clock_rate,
-            channels,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![],
-        },
-        payload_type: pt,
-    };
-    me.register_codec(codec(MIME_TYPE_OPUS, 48_000, 2, 111), RtpCodecKind::Audio)?;
-    me.register_codec(codec(MIME_TYPE_VP8, 90_000, 0, 96), RtpCodecKind::Video)?;
-    let registry = Registry::new().with(Slot::from(RTCP_TAP_SLOT), RtcpTap::new(feedback));
-    let registry = configure_rtcp_reports(configure_nack(registry, &mut me));
-    let settings = SettingEngineBuilder::new()
-        .with_answering_dtls_role(RTCDtlsRole::Client)
-        // Browsers pace connectivity checks at ~50 ms; rtc's 200 ms default would dominate
-        // the measured time to first packet.
-        .with_ice_connection_attempts(Some(Duration::from_millis(50)), None)
-        .with_host_acceptance_min_wait(Some(Duration::ZERO))
-        .build();
-    let mut pc = RTCPeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_setting_engine(settings)
-        .with_media_engine(me)
-        .with_interceptor_registry(registry)
-        .build(now)?;
-    let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: local.ip().to_string(),
-            port: local.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()?;
-    pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
-    Ok(pc)
+    let mut recipe = Recipe::new(vec![opus(""), vp8()], Ice::Full, vec![local]);
+    recipe.nack_history = Some(NACK_HISTORY);
+    recipe.interceptors = Registry::new().with(Slot::from(RTCP_TAP_SLOT), RtcpTap::new(feedback));
+    Ok(recipe.build(now)?.0)
 }
 
 impl SynthPeer {

@@ -1,18 +1,21 @@
 //! The codecs and header extensions Chorus negotiates (Opus; VP8, VP9, H264 packetization-mode 1
-//! 42e01f, AV1, each with RTX) and the interceptor chain every PeerConnection gets. Codec
+//! 42e01f, AV1, each with RTX) and the interceptor chain of every server leg, as the
+//! [`Recipe`] the leg is built from. Codec
 //! compatibility between a publisher and a subscriber leg is decided here.
 
+use crate::rtp::connection::{
+    codec, opus, Ice, Recipe, OPUS_FMTP, VIDEO_CLOCK_RATE, VP8_PAYLOAD_TYPE,
+};
 use crate::rtp::rtcp_tap::{feedback_and_reports, RtcpTap, RTCP_TAP_SLOT};
 use rtc::interceptor::{Registry, Slot};
-use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
 use rtc::peer_connection::configuration::media_engine::{
-    MediaEngine, MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
-    MIME_TYPE_VP9,
+    MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_VP8, MIME_TYPE_VP9,
 };
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
+use rtc::sdp::extmap::{
+    ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, SDES_MID_URI, TRANSPORT_CC_URI, VIDEO_ORIENTATION_URI,
 };
-use rtc::shared::error::Error as RtcError;
+use std::net::SocketAddr;
 
 /// Packets of history each sending leg keeps to answer NACKs (a power of two).
 pub const NACK_CACHE_PACKETS: u16 = 512;
@@ -28,78 +31,51 @@ const FORWARDABLE: [&str; 5] = [
     "video/av1",
 ];
 
-fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str, pt: u8) -> RTCRtpCodecParameters {
-    RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: mime.to_owned(),
-            clock_rate,
-            channels,
-            sdp_fmtp_line: fmtp.to_owned(),
-            rtcp_feedback: vec![],
-        },
-        payload_type: pt,
-    }
-}
-
-/// A media engine with Chorus' codecs and extensions, and the interceptor chain to go with it:
-/// NACK generator + responder (RTX when negotiated), sender and receiver reports, TWCC feedback
-/// toward publishers, the tap that hands keyframe requests and reports to the shard, and the
-/// wire-side counter of NACKs sent and retransmissions.
-pub fn build_media_engine() -> Result<(MediaEngine, Registry), RtcError> {
-    let mut me = MediaEngine::default();
-    me.register_codec(
-        codec(MIME_TYPE_OPUS, 48_000, 2, "minptime=10;useinbandfec=1", 111),
-        RtpCodecKind::Audio,
-    )?;
+/// The recipe of a server leg: Chorus' codecs (each video codec with RTX) and extensions,
+/// transport-cc and FIR feedback, NACK generator + responder, sender and receiver reports, TWCC
+/// feedback toward publishers, the tap that hands keyframe requests and reports to the shard,
+/// and the wire-side counter of NACKs sent and retransmissions; ICE-lite with `ufrag`/`pwd`.
+pub fn server_recipe(ufrag: &str, pwd: &str, candidates: &[SocketAddr]) -> Recipe {
     let video = [
-        (MIME_TYPE_VP8, "", 96u8),
+        (MIME_TYPE_VP8, "", VP8_PAYLOAD_TYPE),
         (MIME_TYPE_VP9, "profile-id=0", 98),
         (MIME_TYPE_H264, H264_FMTP, 102),
         (MIME_TYPE_AV1, "", 45),
     ];
+    let mut codecs = vec![opus(OPUS_FMTP)];
     for (mime, fmtp, pt) in video {
-        me.register_codec(codec(mime, 90_000, 0, fmtp, pt), RtpCodecKind::Video)?;
-        me.register_codec(
-            codec(MIME_TYPE_RTX, 90_000, 0, &format!("apt={pt}"), pt + 1),
+        codecs.push((
+            codec(mime, VIDEO_CLOCK_RATE, 0, fmtp, pt),
             RtpCodecKind::Video,
-        )?;
+        ));
     }
-    let mut extensions = vec![
-        (rtc::sdp::extmap::SDES_MID_URI, RtpCodecKind::Audio),
-        (rtc::sdp::extmap::SDES_MID_URI, RtpCodecKind::Video),
-        (rtc::sdp::extmap::AUDIO_LEVEL_URI, RtpCodecKind::Audio),
-        (rtc::sdp::extmap::ABS_SEND_TIME_URI, RtpCodecKind::Audio),
-        (rtc::sdp::extmap::ABS_SEND_TIME_URI, RtpCodecKind::Video),
-        (rtc::sdp::extmap::TRANSPORT_CC_URI, RtpCodecKind::Audio),
-        (rtc::sdp::extmap::TRANSPORT_CC_URI, RtpCodecKind::Video),
+    let ice = Ice::Lite {
+        ufrag: ufrag.to_owned(),
+        pwd: pwd.to_owned(),
+    };
+    let mut recipe = Recipe::new(codecs, ice, candidates.to_vec());
+    recipe.rtx = true;
+    recipe.extensions = vec![
+        (SDES_MID_URI, RtpCodecKind::Audio),
+        (SDES_MID_URI, RtpCodecKind::Video),
+        (AUDIO_LEVEL_URI, RtpCodecKind::Audio),
+        (ABS_SEND_TIME_URI, RtpCodecKind::Audio),
+        (ABS_SEND_TIME_URI, RtpCodecKind::Video),
+        (TRANSPORT_CC_URI, RtpCodecKind::Audio),
+        (TRANSPORT_CC_URI, RtpCodecKind::Video),
+        (VIDEO_ORIENTATION_URI, RtpCodecKind::Video),
     ];
-    extensions.push((rtc::sdp::extmap::VIDEO_ORIENTATION_URI, RtpCodecKind::Video));
-    for (uri, kind) in extensions {
-        me.register_header_extension(
-            RTCRtpHeaderExtensionCapability {
-                uri: uri.to_owned(),
-            },
-            kind,
-            None,
-        )?;
-    }
-    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
-        me.register_feedback(
-            RTCPFeedback {
-                typ: "transport-cc".to_owned(),
-                parameter: String::new(),
-            },
-            kind,
-        );
-    }
-    me.register_feedback(
-        RTCPFeedback {
-            typ: "ccm".to_owned(),
-            parameter: "fir".to_owned(),
-        },
-        RtpCodecKind::Video,
-    );
-    let registry = Registry::new()
+    recipe.feedback = vec![
+        ("transport-cc", "", RtpCodecKind::Audio),
+        ("transport-cc", "", RtpCodecKind::Video),
+        ("ccm", "fir", RtpCodecKind::Video),
+    ];
+    // The retransmission cache holds packet headers per leg (payloads are shared with the
+    // publisher's packet); 512 packets is several seconds of video, far beyond any NACK's
+    // useful life, at half the default's memory.
+    recipe.nack_history = Some(NACK_CACHE_PACKETS);
+    recipe.twcc_receiver = true;
+    recipe.interceptors = Registry::new()
         .with(
             Slot::from(RTCP_TAP_SLOT),
             RtcpTap::new(feedback_and_reports),
@@ -108,35 +84,7 @@ pub fn build_media_engine() -> Result<(MediaEngine, Registry), RtcError> {
             Slot::from(super::stats::wire::WIRE_COUNTER_SLOT),
             super::stats::wire::WireCounter::default(),
         );
-    for parameter in ["", "pli"] {
-        me.register_feedback(
-            RTCPFeedback {
-                typ: "nack".to_owned(),
-                parameter: parameter.to_owned(),
-            },
-            RtpCodecKind::Video,
-        );
-    }
-    // The retransmission cache holds packet headers per leg (payloads are shared with the
-    // publisher's packet); 512 packets is several seconds of video, far beyond any NACK's
-    // useful life, at half the default's memory.
-    let registry = registry
-        .with(
-            Slot::NackResponder,
-            rtc::interceptor::NackResponderBuilder::new()
-                .with_size(NACK_CACHE_PACKETS)
-                .build(),
-        )
-        .with(
-            Slot::NackGenerator,
-            rtc::interceptor::NackGeneratorBuilder::new().build(),
-        );
-    let registry = configure_rtcp_reports(registry);
-    let registry = registry.with(
-        Slot::TwccReceiver,
-        rtc::interceptor::TwccReceiverBuilder::new().build(),
-    );
-    Ok((me, registry))
+    recipe
 }
 
 /// True if this SFU can forward `mime` (case-insensitive), RTX and FEC excluded.
@@ -202,7 +150,10 @@ mod tests {
     }
 
     #[test]
-    fn engine_builds() {
-        assert!(build_media_engine().is_ok());
+    fn server_leg_builds() {
+        let candidates = ["127.0.0.1:40000".parse().unwrap()];
+        let recipe = server_recipe("ufrag", "password-of-24-characters", &candidates);
+        let (_, advertised) = recipe.build(std::time::Instant::now()).expect("builds");
+        assert_eq!(advertised.len(), 1);
     }
 }

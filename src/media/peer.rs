@@ -3,7 +3,7 @@
 //! subscription legs it sends. It does not know about rooms or other peers: the room decides
 //! what to subscribe and where packets go; this type only applies it to one connection.
 
-use super::codecs::{build_media_engine, codec_matches};
+use super::codecs::{codec_matches, server_recipe};
 use super::fault::MediaFault;
 use super::rewrite::{ExtensionMap, SequenceRewriter};
 use super::sdp::{check_answer_directions, check_offer, declared_codecs, OfferProblem};
@@ -11,13 +11,9 @@ use super::stats::ShardCounters;
 use crate::protocol::{IceCandidate, MediaErrorCode, MediaEvent, OfferedTrack, TrackSourceInfo};
 use rand::Rng;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
-use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
-};
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
     RtpCodecKind,
@@ -160,46 +156,6 @@ fn random_token(len: usize) -> String {
         .collect()
 }
 
-/// Builds a PeerConnection that answers as DTLS server, runs ICE-lite with its own ufrag and
-/// knows the shard's host candidates.
-fn build_pc(
-    ufrag: &str,
-    candidates: &[SocketAddr],
-    now: Instant,
-) -> Result<(RTCPeerConnection, Vec<RTCIceCandidateInit>), rtc::shared::error::Error> {
-    let settings = SettingEngineBuilder::new()
-        .with_ice_credentials(ufrag.to_owned(), random_token(24))
-        .with_lite(true)
-        .with_answering_dtls_role(RTCDtlsRole::Server)
-        .build();
-    let (media_engine, registry) = build_media_engine()?;
-    let config = RTCConfigurationBuilder::new().build();
-    let mut pc = RTCPeerConnectionBuilder::new()
-        .with_configuration(config)
-        .with_setting_engine(settings)
-        .with_media_engine(media_engine)
-        .with_interceptor_registry(registry)
-        .build(now)?;
-    let mut inits = Vec::new();
-    for addr in candidates {
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()?;
-        let init = RTCIceCandidate::from(&candidate).to_json()?;
-        pc.add_local_candidate(init.clone())?;
-        inits.push(init);
-    }
-    Ok((pc, inits))
-}
-
 impl Peer {
     pub fn new(
         key: PeerKey,
@@ -209,7 +165,8 @@ impl Peer {
         now: Instant,
     ) -> Result<Self, rtc::shared::error::Error> {
         let ufrag = random_token(16);
-        let (pc, local_candidates) = build_pc(&ufrag, candidates, now)?;
+        let recipe = server_recipe(&ufrag, &random_token(24), candidates);
+        let (pc, local_candidates) = recipe.build(now)?;
         Ok(Self {
             key,
             peer_id: member.peer_id,

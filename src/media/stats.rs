@@ -211,13 +211,61 @@ pub struct MediaMetrics {
 impl MediaMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
-        let m = Self {
-            datagrams: IntCounterVec::new(
-                Opts::new(
-                    "chorus_media_datagrams_total",
-                    "UDP datagrams on the media sockets",
-                ),
-                &["direction"],
+        let m = Self::traffic()?;
+        for collector in m.collectors() {
+            registry.register(collector)?;
+        }
+        for kind in KINDS {
+            m.rtt.touch(&[kind]);
+            m.loss.touch(&[kind]);
+            m.jitter.touch(&[kind]);
+            m.published_tracks.with_label_values(&[kind]);
+        }
+        for direction in ["in", "out"] {
+            m.keyframe_requests.with_label_values(&[direction]);
+            m.datagrams.with_label_values(&[direction]);
+        }
+        for reason in DropReason::ALL {
+            m.dropped.with_label_values(&[reason.label()]);
+        }
+        Ok(m)
+    }
+
+    /// Every metric, for registration.
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.nacks_out.clone()),
+            Box::new(self.retransmitted_packets.clone()),
+            Box::new(self.retransmitted_bytes.clone()),
+            Box::new(self.rtt.clone()),
+            Box::new(self.loss.clone()),
+            Box::new(self.jitter.clone()),
+            Box::new(self.loop_lag.clone()),
+            Box::new(self.shard_cpu.clone()),
+            Box::new(self.datagrams.clone()),
+            Box::new(self.rtp_packets_in.clone()),
+            Box::new(self.rtp_bytes_in.clone()),
+            Box::new(self.forwarded_packets.clone()),
+            Box::new(self.forwarded_bytes.clone()),
+            Box::new(self.dropped.clone()),
+            Box::new(self.nacks_in.clone()),
+            Box::new(self.keyframe_requests.clone()),
+            Box::new(self.peer_connections.clone()),
+            Box::new(self.published_tracks.clone()),
+            Box::new(self.subscriptions.clone()),
+            Box::new(self.media_rooms.clone()),
+            Box::new(self.shard_busy.clone()),
+        ]
+    }
+
+    /// The metrics, unregistered: packet and byte counters, then levels, then histograms.
+    fn traffic() -> prometheus::Result<Self> {
+        let (levels, histograms) = (Levels::new()?, Histograms::new()?);
+        Ok(Self {
+            datagrams: counter_vec(
+                "chorus_media_datagrams_total",
+                "UDP datagrams on the media sockets",
+                "direction",
             )?,
             rtp_packets_in: IntCounter::new(
                 "chorus_rtp_packets_received_total",
@@ -235,50 +283,19 @@ impl MediaMetrics {
                 "chorus_forwarded_bytes_total",
                 "RTP payload bytes forwarded to subscribers",
             )?,
-            dropped: IntCounterVec::new(
-                Opts::new(
-                    "chorus_dropped_packets_total",
-                    "Datagrams or RTP packets not forwarded, by reason",
-                ),
-                &["reason"],
+            dropped: counter_vec(
+                "chorus_dropped_packets_total",
+                "Datagrams or RTP packets not forwarded, by reason",
+                "reason",
             )?,
             nacks_in: IntCounter::new(
                 "chorus_nack_received_total",
                 "RTCP NACK packets received from subscribers",
             )?,
-            keyframe_requests: IntCounterVec::new(
-                Opts::new(
-                    "chorus_keyframe_requests_total",
-                    "PLI/FIR keyframe requests: received from subscribers, sent to publishers",
-                ),
-                &["direction"],
-            )?,
-            peer_connections: IntGauge::new(
-                "chorus_media_peer_connections",
-                "Server-side WebRTC PeerConnections",
-            )?,
-            published_tracks: IntGaugeVec::new(
-                Opts::new("chorus_media_published_tracks", "Published tracks by kind"),
-                &["kind"],
-            )?,
-            subscriptions: IntGauge::new(
-                "chorus_media_subscriptions",
-                "Forwarded track subscriptions (publisher track → subscriber leg)",
-            )?,
-            media_rooms: IntGauge::new("chorus_media_rooms", "Rooms with a media participant")?,
-            shard_busy: CounterVec::new(
-                Opts::new(
-                    "chorus_shard_busy_seconds_total",
-                    "Time each media shard spent working rather than waiting",
-                ),
-                &["shard"],
-            )?,
-            shard_cpu: CounterVec::new(
-                Opts::new(
-                    "chorus_shard_cpu_seconds_total",
-                    "CPU time consumed by each media shard thread",
-                ),
-                &["shard"],
+            keyframe_requests: counter_vec(
+                "chorus_keyframe_requests_total",
+                "PLI/FIR keyframe requests: received from subscribers, sent to publishers",
+                "direction",
             )?,
             nacks_out: IntCounter::new(
                 "chorus_nack_sent_total",
@@ -292,68 +309,17 @@ impl MediaMetrics {
                 "chorus_rtp_retransmitted_bytes_total",
                 "RTP payload bytes resent to subscribers in answer to their NACKs",
             )?,
-            rtt: HistogramFamily::new(
-                "chorus_rtcp_rtt_seconds",
-                "Round-trip time to subscribers, from their RTCP receiver reports (LSR/DLSR)",
-                &["kind"],
-                RTT_BUCKETS,
-            )?,
-            loss: HistogramFamily::new(
-                "chorus_rtcp_loss_ratio",
-                "Fraction of packets lost on the way to subscribers, per RTCP receiver report",
-                &["kind"],
-                LOSS_BUCKETS,
-            )?,
-            jitter: HistogramFamily::new(
-                "chorus_rtcp_jitter_seconds",
-                "Interarrival jitter seen by subscribers, per RTCP receiver report",
-                &["kind"],
-                JITTER_BUCKETS,
-            )?,
-            loop_lag: HistogramFamily::new(
-                "chorus_shard_loop_lag_seconds",
-                "How late a media shard woke for a due timer",
-                &["shard"],
-                LAG_BUCKETS,
-            )?,
-        };
-        registry.register(Box::new(m.nacks_out.clone()))?;
-        registry.register(Box::new(m.retransmitted_packets.clone()))?;
-        registry.register(Box::new(m.retransmitted_bytes.clone()))?;
-        registry.register(Box::new(m.rtt.clone()))?;
-        registry.register(Box::new(m.loss.clone()))?;
-        registry.register(Box::new(m.jitter.clone()))?;
-        registry.register(Box::new(m.loop_lag.clone()))?;
-        for kind in KINDS {
-            m.rtt.touch(&[kind]);
-            m.loss.touch(&[kind]);
-            m.jitter.touch(&[kind]);
-        }
-        for direction in ["in", "out"] {
-            m.keyframe_requests.with_label_values(&[direction]);
-            m.datagrams.with_label_values(&[direction]);
-        }
-        for kind in KINDS {
-            m.published_tracks.with_label_values(&[kind]);
-        }
-        registry.register(Box::new(m.shard_cpu.clone()))?;
-        registry.register(Box::new(m.datagrams.clone()))?;
-        registry.register(Box::new(m.rtp_packets_in.clone()))?;
-        registry.register(Box::new(m.rtp_bytes_in.clone()))?;
-        registry.register(Box::new(m.forwarded_packets.clone()))?;
-        registry.register(Box::new(m.forwarded_bytes.clone()))?;
-        registry.register(Box::new(m.dropped.clone()))?;
-        registry.register(Box::new(m.nacks_in.clone()))?;
-        registry.register(Box::new(m.keyframe_requests.clone()))?;
-        registry.register(Box::new(m.peer_connections.clone()))?;
-        registry.register(Box::new(m.published_tracks.clone()))?;
-        registry.register(Box::new(m.subscriptions.clone()))?;
-        registry.register(Box::new(m.media_rooms.clone()))?;
-        registry.register(Box::new(m.shard_busy.clone()))?;
-        for reason in DropReason::ALL {
-            m.dropped.with_label_values(&[reason.label()]);
-        }
-        Ok(m)
+            peer_connections: levels.peer_connections,
+            published_tracks: levels.published_tracks,
+            subscriptions: levels.subscriptions,
+            media_rooms: levels.media_rooms,
+            shard_busy: levels.shard_busy,
+            shard_cpu: levels.shard_cpu,
+            rtt: histograms.rtt,
+            loss: histograms.loss,
+            jitter: histograms.jitter,
+            loop_lag: histograms.loop_lag,
+        })
     }
 
     /// Makes the per-shard series exist before the shard's first publish.
@@ -442,6 +408,91 @@ impl MediaMetrics {
     }
 }
 
+fn counter_vec(name: &str, help: &str, label: &str) -> prometheus::Result<IntCounterVec> {
+    IntCounterVec::new(Opts::new(name, help), &[label])
+}
+
+fn shard_seconds(name: &str, help: &str) -> prometheus::Result<CounterVec> {
+    CounterVec::new(Opts::new(name, help), &["shard"])
+}
+
+/// The gauges and per-shard time counters.
+struct Levels {
+    peer_connections: IntGauge,
+    published_tracks: IntGaugeVec,
+    subscriptions: IntGauge,
+    media_rooms: IntGauge,
+    shard_busy: CounterVec,
+    shard_cpu: CounterVec,
+}
+
+impl Levels {
+    fn new() -> prometheus::Result<Self> {
+        Ok(Self {
+            peer_connections: IntGauge::new(
+                "chorus_media_peer_connections",
+                "Server-side WebRTC PeerConnections",
+            )?,
+            published_tracks: IntGaugeVec::new(
+                Opts::new("chorus_media_published_tracks", "Published tracks by kind"),
+                &["kind"],
+            )?,
+            subscriptions: IntGauge::new(
+                "chorus_media_subscriptions",
+                "Forwarded track subscriptions (publisher track → subscriber leg)",
+            )?,
+            media_rooms: IntGauge::new("chorus_media_rooms", "Rooms with a media participant")?,
+            shard_busy: shard_seconds(
+                "chorus_shard_busy_seconds_total",
+                "Time each media shard spent working rather than waiting",
+            )?,
+            shard_cpu: shard_seconds(
+                "chorus_shard_cpu_seconds_total",
+                "CPU time consumed by each media shard thread",
+            )?,
+        })
+    }
+}
+
+/// The receiver-report and loop-lag histograms.
+struct Histograms {
+    rtt: HistogramFamily,
+    loss: HistogramFamily,
+    jitter: HistogramFamily,
+    loop_lag: HistogramFamily,
+}
+
+impl Histograms {
+    fn new() -> prometheus::Result<Self> {
+        Ok(Self {
+            rtt: HistogramFamily::new(
+                "chorus_rtcp_rtt_seconds",
+                "Round-trip time to subscribers, from their RTCP receiver reports (LSR/DLSR)",
+                &["kind"],
+                RTT_BUCKETS,
+            )?,
+            loss: HistogramFamily::new(
+                "chorus_rtcp_loss_ratio",
+                "Fraction of packets lost on the way to subscribers, per RTCP receiver report",
+                &["kind"],
+                LOSS_BUCKETS,
+            )?,
+            jitter: HistogramFamily::new(
+                "chorus_rtcp_jitter_seconds",
+                "Interarrival jitter seen by subscribers, per RTCP receiver report",
+                &["kind"],
+                JITTER_BUCKETS,
+            )?,
+            loop_lag: HistogramFamily::new(
+                "chorus_shard_loop_lag_seconds",
+                "How late a media shard woke for a due timer",
+                &["shard"],
+                LAG_BUCKETS,
+            )?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,5 +529,29 @@ mod tests {
         assert_eq!(counters.jitter[1].count(), 1);
         assert_eq!(counters.rtt[1].count(), 0);
         assert_eq!(counters.loss[0].count(), 0);
+    }
+
+    #[test]
+    fn every_media_metric_is_registered_with_its_series() {
+        let registry = Registry::new();
+        let metrics = MediaMetrics::new(&registry).expect("metrics");
+        metrics.touch_shard(0);
+        let families = registry.gather();
+        assert_eq!(families.len(), 21);
+        let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
+        for name in [
+            "chorus_media_datagrams_total",
+            "chorus_dropped_packets_total",
+            "chorus_shard_cpu_seconds_total",
+            "chorus_rtcp_rtt_seconds",
+            "chorus_media_published_tracks",
+        ] {
+            assert!(names.contains(&name), "{name} missing from {names:?}");
+        }
+        let dropped = families
+            .iter()
+            .find(|f| f.name() == "chorus_dropped_packets_total")
+            .expect("dropped");
+        assert_eq!(dropped.get_metric().len(), DropReason::ALL.len());
     }
 }

@@ -1,3 +1,8 @@
 //! Unit tests of the shard core ([`ShardState`](super::state::ShardState)) with in-memory
 //! peers: real sans-IO PeerConnections as clients, datagrams moved between them in memory, and
-//! a fake clock. No sockets, no sleeps.
+//! a fake clock ([`harness`]). No sockets, no sleeps. Evidence is counted packets and events.
+
+mod forwarding;
+mod harness;
+mod lifecycle;
+mod negotiation;

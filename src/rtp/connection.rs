@@ -1,0 +1,212 @@
+//! The one builder of sans-IO `rtc` PeerConnections: a [`Recipe`] says which codecs (with or
+//! without RTX), header extensions, RTCP feedback, NACK history, TWCC feedback and application
+//! interceptors a connection gets, which ICE role it plays and which host candidates it
+//! advertises; [`Recipe::build`] makes it. The SFU's legs (`media/peer.rs`) and the load
+//! generator's synthetic peers (`loadtest/synthetic.rs`) both come from here. The async test
+//! client (`webrtc` crate) cannot use it, but shares the codec constants below.
+
+use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
+use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use rtc::shared::error::Error;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Opus payload type every Chorus endpoint uses.
+pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// VP8 payload type every Chorus endpoint uses (its RTX is one above).
+pub const VP8_PAYLOAD_TYPE: u8 = 96;
+/// Opus format parameters (10 ms minimum packet time, in-band FEC).
+pub const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
+/// RTP clock rates.
+pub const OPUS_CLOCK_RATE: u32 = 48_000;
+pub const VIDEO_CLOCK_RATE: u32 = 90_000;
+
+/// A codec at a payload type.
+pub fn codec(
+    mime: &str,
+    clock_rate: u32,
+    channels: u16,
+    fmtp: &str,
+    pt: u8,
+) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.to_owned(),
+            clock_rate,
+            channels,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: pt,
+    }
+}
+
+/// Opus at [`OPUS_PAYLOAD_TYPE`] with `fmtp`.
+pub fn opus(fmtp: &str) -> (RTCRtpCodecParameters, RtpCodecKind) {
+    let c = codec(MIME_TYPE_OPUS, OPUS_CLOCK_RATE, 2, fmtp, OPUS_PAYLOAD_TYPE);
+    (c, RtpCodecKind::Audio)
+}
+
+/// VP8 at [`VP8_PAYLOAD_TYPE`].
+pub fn vp8() -> (RTCRtpCodecParameters, RtpCodecKind) {
+    let c = codec(MIME_TYPE_VP8, VIDEO_CLOCK_RATE, 0, "", VP8_PAYLOAD_TYPE);
+    (c, RtpCodecKind::Video)
+}
+
+/// The ICE role of a connection.
+#[derive(Debug, Clone)]
+pub enum Ice {
+    /// The server's: ICE-lite with these credentials, DTLS server when answering.
+    Lite { ufrag: String, pwd: String },
+    /// A client's: full ICE with browser-like check pacing (50 ms, hosts accepted at once),
+    /// DTLS client when answering.
+    Full,
+}
+
+/// Everything that makes a PeerConnection; see the module documentation.
+pub struct Recipe {
+    /// Codecs to register, in order.
+    pub codecs: Vec<(RTCRtpCodecParameters, RtpCodecKind)>,
+    /// Register an RTX codec (`apt`) at `pt + 1` after each video codec.
+    pub rtx: bool,
+    /// Header extensions (uri, kind).
+    pub extensions: Vec<(&'static str, RtpCodecKind)>,
+    /// RTCP feedback (type, parameter, kind) advertised besides NACK.
+    pub feedback: Vec<(&'static str, &'static str, RtpCodecKind)>,
+    /// NACK generator and responder keeping this many packets (a power of two); `None`: none.
+    pub nack_history: Option<u16>,
+    /// Send TWCC feedback for what this connection receives.
+    pub twcc_receiver: bool,
+    /// The application's interceptors (RTCP tap, counters); sender and receiver reports and
+    /// the NACK/TWCC ones above are added to them.
+    pub interceptors: Registry,
+    pub ice: Ice,
+    /// Host candidates this connection advertises.
+    pub candidates: Vec<SocketAddr>,
+}
+
+impl Recipe {
+    /// A recipe with `codecs`, the ICE role and candidates, sender/receiver reports only.
+    pub fn new(
+        codecs: Vec<(RTCRtpCodecParameters, RtpCodecKind)>,
+        ice: Ice,
+        candidates: Vec<SocketAddr>,
+    ) -> Self {
+        Self {
+            codecs,
+            rtx: false,
+            extensions: Vec::new(),
+            feedback: Vec::new(),
+            nack_history: None,
+            twcc_receiver: false,
+            interceptors: Registry::new(),
+            ice,
+            candidates,
+        }
+    }
+
+    fn media_engine(&self) -> Result<MediaEngine, Error> {
+        let mut me = MediaEngine::default();
+        for (c, kind) in &self.codecs {
+            me.register_codec(c.clone(), *kind)?;
+            if self.rtx && *kind == RtpCodecKind::Video {
+                let clock = c.rtp_codec.clock_rate;
+                let apt = format!("apt={}", c.payload_type);
+                let rtx = codec(MIME_TYPE_RTX, clock, 0, &apt, c.payload_type + 1);
+                me.register_codec(rtx, RtpCodecKind::Video)?;
+            }
+        }
+        for (uri, kind) in &self.extensions {
+            let ext = RTCRtpHeaderExtensionCapability {
+                uri: (*uri).to_owned(),
+            };
+            me.register_header_extension(ext, *kind, None)?;
+        }
+        let nack = self.nack_history.map(|_| [("nack", ""), ("nack", "pli")]);
+        let nack = nack
+            .into_iter()
+            .flatten()
+            .map(|(t, p)| (t, p, RtpCodecKind::Video));
+        for (typ, parameter, kind) in self.feedback.iter().copied().chain(nack) {
+            let feedback = RTCPFeedback {
+                typ: typ.to_owned(),
+                parameter: parameter.to_owned(),
+            };
+            me.register_feedback(feedback, kind);
+        }
+        Ok(me)
+    }
+
+    /// Builds the connection; returns it with the candidates it advertises (to trickle).
+    pub fn build(
+        self,
+        now: Instant,
+    ) -> Result<(RTCPeerConnection, Vec<RTCIceCandidateInit>), Error> {
+        let media_engine = self.media_engine()?;
+        let mut registry = configure_rtcp_reports(self.interceptors);
+        if let Some(size) = self.nack_history {
+            registry = registry
+                .with(
+                    Slot::NackResponder,
+                    NackResponderBuilder::new().with_size(size).build(),
+                )
+                .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
+        }
+        if self.twcc_receiver {
+            registry = registry.with(
+                Slot::TwccReceiver,
+                rtc::interceptor::TwccReceiverBuilder::new().build(),
+            );
+        }
+        let settings = match self.ice {
+            Ice::Lite { ufrag, pwd } => SettingEngineBuilder::new()
+                .with_ice_credentials(ufrag, pwd)
+                .with_lite(true)
+                .with_answering_dtls_role(RTCDtlsRole::Server)
+                .build(),
+            // Browsers pace connectivity checks at ~50 ms; rtc's 200 ms default would
+            // dominate the time to first packet.
+            Ice::Full => SettingEngineBuilder::new()
+                .with_answering_dtls_role(RTCDtlsRole::Client)
+                .with_ice_connection_attempts(Some(Duration::from_millis(50)), None)
+                .with_host_acceptance_min_wait(Some(Duration::ZERO))
+                .build(),
+        };
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_setting_engine(settings)
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .build(now)?;
+        let mut inits = Vec::new();
+        for addr in &self.candidates {
+            let candidate = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: addr.ip().to_string(),
+                    port: addr.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()?;
+            let init = RTCIceCandidate::from(&candidate).to_json()?;
+            pc.add_local_candidate(init.clone())?;
+            inits.push(init);
+        }
+        Ok((pc, inits))
+    }
+}
