@@ -68,10 +68,10 @@ fn main() -> anyhow::Result<()> {
     let size: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1200);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
-        .on_thread_start(|| chorus::media::pin_to_core(1))
+        .on_thread_start(|| chorus::net::thread::pin_to_core(1))
         .enable_all()
         .build()?;
-    chorus::media::pin_to_core(1);
+    chorus::net::thread::pin_to_core(1);
     runtime.block_on(run(subscribers, rates, seconds, size))
 }
 

@@ -8,6 +8,7 @@
 //! it must not hold logic.
 
 pub mod auth;
+#[cfg(feature = "test-client")]
 pub mod client;
 pub mod config;
 pub mod http;
@@ -15,9 +16,11 @@ pub mod loadtest;
 pub mod log_limit;
 pub mod media;
 pub mod metrics;
+pub mod net;
 pub mod protocol;
 pub mod rlimit;
 pub mod room;
+pub mod rtp;
 pub mod signal;
 
 pub use config::Config;

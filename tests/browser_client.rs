@@ -142,7 +142,17 @@ async fn toggles_show_on_the_others_within_2_s_and_leave_removes_the_tile() {
         let ms = num(&result, &["ms", step]);
         assert!(ms <= 2_000.0, "{step} took {ms} ms");
     }
-    // Muted tracks are not forwarded; unmuted ones are again.
+    // Muted tracks are not forwarded (counters that were growing settle, then hold still for
+    // 1.5 s of samples); unmuted ones are again.
+    assert!(num(&result, &["audioPacketsBeforeMute"]) > 0.0);
+    assert!(num(&result, &["videoPacketsBeforeOff"]) > 0.0);
+    for held in ["audioWhileMuted", "videoWhileOff"] {
+        assert!(
+            num(&result, &[held, "samples"]) >= 3.0,
+            "{held}: {}",
+            result[held]
+        );
+    }
     assert_eq!(num(&result, &["audioPacketsWhileMuted"]), 0.0);
     assert_eq!(num(&result, &["videoPacketsWhileOff"]), 0.0);
     assert!(num(&result, &["audioPacketsAfterUnmute"]) > 20.0);
@@ -342,6 +352,8 @@ async fn the_client_is_served_at_the_root_with_its_content_types() {
     for (path, kind) in [
         ("/app.js", "text/javascript"),
         ("/call.js", "text/javascript"),
+        ("/localmedia.js", "text/javascript"),
+        ("/viewmodel.js", "text/javascript"),
         ("/style.css", "text/css"),
         ("/favicon.svg", "image/svg+xml"),
     ] {
@@ -406,6 +418,7 @@ async fn blocked_devices_missing_camera_full_room_kick_and_closed_room_are_expla
     assert_eq!(result["closed"]["title"], "The call has ended");
     assert_eq!(result["afterRemoval"]["dan"], "ended");
     assert_eq!(result["afterRemoval"]["nora"], "ended");
+    assert!(num(&result, &["afterRemoval", "samples"]) >= 4.0);
     no_page_errors(&result);
 }
 

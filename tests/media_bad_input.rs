@@ -50,10 +50,10 @@ fn offer_sdp(audio: &str, video: &str) -> String {
 
 /// Sends `request` and waits for the next `error` after it; returns its code.
 async fn error_code(client: &SfuClient, request: serde_json::Value) -> Result<String> {
-    let from = client.inbox().len();
+    let from = client.messages().len();
     client.send_json(&request)?;
     let (_, err) = client
-        .inbox()
+        .messages()
         .wait_for(from, "error", REPLY, &|m| m["type"] == "error")
         .await
         .with_context(|| format!("no error for {}", request["type"]))?;

@@ -370,3 +370,33 @@ async fn a_seed_002_join_after_the_grace_period_still_takes_its_chosen_id() {
     slow.expect_error("already-joined").await;
     server.shutdown().await.expect("shutdown");
 }
+
+/// A connection whose first frame is a refused `join` (bad room, bad name, bad or taken peer ID)
+/// asked to join: the mesh grace timer never turns it into a seed-000 peer, and nobody is told
+/// of a peer that never joined.
+#[tokio::test]
+async fn a_refused_join_is_never_admitted_by_the_grace_timer() {
+    let server = start_with(|c| c.mesh_grace_ms = 200).await;
+    let addr = server.addr();
+    let (mut mesh, _) = WsClient::mesh_join(addr, "/ws", "M").await;
+    let refused = [
+        (
+            json!({"type":"join","room":"no spaces","name":"Ann"}),
+            "bad-room",
+        ),
+        (
+            json!({"type":"join","room":"r1","name":"\u{7}"}),
+            "bad-name",
+        ),
+        (json!({"type":"join","peerId":"no spaces"}), "bad-peer-id"),
+        (json!({"type":"join","peerId":"M"}), "id-taken"),
+    ];
+    for (join, code) in refused {
+        let mut client = WsClient::connect(addr, "/ws").await;
+        client.send_json(&join).await;
+        client.expect_error(code).await;
+        // Five times the grace: no `client-id`, no `peer-list`.
+        client.expect_silence(1000).await;
+    }
+    mesh.expect_silence(100).await;
+}

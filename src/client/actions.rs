@@ -65,7 +65,7 @@ impl SfuClient {
     }
 
     /// Holds back (`true`) or releases (`false`) the processing of server media messages, as
-    /// if they were still on the wire. They are still recorded in the inbox on arrival. Used to
+    /// if they were still on the wire. They are still recorded in the message log on arrival. Used to
     /// make a client offer cross a server offer (glare).
     pub fn hold_server_events(&self, hold: bool) -> ClientResult<()> {
         self.negotiate

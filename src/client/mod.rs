@@ -5,7 +5,7 @@
 //! [`ClientOptions::timeout`] or an explicit timeout; library code never panics. The client
 //! reuses the wire types of [`crate::protocol`] and never implements server behaviour.
 //!
-//! Shape: [`signaling`] owns the socket and records every message in an [`Inbox`];
+//! Shape: [`signaling`] owns the socket and records every message in a [`MessageLog`];
 //! [`negotiator`] is the only code that sets descriptions (glare rule: the server is polite);
 //! [`peer`] builds the connection and reads remote tracks; [`publisher`] sends probe
 //! payloads; [`stats`] holds the snapshot types.
@@ -14,14 +14,13 @@ mod actions;
 mod gate;
 mod negotiator;
 pub mod options;
-pub mod payload;
 mod peer;
 mod publisher;
 pub mod signaling;
 pub mod stats;
 
 pub use options::{ClientError, ClientOptions, ClientResult, TrackSpec};
-pub use signaling::{Inbox, Received};
+pub use signaling::{MessageLog, Received};
 pub use stats::{
     LatencySummary, NegotiationSnapshot, PublishedTrackSnapshot, ReceivedTrackSnapshot,
 };
@@ -43,7 +42,7 @@ use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 pub(crate) struct Shared {
     pub options: ClientOptions,
     pub peer_id: String,
-    pub inbox: Arc<Inbox>,
+    pub messages: Arc<MessageLog>,
     out: mpsc::UnboundedSender<Outgoing>,
     pub pc: OnceLock<Arc<dyn PeerConnection>>,
     pub published: Mutex<Vec<Arc<PublishedTrack>>>,
@@ -181,7 +180,7 @@ impl SfuClient {
         token: Option<&str>,
         options: ClientOptions,
     ) -> ClientResult<Self> {
-        let inbox = Arc::new(Inbox::default());
+        let messages = Arc::new(MessageLog::default());
         let (negotiate, negotiate_rx) = mpsc::unbounded_channel();
         let route_tx = negotiate.clone();
         let route = move |v: &Value| {
@@ -189,14 +188,14 @@ impl SfuClient {
                 let _ = route_tx.send(negotiator::Input::Event(event));
             }
         };
-        let socket = signaling::connect(ws_url, options.timeout, inbox.clone(), route).await?;
+        let socket = signaling::connect(ws_url, options.timeout, messages.clone(), route).await?;
         let mut tasks = socket.tasks;
         let mut join = serde_json::json!({"type": "join", "room": room, "name": name});
         if let Some(token) = token {
             join["token"] = Value::from(token);
         }
         let _ = socket.out.send(Outgoing::Text(join.to_string()));
-        let answered = inbox
+        let answered = messages
             .wait_for(0, "joined", options.timeout, &|v| {
                 matches!(v["type"].as_str(), Some("joined" | "error" | "room-full"))
             })
@@ -217,7 +216,7 @@ impl SfuClient {
         let shared = Arc::new(Shared {
             options: options.clone(),
             peer_id,
-            inbox,
+            messages,
             out: socket.out,
             pc: OnceLock::new(),
             published: Mutex::new(Vec::new()),
@@ -263,13 +262,13 @@ impl SfuClient {
     }
 
     /// Every message received, in order.
-    pub fn inbox(&self) -> &Inbox {
-        &self.shared.inbox
+    pub fn messages(&self) -> &MessageLog {
+        &self.shared.messages
     }
 
     /// Messages of one `type` received so far.
     pub fn messages_of_type(&self, kind: &str) -> Vec<Value> {
-        self.shared.inbox.of_type(kind)
+        self.shared.messages.of_type(kind)
     }
 
     /// Waits for a message (from the start of the session) matching `pred`.
@@ -280,7 +279,7 @@ impl SfuClient {
         pred: impl Fn(&Value) -> bool,
     ) -> ClientResult<Value> {
         self.shared
-            .inbox
+            .messages
             .wait_for(0, what, timeout, &pred)
             .await
             .map(|(_, v)| v)
@@ -295,7 +294,7 @@ impl SfuClient {
             .lock()
             .map(|p| p.clone())
             .unwrap_or_default();
-        let announced = self.shared.inbox.of_type("track-published");
+        let announced = self.shared.messages.of_type("track-published");
         tracks
             .iter()
             .filter_map(|t| t.snapshot())

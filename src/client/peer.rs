@@ -8,8 +8,8 @@ use super::gate::{GatedRuntime, Silence};
 use super::options::{ClientOptions, ClientResult};
 use super::stats::ReceiveRecorder;
 use super::Shared;
-use crate::media::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use crate::protocol::{IceCandidate, TrackKind};
+use crate::rtp::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
 use rtc::peer_connection::configuration::media_engine::{

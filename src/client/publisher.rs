@@ -5,9 +5,9 @@
 //! is up, with the payload type negotiated on that leg. This module does no signaling.
 
 use super::options::{ClientOptions, ClientResult, TrackSpec};
-use super::payload::{self, PayloadCodec};
 use super::stats::PublishedTrackSnapshot;
 use super::Shared;
+use crate::loadtest::payload::{self, PayloadCodec};
 use crate::protocol::{TrackKind, TrackSource};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};

@@ -1,5 +1,5 @@
 //! The client's WebSocket: one writer task fed by a channel, one reader task that records every
-//! message received (in order, with its arrival time) in the [`Inbox`] and routes the media
+//! message received (in order, with its arrival time) in the [`MessageLog`] and routes the media
 //! signaling ones to the negotiator. Both tasks can be "parked" to simulate a client that
 //! vanished: they stop reading and writing but keep the TCP connection open, so pings go
 //! unanswered. This module never interprets SDP and never touches the PeerConnection.
@@ -30,13 +30,13 @@ pub struct Received {
 
 /// Every message received, in order. Waiters are woken on each new message.
 #[derive(Debug)]
-pub struct Inbox {
+pub struct MessageLog {
     messages: Mutex<Vec<Received>>,
     version: watch::Sender<u64>,
     closed: std::sync::atomic::AtomicBool,
 }
 
-impl Default for Inbox {
+impl Default for MessageLog {
     fn default() -> Self {
         Self {
             messages: Mutex::new(Vec::new()),
@@ -46,7 +46,7 @@ impl Default for Inbox {
     }
 }
 
-impl Inbox {
+impl MessageLog {
     pub(crate) fn push(&self, message: Value) {
         if let Ok(mut m) = self.messages.lock() {
             m.push(Received {
@@ -146,12 +146,12 @@ pub(crate) struct Socket {
     pub tasks: Vec<JoinHandle<()>>,
 }
 
-/// Connects and starts the writer and reader tasks. Every text message is recorded in `inbox`
+/// Connects and starts the writer and reader tasks. Every text message is recorded in `messages`
 /// and then handed to `route` (which forwards media signaling to the negotiator).
 pub(crate) async fn connect(
     url: &str,
     timeout: Duration,
-    inbox: std::sync::Arc<Inbox>,
+    messages: std::sync::Arc<MessageLog>,
     route: impl Fn(&Value) + Send + 'static,
 ) -> ClientResult<Socket> {
     let (stream, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url))
@@ -201,14 +201,14 @@ pub(crate) async fn connect(
                     let value = serde_json::from_str::<Value>(text.as_str()).unwrap_or_else(
                         |_| serde_json::json!({"type": "<unparsed>", "raw": text.as_str()}),
                     );
-                    inbox.push(value.clone());
+                    messages.push(value.clone());
                     route(&value);
                 }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
                 Some(Ok(_)) => {}
             }
         }
-        inbox.mark_closed();
+        messages.mark_closed();
     });
 
     Ok(Socket {

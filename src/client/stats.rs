@@ -3,7 +3,7 @@
 //! negotiation went. Recorders are updated by the client's tasks under short std mutexes; this
 //! module does no I/O and never blocks on anything but those mutexes.
 
-use super::payload::{self, Probe};
+use crate::loadtest::payload::{self, Probe};
 use crate::protocol::{TrackKind, TrackSource};
 use std::collections::BTreeMap;
 use std::time::Instant;

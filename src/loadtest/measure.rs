@@ -102,7 +102,7 @@ pub struct TrackReceive {
     pub duplicates: u64,
     first_counter: Option<u32>,
     max_counter: u32,
-    seen: crate::media::forward::DuplicateFilter,
+    seen: crate::rtp::dedup::DuplicateFilter,
     unique: u64,
     /// RFC 3550 interarrival jitter, in RTP timestamp units.
     jitter: f64,

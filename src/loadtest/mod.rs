@@ -6,6 +6,7 @@
 //! ([`scrape`]) and the summary table, JSON and HTML report ([`report`]).
 
 pub mod measure;
+pub mod payload;
 pub mod report;
 pub mod scrape;
 pub mod signaling;

@@ -4,10 +4,10 @@
 //! every PLI, and receive measurement. Driven by a worker thread; it never blocks or sleeps.
 
 use super::measure::{Totals, TrackReceive};
-use crate::client::payload::{self, PayloadCodec};
-use crate::media::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
-use crate::media::udp::{self, SendQueue};
+use super::payload::{self, PayloadCodec};
+use crate::net::udp::{self, SendQueue};
 use crate::protocol::{IceCandidate, MediaEvent, TrackSource, TrackSourceInfo};
+use crate::rtp::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use rand::Rng;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;

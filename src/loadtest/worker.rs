@@ -5,8 +5,8 @@
 
 use super::measure::{Histogram, Totals};
 use super::synthetic::{PublishSpec, SynthPeer};
-use crate::media::udp::{self, RecvBatch};
-use crate::media::wake::{wait_readable, Waker};
+use crate::net::udp::{self, RecvBatch};
+use crate::net::wake::{wait_readable, Waker};
 use crate::protocol::MediaEvent;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -85,7 +85,7 @@ pub fn spawn(bind: IpAddr, core: Option<usize>) -> std::io::Result<WorkerHandle>
         .name("chorus-loadgen".into())
         .spawn(move || {
             if let Some(core) = core {
-                crate::media::pin_to_core(core);
+                crate::net::thread::pin_to_core(core);
             }
             worker.run()
         })?;
@@ -227,7 +227,7 @@ impl Worker {
 
     fn snapshot(&self) -> WorkerSnapshot {
         let mut snap = WorkerSnapshot {
-            cpu_seconds: crate::media::stats::thread_cpu_nanos() as f64 / 1e9,
+            cpu_seconds: crate::net::thread::thread_cpu_nanos() as f64 / 1e9,
             ..Default::default()
         };
         for peer in self.peers.values() {

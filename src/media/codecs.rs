@@ -1,9 +1,8 @@
 //! The codecs and header extensions Chorus negotiates (Opus; VP8, VP9, H264 packetization-mode 1
-//! 42e01f, AV1, each with RTX), the interceptor chain every PeerConnection gets, and the checks
-//! an incoming SDP offer passes before it touches a PeerConnection (parses, offers a codec we
-//! can forward). Codec compatibility between a publisher and a subscriber leg is decided here.
+//! 42e01f, AV1, each with RTX) and the interceptor chain every PeerConnection gets. Codec
+//! compatibility between a publisher and a subscriber leg is decided here.
 
-use super::rtcp_tap::{feedback_and_reports, RtcpTap, RTCP_TAP_SLOT};
+use crate::rtp::rtcp_tap::{feedback_and_reports, RtcpTap, RTCP_TAP_SLOT};
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
 use rtc::peer_connection::configuration::media_engine::{
@@ -176,50 +175,6 @@ fn profile_idc(fmtp: &str) -> Option<String> {
     fmtp_param(fmtp, "profile-level-id").map(|p| p.get(..4).unwrap_or(p).to_ascii_lowercase())
 }
 
-/// Why an offer was refused before it reached the PeerConnection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OfferProblem {
-    /// The SDP does not parse.
-    Unparseable(String),
-    /// An audio/video section offers nothing we can forward.
-    NoCommonCodec(String),
-}
-
-/// Parses an offer and checks that every audio/video section the client wants to send on
-/// offers at least one forwardable codec.
-pub fn check_offer(sdp: &str) -> Result<(), OfferProblem> {
-    let mut reader = std::io::Cursor::new(sdp.as_bytes());
-    let parsed = rtc::sdp::description::session::SessionDescription::unmarshal(&mut reader)
-        .map_err(|e| OfferProblem::Unparseable(e.to_string()))?;
-    if parsed.media_descriptions.is_empty() {
-        return Err(OfferProblem::Unparseable("no media sections".into()));
-    }
-    for md in &parsed.media_descriptions {
-        let kind = md.media_name.media.as_str();
-        if kind != "audio" && kind != "video" {
-            continue;
-        }
-        if md.media_name.port.value == 0 {
-            continue; // rejected / stopped section
-        }
-        let forwardable = md.attributes.iter().any(|a| {
-            a.key == "rtpmap"
-                && a.value.as_deref().is_some_and(|v| {
-                    v.split_whitespace()
-                        .nth(1)
-                        .and_then(|enc| enc.split('/').next())
-                        .is_some_and(|name| is_forwardable(&format!("{kind}/{name}")))
-                })
-        });
-        if !forwardable {
-            return Err(OfferProblem::NoCommonCodec(format!(
-                "the {kind} section offers no codec this server forwards (opus, VP8, VP9, H264, AV1)"
-            )));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,23 +204,5 @@ mod tests {
     #[test]
     fn engine_builds() {
         assert!(build_media_engine().is_ok());
-    }
-
-    #[test]
-    fn offers_are_checked() {
-        assert!(matches!(
-            check_offer("not sdp at all"),
-            Err(OfferProblem::Unparseable(_))
-        ));
-        let pcmu_only = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
-m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=rtpmap:0 PCMU/8000\r\n";
-        assert!(matches!(
-            check_offer(pcmu_only),
-            Err(OfferProblem::NoCommonCodec(_))
-        ));
-        let opus = pcmu_only
-            .replace("SAVPF 0", "SAVPF 111")
-            .replace("0 PCMU/8000", "111 opus/48000/2");
-        assert_eq!(check_offer(&opus), Ok(()));
     }
 }

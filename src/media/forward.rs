@@ -1,435 +1,163 @@
-//! Per-packet forwarding logic, free of sockets and clocks (time is an argument): the rewrite of
-//! one published track's RTP onto one subscriber leg (SSRC, payload type, header-extension ids,
-//! sequence numbers and timestamps kept continuous across pauses), duplicate suppression on
-//! ingress, and the keyframe-request throttle. The shard applies these; it must not re-derive
-//! any of this state itself.
+//! The per-packet path of a room: a publisher's RTP fanned out to every active subscriber leg
+//! (rewritten per leg by `rewrite.rs`, duplicates and muted tracks dropped), and the RTCP that
+//! flows back — subscribers' keyframe requests relayed to publishers at most once per throttle
+//! window, and their receiver reports recorded as loss, jitter and RTT. Runs on the shard
+//! thread; it must not allocate per subscriber beyond the packet copy.
 
-use rtc::rtp::header::Extension;
-use rtc::rtp::Packet;
-use std::time::{Duration, Instant};
+use super::peer::{Peer, Peers, TrackKey, Turn};
+use super::publication::{Publication, Publications};
+use super::rewrite::{abs_send_time, rewrite_packet};
+use super::stats::{DropReason, ReportSample};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use std::time::Instant;
 
-/// Minimum spacing of keyframe requests sent to a publisher for one track.
-pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Header-extension URIs whose value the SFU rewrites or drops rather than copies.
-pub const URI_TRANSPORT_CC: &str =
-    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
-pub const URI_ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
-pub const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
-
-/// How one extension of the publisher's leg maps onto a subscriber leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ExtensionRule {
-    /// Copy the value under a new id.
-    Copy { to: u8 },
-    /// Replace the value with the subscriber leg's own (mid, abs-send-time).
-    Replace { to: u8 },
-}
-
-/// Maps publisher extension ids to the subscriber leg's, per URI.
-#[derive(Debug, Clone, Default)]
-pub struct ExtensionMap {
-    rules: [Option<ExtensionRule>; 16],
-    mid: Option<(u8, bytes::Bytes)>,
-    abs_send_time: Option<u8>,
-}
-
-impl ExtensionMap {
-    /// `publisher` and `subscriber` are the (uri, id) lists each leg negotiated for this kind;
-    /// `mid` is the subscriber transceiver's mid.
-    pub fn new(publisher: &[(String, u8)], subscriber: &[(String, u8)], mid: Option<&str>) -> Self {
-        let mut map = Self::default();
-        let find = |uri: &str| subscriber.iter().find(|(u, _)| u == uri).map(|(_, id)| *id);
-        for (uri, from) in publisher {
-            let from = *from as usize;
-            if from == 0 || from >= 15 || uri == URI_TRANSPORT_CC {
-                continue; // transport-wide numbers belong to the publisher's transport
-            }
-            if let Some(to) = find(uri) {
-                map.rules[from] = Some(if uri == URI_MID || uri == URI_ABS_SEND_TIME {
-                    ExtensionRule::Replace { to }
-                } else {
-                    ExtensionRule::Copy { to }
-                });
-            }
-        }
-        if let (Some(to), Some(mid)) = (find(URI_MID), mid) {
-            map.mid = Some((to, bytes::Bytes::copy_from_slice(mid.as_bytes())));
-        }
-        map.abs_send_time = find(URI_ABS_SEND_TIME);
-        map
-    }
-
-    /// Rewrites `extensions` in place for the subscriber leg; `abs_send_time` is the 24-bit
-    /// 6.18 fixed-point send time to stamp when the leg negotiated it.
-    pub fn apply(&self, extensions: &mut Vec<Extension>, abs_send_time: u32) {
-        extensions.retain_mut(
-            |ext| match self.rules.get(ext.id as usize).copied().flatten() {
-                Some(ExtensionRule::Copy { to }) => {
-                    ext.id = to;
-                    true
-                }
-                _ => false,
-            },
-        );
-        if let Some((id, mid)) = &self.mid {
-            extensions.push(Extension {
-                id: *id,
-                payload: mid.clone(),
-            });
-        }
-        if let Some(id) = self.abs_send_time {
-            let v = abs_send_time.to_be_bytes();
-            extensions.push(Extension {
-                id,
-                payload: bytes::Bytes::copy_from_slice(&v[1..4]),
-            });
-        }
-    }
-}
-
-/// 24-bit abs-send-time (6.18 fixed point seconds) for `now` relative to `epoch`.
-pub fn abs_send_time(now: Instant, epoch: Instant) -> u32 {
-    let micros = now.saturating_duration_since(epoch).as_micros() as u64;
-    (((micros << 18) / 1_000_000) & 0x00FF_FFFF) as u32
-}
-
-/// Keeps a subscriber's sequence numbers and timestamps continuous while its source pauses,
-/// resumes, or is replaced: `out = in + offset`, offsets recomputed at every (re)start so the
-/// first packet after a gap follows the last one sent.
-#[derive(Debug, Clone)]
-pub struct SequenceRewriter {
-    clock_rate: u32,
-    seq_offset: u16,
-    ts_offset: u32,
-    last_out: Option<(u16, u32, Instant)>,
-    highest_in_seq: Option<u16>,
-    restart: bool,
-}
-
-impl SequenceRewriter {
-    pub fn new(clock_rate: u32, initial_seq: u16, initial_ts: u32) -> Self {
-        Self {
-            clock_rate: clock_rate.max(1),
-            seq_offset: 0,
-            ts_offset: 0,
-            last_out: Some((initial_seq.wrapping_sub(1), initial_ts, Instant::now())),
-            highest_in_seq: None,
-            restart: true,
-        }
-    }
-
-    /// Marks a pause: the next forwarded packet re-anchors the offsets.
-    pub fn pause(&mut self) {
-        self.restart = true;
-    }
-
-    /// Returns the (sequence number, timestamp) to send for an incoming packet.
-    pub fn rewrite(&mut self, in_seq: u16, in_ts: u32, now: Instant) -> (u16, u32) {
-        if self.restart {
-            self.restart = false;
-            let (last_seq, last_ts, last_at) = self.last_out.unwrap_or((in_seq, in_ts, now));
-            let elapsed = now.saturating_duration_since(last_at);
-            let ticks = (elapsed.as_micros() as u64 * self.clock_rate as u64 / 1_000_000).max(1);
-            let want_seq = last_seq.wrapping_add(1);
-            let want_ts = last_ts.wrapping_add(ticks as u32);
-            self.seq_offset = want_seq.wrapping_sub(in_seq);
-            self.ts_offset = want_ts.wrapping_sub(in_ts);
-            self.highest_in_seq = Some(in_seq);
-        }
-        let out_seq = in_seq.wrapping_add(self.seq_offset);
-        let out_ts = in_ts.wrapping_add(self.ts_offset);
-        let newer = match self.highest_in_seq {
-            Some(h) => seq_newer(in_seq, h),
-            None => true,
-        };
-        if newer {
-            self.highest_in_seq = Some(in_seq);
-            self.last_out = Some((out_seq, out_ts, now));
-        }
-        (out_seq, out_ts)
-    }
-
-    /// Maps an outgoing sequence number back to the publisher's (for NACK relays).
-    pub fn original_seq(&self, out_seq: u16) -> u16 {
-        out_seq.wrapping_sub(self.seq_offset)
-    }
-}
-
-/// RFC 1982 serial comparison: is `a` after `b`?
-pub fn seq_newer(a: u16, b: u16) -> bool {
-    a != b && a.wrapping_sub(b) < 0x8000
-}
-
-/// Remembers which of the last 1024 sequence numbers of a stream arrived, so duplicates (a
-/// publisher's retransmission of a packet we already forwarded) are dropped on ingress.
-#[derive(Debug, Clone, Default)]
-pub struct DuplicateFilter {
-    seen: [u64; 16],
-    highest: Option<u16>,
-}
-
-impl DuplicateFilter {
-    const WINDOW: u16 = 1024;
-
-    /// Records `seq`; returns false if it was already seen (or is too old to tell).
-    pub fn first_time(&mut self, seq: u16) -> bool {
-        let Some(highest) = self.highest else {
-            self.highest = Some(seq);
-            self.set(seq);
-            return true;
-        };
-        if seq_newer(seq, highest) {
-            let advance = seq.wrapping_sub(highest);
-            if advance >= Self::WINDOW {
-                self.seen = [0; 16];
-            } else {
-                let mut s = highest.wrapping_add(1);
-                while s != seq {
-                    self.clear(s);
-                    s = s.wrapping_add(1);
-                }
-            }
-            self.highest = Some(seq);
-            self.set(seq);
-            return true;
-        }
-        if highest.wrapping_sub(seq) >= Self::WINDOW {
-            return false;
-        }
-        if self.is_set(seq) {
-            return false;
-        }
-        self.set(seq);
-        true
-    }
-
-    fn slot(seq: u16) -> (usize, u64) {
-        let i = (seq % Self::WINDOW) as usize;
-        (i / 64, 1u64 << (i % 64))
-    }
-    fn set(&mut self, seq: u16) {
-        let (w, b) = Self::slot(seq);
-        self.seen[w] |= b;
-    }
-    fn clear(&mut self, seq: u16) {
-        let (w, b) = Self::slot(seq);
-        self.seen[w] &= !b;
-    }
-    fn is_set(&self, seq: u16) -> bool {
-        let (w, b) = Self::slot(seq);
-        self.seen[w] & b != 0
-    }
-}
-
-/// Limits keyframe requests toward one publisher track to one per
-/// [`KEYFRAME_REQUEST_INTERVAL`]; a request inside the window is remembered and sent when the
-/// window ends, so the last subscriber to ask is never left without a keyframe.
-#[derive(Debug, Clone, Default)]
-pub struct KeyframeThrottle {
-    last_sent: Option<Instant>,
-    pending: bool,
-}
-
-impl KeyframeThrottle {
-    /// A subscriber asked for a keyframe; true if the request should go out now.
-    pub fn request(&mut self, now: Instant) -> bool {
-        match self.last_sent {
-            Some(at) if now.saturating_duration_since(at) < KEYFRAME_REQUEST_INTERVAL => {
-                self.pending = true;
-                false
-            }
-            _ => {
-                self.last_sent = Some(now);
-                self.pending = false;
-                true
-            }
-        }
-    }
-
-    /// A deferred request whose window has passed; true if it should go out now.
-    pub fn due(&mut self, now: Instant) -> bool {
-        if self.pending && self.request(now) {
-            return true;
-        }
-        false
-    }
-
-    /// When the deferred request (if any) becomes due.
-    pub fn next_due(&self) -> Option<Instant> {
-        match (self.pending, self.last_sent) {
-            (true, Some(at)) => Some(at + KEYFRAME_REQUEST_INTERVAL),
-            _ => None,
-        }
-    }
-}
-
-/// Rewrites `packet` in place for a subscriber leg.
-pub fn rewrite_packet(
-    packet: &mut Packet,
-    ssrc: u32,
-    payload_type: u8,
-    seq: u16,
-    ts: u32,
-    extensions: &ExtensionMap,
-    abs_send_time: u32,
+/// Fans one publisher packet out to every active subscriber leg of `publication`.
+pub fn fan_out(
+    publication: &mut Publication,
+    packet: rtc::rtp::Packet,
+    peers: &mut Peers,
+    turn: &mut Turn,
+    now: Instant,
 ) {
-    packet.header.ssrc = ssrc;
-    packet.header.payload_type = payload_type;
-    packet.header.sequence_number = seq;
-    packet.header.timestamp = ts;
-    extensions.apply(&mut packet.header.extensions, abs_send_time);
-    // The publisher's padding belongs to its extension block; a stale value makes the marshalled
-    // size disagree with the bytes written and the SRTP layer drops the packet.
-    packet.header.extensions_padding = 0;
-    packet.header.extension = !packet.header.extensions.is_empty();
-    if packet.header.extension {
-        let two_byte = packet
-            .header
-            .extensions
-            .iter()
-            .any(|e| e.id > 14 || e.payload.len() > 16 || e.payload.is_empty());
-        packet.header.extension_profile = if two_byte { 0x1000 } else { 0xBEDE };
+    let counters = &mut turn.counters;
+    counters.rtp_in += 1;
+    counters.rtp_bytes_in += packet.payload.len() as u64;
+    if !publication
+        .duplicates
+        .first_time(packet.header.sequence_number)
+    {
+        counters.drop(DropReason::Duplicate);
+        return;
+    }
+    if publication.muted {
+        counters.drop(DropReason::Muted);
+        return;
+    }
+    let ast = abs_send_time(now, turn.epoch);
+    let (seq, ts) = (packet.header.sequence_number, packet.header.timestamp);
+    let track_key = publication.key;
+    for &sub_key in &publication.subscribers {
+        let Some(peer) = peers.get_mut(&sub_key) else {
+            continue;
+        };
+        let Some(sub) = peer.subscriptions.get_mut(&track_key) else {
+            continue;
+        };
+        let Some(pt) = sub.payload_type else {
+            continue;
+        };
+        let (out_seq, out_ts) = sub.rewriter.rewrite(seq, ts, now);
+        let mut out = packet.clone();
+        rewrite_packet(
+            &mut out,
+            sub.ssrc,
+            pt,
+            out_seq,
+            out_ts,
+            &sub.extensions,
+            ast,
+        );
+        let sender_id = sub.sender_id;
+        let written = peer
+            .pc
+            .rtp_sender(sender_id)
+            .map(|mut s| s.write_rtp(now, out).is_ok())
+            .unwrap_or(false);
+        if written {
+            turn.counters.forwarded += 1;
+            turn.counters.forwarded_bytes += packet.payload.len() as u64;
+        } else {
+            turn.counters.drop(DropReason::WriteFailed);
+        }
+        turn.touch(peer);
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sequence_is_continuous_across_a_pause() {
-        let t0 = Instant::now();
-        let mut rw = SequenceRewriter::new(90_000, 1000, 5000);
-        assert_eq!(rw.rewrite(40_000, 900_000, t0), (1000, 5001));
-        assert_eq!(rw.rewrite(40_001, 903_000, t0), (1001, 8001));
-        rw.pause();
-        // Publisher jumped far ahead while paused; output continues right after 1001.
-        let later = t0 + Duration::from_secs(1);
-        let (seq, ts) = rw.rewrite(50_000, 2_000_000, later);
-        assert_eq!(seq, 1002);
-        assert_eq!(ts, 8001 + 90_000);
-        assert_eq!(rw.rewrite(50_001, 2_003_000, later), (1003, 8001 + 93_000));
+/// Reads RTCP from a client: counts NACKs, records the reception reports about tracks it
+/// receives, and returns the tracks it asks a keyframe of (PLI/FIR).
+pub fn read_feedback(
+    peer: &Peer,
+    packets: &[Box<dyn rtc::rtcp::Packet>],
+    publications: &Publications,
+    turn: &mut Turn,
+    now: Instant,
+) -> Vec<TrackKey> {
+    let mut wanted = Vec::new();
+    for packet in packets {
+        let any = packet.as_any();
+        if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+            wanted.extend(peer.ssrc_to_track.get(&pli.media_ssrc).copied());
+        } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+            for entry in &fir.fir {
+                wanted.extend(peer.ssrc_to_track.get(&entry.ssrc).copied());
+            }
+        } else if any.downcast_ref::<TransportLayerNack>().is_some() {
+            turn.counters.nacks_in += 1;
+        } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+            record_reports(&rr.reports, peer, publications, turn, now);
+        } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+            record_reports(&sr.reports, peer, publications, turn, now);
+        }
     }
+    turn.counters.keyframe_requests_in += wanted.len() as u64;
+    wanted
+}
 
-    #[test]
-    fn sequence_wraps_and_reorders() {
-        let t0 = Instant::now();
-        let mut rw = SequenceRewriter::new(48_000, 65_534, 0);
-        let a = rw.rewrite(10, 0, t0).0;
-        let c = rw.rewrite(12, 1920, t0).0;
-        let b = rw.rewrite(11, 960, t0).0; // late packet keeps its place
-        assert_eq!((a, b, c), (65_534, 65_535, 0));
-        assert_eq!(rw.original_seq(0), 12);
+/// Asks the publisher of `publication` for a keyframe, at most once per throttle window
+/// (a request inside the window is sent when it ends).
+pub fn request_keyframe(
+    publication: &mut Publication,
+    peers: &mut Peers,
+    turn: &mut Turn,
+    now: Instant,
+) {
+    if publication.is_video() && publication.keyframe.request(now) {
+        send_pli(publication, peers, turn, now);
     }
+}
 
-    #[test]
-    fn duplicates_are_dropped_once_seen() {
-        let mut f = DuplicateFilter::default();
-        assert!(f.first_time(100));
-        assert!(f.first_time(102));
-        assert!(!f.first_time(100));
-        assert!(f.first_time(101)); // a retransmission that fills a gap is new
-        assert!(!f.first_time(101));
-        assert!(f.first_time(65_535u16.wrapping_add(200)));
-        assert!(!f.first_time(100u16.wrapping_sub(2000))); // too old to tell
+/// Sends a PLI for `publication` to its publisher.
+pub fn send_pli(publication: &Publication, peers: &mut Peers, turn: &mut Turn, now: Instant) {
+    let Some(peer) = peers.get_mut(&publication.publisher) else {
+        return;
+    };
+    if let Some(mut receiver) = peer.pc.rtp_receiver(publication.receiver_id) {
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: publication.media_ssrc,
+        };
+        if receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
+            turn.counters.keyframe_requests_out += 1;
+        }
     }
+    turn.touch(peer);
+}
 
-    #[test]
-    fn duplicate_window_clears_skipped_slots() {
-        let mut f = DuplicateFilter::default();
-        assert!(f.first_time(5));
-        assert!(f.first_time(5 + 1024 + 3)); // 5's slot region is reused
-        assert!(f.first_time(5 + 1024)); // not confused with 5
-    }
-
-    #[test]
-    fn keyframe_requests_are_throttled_and_deferred() {
-        let t0 = Instant::now();
-        let mut k = KeyframeThrottle::default();
-        assert!(k.request(t0));
-        assert!(!k.request(t0 + Duration::from_millis(100)));
-        assert_eq!(k.next_due(), Some(t0 + KEYFRAME_REQUEST_INTERVAL));
-        assert!(!k.due(t0 + Duration::from_millis(400)));
-        assert!(k.due(t0 + Duration::from_millis(500)));
-        assert!(!k.due(t0 + Duration::from_millis(600)));
-    }
-
-    #[test]
-    fn extensions_are_remapped_replaced_or_dropped() {
-        let publisher = vec![
-            ("urn:ietf:params:rtp-hdrext:ssrc-audio-level".to_string(), 1),
-            (URI_TRANSPORT_CC.to_string(), 3),
-            (URI_MID.to_string(), 4),
-            ("urn:x-unknown".to_string(), 7),
-        ];
-        let subscriber = vec![
-            (
-                "urn:ietf:params:rtp-hdrext:ssrc-audio-level".to_string(),
-                10,
-            ),
-            (URI_TRANSPORT_CC.to_string(), 5),
-            (URI_MID.to_string(), 9),
-            (URI_ABS_SEND_TIME.to_string(), 2),
-        ];
-        let map = ExtensionMap::new(&publisher, &subscriber, Some("3"));
-        let mut exts = vec![
-            Extension {
-                id: 1,
-                payload: bytes::Bytes::from_static(&[0x85]),
-            },
-            Extension {
-                id: 3,
-                payload: bytes::Bytes::from_static(&[0, 1]),
-            },
-            Extension {
-                id: 4,
-                payload: bytes::Bytes::from_static(b"0"),
-            },
-            Extension {
-                id: 7,
-                payload: bytes::Bytes::from_static(&[1]),
-            },
-        ];
-        map.apply(&mut exts, 0x123456);
-        let ids: Vec<u8> = exts.iter().map(|e| e.id).collect();
-        assert_eq!(ids, vec![10, 9, 2]);
-        assert_eq!(&exts[0].payload[..], &[0x85]);
-        assert_eq!(&exts[1].payload[..], b"3");
-        assert_eq!(&exts[2].payload[..], &[0x12, 0x34, 0x56]);
-    }
-
-    #[test]
-    fn rewritten_packet_marshals_to_its_declared_size() {
-        use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
-        let publisher = vec![(URI_MID.to_string(), 1), (URI_TRANSPORT_CC.to_string(), 3)];
-        let subscriber = vec![(URI_MID.to_string(), 4), (URI_ABS_SEND_TIME.to_string(), 2)];
-        let map = ExtensionMap::new(&publisher, &subscriber, Some("12"));
-        let mut original = Packet::default();
-        original.header.version = 2;
-        original
-            .header
-            .set_extension(1, bytes::Bytes::from_static(b"1"))
-            .unwrap();
-        original
-            .header
-            .set_extension(3, bytes::Bytes::from_static(&[0, 7]))
-            .unwrap();
-        original.payload = bytes::Bytes::from(vec![9u8; 1000]);
-        let wire = original.marshal().unwrap();
-        let mut packet = Packet::unmarshal(&mut &wire[..]).unwrap();
-        rewrite_packet(&mut packet, 42, 96, 7, 9, &map, 0x010203);
-        let out = packet.marshal().unwrap();
-        assert_eq!(out.len(), packet.marshal_size());
-        let back = Packet::unmarshal(&mut &out[..]).unwrap();
-        assert_eq!(back.header.get_extension(4).as_deref(), Some(&b"12"[..]));
-        assert_eq!(back.header.ssrc, 42);
-        assert_eq!(back.payload, original.payload);
-    }
-
-    #[test]
-    fn abs_send_time_is_6_18_fixed_point() {
-        let e = Instant::now();
-        assert_eq!(abs_send_time(e + Duration::from_millis(500), e), 1 << 17);
+/// Records the reception report blocks about tracks this server sends to `peer` (blocks about
+/// other SSRCs, e.g. RTX, are skipped). Allocation-free.
+fn record_reports(
+    blocks: &[ReceptionReport],
+    peer: &Peer,
+    publications: &Publications,
+    turn: &mut Turn,
+    now: Instant,
+) {
+    let mut now_ntp = None;
+    for block in blocks {
+        let Some(track) = peer
+            .ssrc_to_track
+            .get(&block.ssrc)
+            .and_then(|key| publications.get(key))
+        else {
+            continue;
+        };
+        let now_ntp = *now_ntp.get_or_insert_with(|| turn.ntp(now));
+        let sample = ReportSample::from_block(block, track.codec.clock_rate, now_ntp);
+        turn.counters.record_report(track.is_video(), sample);
     }
 }

@@ -6,7 +6,11 @@
 //! Shape: `--udp-threads` shard threads ([`shard`]), each owning UDP sockets on its own port
 //! (shard k uses `udp_port + k`) and every PeerConnection of the rooms pinned to it, so
 //! forwarding inside a room needs no lock and no cross-thread hop. Commands reach a shard over a
-//! channel plus an eventfd wake-up.
+//! channel plus an eventfd wake-up. Inside a shard, the sans-IO [`state::ShardState`] holds the
+//! connections ([`peer`]), the demux tables ([`demux`]) and the rooms ([`room`]); a room owns
+//! its publications ([`publication`]) and decides who receives which ([`subscriptions`]); one
+//! packet's path is `shard` (socket) → `state` (demux, connection) → `room` → `forward`
+//! (fan-out, `rewrite` per leg) → the subscribers' connections → `shard` (socket).
 //!
 //! Negotiation rule (glare-safe): the client may offer whenever its signaling state is stable;
 //! the server offers when subscriptions change and its own state is stable. The server is the
@@ -15,19 +19,26 @@
 //! that arrives while it has its own offer outstanding.
 
 pub mod codecs;
-pub mod fanout;
+pub mod demux;
+pub mod fault;
 pub mod forward;
 pub mod peer;
-pub mod routing;
-pub mod rtcp_tap;
+pub mod publication;
+pub mod rewrite;
+pub mod room;
+pub mod sdp;
 pub mod shard;
+pub mod state;
 pub mod stats;
-pub mod udp;
-pub mod wake;
+pub mod subscriptions;
+#[cfg(test)]
+mod tests;
 
+use crate::net::thread::pin_to_core;
+use crate::net::udp;
 use crate::protocol::{MediaEvent, MediaRequest};
-use peer::Admission;
 pub use peer::MediaGrants;
+use peer::MediaMember;
 use shard::{Command, Shard, ShardSocket, Waker};
 use stats::MediaMetrics;
 use std::hash::{Hash, Hasher};
@@ -173,17 +184,6 @@ fn extra_candidates(config: &MediaConfig, sockets: &[ShardSocket]) -> Vec<Socket
     }
 }
 
-/// Pins the calling thread to core `index` modulo the number of cores (best effort).
-pub fn pin_to_core(index: usize) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // SAFETY: cpu_set_t is plain data; sched_setaffinity reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(index % cores, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
 impl MediaEngine {
     /// Binds the shard sockets and starts the shard threads.
     pub fn start(config: MediaConfig) -> Result<Self, MediaError> {
@@ -287,7 +287,7 @@ impl MediaEngine {
         };
         leg.send(Command::Join {
             key,
-            admission: Admission {
+            member: MediaMember {
                 room: room.to_owned(),
                 peer_id: peer_id.to_owned(),
                 grants,

@@ -1,10 +1,13 @@
 //! One client's PeerConnection on the server: its construction (own ICE credentials, the shard's
 //! host candidates, ICE-lite), SDP negotiation under the "server is polite" rule, and the
-//! subscription legs it sends. It does not know about rooms or other peers: the shard decides
+//! subscription legs it sends. It does not know about rooms or other peers: the room decides
 //! what to subscribe and where packets go; this type only applies it to one connection.
 
-use super::codecs::{build_media_engine, check_offer, codec_matches, OfferProblem};
-use super::forward::{ExtensionMap, SequenceRewriter};
+use super::codecs::{build_media_engine, codec_matches};
+use super::fault::MediaFault;
+use super::rewrite::{ExtensionMap, SequenceRewriter};
+use super::sdp::{check_answer_directions, check_offer, declared_codecs, OfferProblem};
+use super::stats::ShardCounters;
 use crate::protocol::{IceCandidate, MediaErrorCode, MediaEvent, OfferedTrack, TrackSourceInfo};
 use rand::Rng;
 use rtc::media_stream::MediaStreamTrack;
@@ -24,7 +27,7 @@ use rtc::rtp_transceiver::{
 };
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// Shard-local identity of a peer.
@@ -32,19 +35,44 @@ pub type PeerKey = u64;
 /// Shard-local identity of a published track.
 pub type TrackKey = u64;
 
-/// A negotiation step the client asked for that could not be applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MediaFault {
-    pub code: MediaErrorCode,
-    pub message: String,
+/// Shard-local identity of a media room.
+pub type RoomKey = u64;
+/// Every peer of a shard, by key.
+pub type Peers = HashMap<PeerKey, Peer>;
+
+/// What one shard turn collects while rooms and peers act: the peers whose connection needs
+/// servicing at the end of the turn (each also carries a `touched` flag), the counters, and
+/// the shard's clock anchor (for abs-send-time and the NTP time of receiver reports).
+pub struct Turn {
+    pub touched: Vec<PeerKey>,
+    pub counters: ShardCounters,
+    /// The shard's time origin, and the Unix time it stands for.
+    pub epoch: Instant,
+    pub epoch_unix: Duration,
 }
 
-impl MediaFault {
-    fn new(code: MediaErrorCode, message: impl Into<String>) -> Self {
+impl Turn {
+    pub fn new(epoch: Instant, epoch_unix: Duration) -> Self {
         Self {
-            code,
-            message: message.into(),
+            touched: Vec::new(),
+            counters: ShardCounters::default(),
+            epoch,
+            epoch_unix,
         }
+    }
+
+    /// Queues `peer` for the end-of-turn processing (reads, events, writes, timers).
+    pub fn touch(&mut self, peer: &mut Peer) {
+        if !peer.touched {
+            peer.touched = true;
+            self.touched.push(peer.key);
+        }
+    }
+
+    /// `now` as a 64-bit NTP timestamp on the wall clock our sender reports use.
+    pub fn ntp(&self, now: Instant) -> u64 {
+        let unix = self.epoch_unix + now.saturating_duration_since(self.epoch);
+        rtc::shared::time::SystemInstant::unix2ntp(unix)
     }
 }
 
@@ -66,7 +94,7 @@ impl Default for MediaGrants {
 
 /// Who a media participant is: enough to build (or rebuild) its connection.
 #[derive(Debug, Clone)]
-pub struct Admission {
+pub struct MediaMember {
     pub room: String,
     pub peer_id: String,
     pub grants: MediaGrants,
@@ -94,6 +122,7 @@ pub struct Peer {
     pub key: PeerKey,
     pub peer_id: String,
     pub room: String,
+    pub room_key: RoomKey,
     pub grants: MediaGrants,
     pub ufrag: String,
     pub pc: RTCPeerConnection,
@@ -171,60 +200,11 @@ fn build_pc(
     Ok((pc, inits))
 }
 
-/// The direction attribute and mid of each m-line of an SDP.
-pub fn directions(sdp: &str) -> Result<Vec<(Option<String>, &'static str)>, String> {
-    let mut reader = std::io::Cursor::new(sdp.as_bytes());
-    let parsed = rtc::sdp::description::session::SessionDescription::unmarshal(&mut reader)
-        .map_err(|e| e.to_string())?;
-    Ok(parsed
-        .media_descriptions
-        .iter()
-        .map(|md| {
-            let mid = md
-                .attributes
-                .iter()
-                .find(|a| a.key == "mid")
-                .and_then(|a| a.value.clone());
-            let dir = ["sendonly", "recvonly", "sendrecv", "inactive"]
-                .into_iter()
-                .find(|d| md.attributes.iter().any(|a| a.key == *d))
-                .unwrap_or("sendrecv");
-            (mid, dir)
-        })
-        .collect())
-}
-
-/// JSEP: an answer to a send-only m-line must not send on it. Refusing such an answer keeps a
-/// stray or forged SDP from replacing the connection's ICE and DTLS parameters.
-fn check_answer_directions(pc: &RTCPeerConnection, answer: &str) -> Result<(), MediaFault> {
-    let offer = pc
-        .pending_local_description()
-        .map(|d| d.sdp)
-        .unwrap_or_default();
-    let offered = directions(&offer).map_err(|e| MediaFault::new(MediaErrorCode::Internal, e))?;
-    let answered = directions(answer).map_err(|e| MediaFault::new(MediaErrorCode::BadSdp, e))?;
-    for (mid, dir) in &answered {
-        let ours = offered.iter().find(|(m, _)| m == mid).map(|(_, d)| *d);
-        let Some(ours) = ours else {
-            return Err(MediaFault::new(
-                MediaErrorCode::BadSdp,
-                format!("the answer has an m-line (mid {mid:?}) the offer did not"),
-            ));
-        };
-        if ours == "sendonly" && (*dir == "sendonly" || *dir == "sendrecv") {
-            return Err(MediaFault::new(
-                MediaErrorCode::BadSdp,
-                format!("the answer sends on m-line {mid:?}, which the server offered send-only"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 impl Peer {
     pub fn new(
         key: PeerKey,
-        admission: Admission,
+        member: MediaMember,
+        room_key: RoomKey,
         candidates: &[SocketAddr],
         now: Instant,
     ) -> Result<Self, rtc::shared::error::Error> {
@@ -232,12 +212,13 @@ impl Peer {
         let (pc, local_candidates) = build_pc(&ufrag, candidates, now)?;
         Ok(Self {
             key,
-            peer_id: admission.peer_id,
-            room: admission.room,
-            grants: admission.grants,
+            peer_id: member.peer_id,
+            room: member.room,
+            room_key,
+            grants: member.grants,
             ufrag,
             pc,
-            events: admission.events,
+            events: member.events,
             sources: HashMap::new(),
             published: HashMap::new(),
             subscriptions: HashMap::new(),
@@ -256,8 +237,8 @@ impl Peer {
     }
 
     /// Who this peer is, to rebuild its connection with the same identity.
-    pub fn admission(&self) -> Admission {
-        Admission {
+    pub fn member(&self) -> MediaMember {
+        MediaMember {
             room: self.room.clone(),
             peer_id: self.peer_id.clone(),
             grants: self.grants,
@@ -354,7 +335,12 @@ impl Peer {
                 "no server offer is waiting for an answer",
             ));
         }
-        check_answer_directions(&self.pc, &sdp)?;
+        let offer = self
+            .pc
+            .pending_local_description()
+            .map(|d| d.sdp)
+            .unwrap_or_default();
+        check_answer_directions(&offer, &sdp)?;
         let answer = RTCSessionDescription::answer(sdp)
             .map_err(|e| MediaFault::new(MediaErrorCode::BadSdp, e.to_string()))?;
         if answer.sdp_type != RTCSdpType::Answer {
@@ -462,6 +448,7 @@ impl Peer {
         publisher_peer_id: &str,
         kind: RtpCodecKind,
         codec: &RTCRtpCodec,
+        now: Instant,
     ) -> Result<(), MediaFault> {
         let mut rng = rand::rng();
         let ssrc: u32 = rng.random();
@@ -516,7 +503,7 @@ impl Peer {
                 ssrc,
                 payload_type: None,
                 extensions: ExtensionMap::default(),
-                rewriter: SequenceRewriter::new(clock_rate, rng.random(), rng.random()),
+                rewriter: SequenceRewriter::new(clock_rate, rng.random(), rng.random(), now),
                 mid: None,
                 kind,
                 codec: codec.clone(),
@@ -619,54 +606,24 @@ impl Peer {
     /// The codecs of `kind` the client declared in its latest remote description, if any.
     pub fn remote_codecs(&self, kind: RtpCodecKind) -> Option<Vec<RTCRtpCodec>> {
         let parsed = self.pc.remote_description()?.unmarshal().ok()?;
-        let kind_name = match kind {
-            RtpCodecKind::Audio => "audio",
-            RtpCodecKind::Video => "video",
-            _ => return None,
-        };
-        // No section of this kind yet (first negotiation covered only the other kind, or is
-        // still in flight): unknown, not "unsupported". The answer decides later.
-        if !parsed
-            .media_descriptions
-            .iter()
-            .any(|m| m.media_name.media == kind_name)
-        {
-            return None;
-        }
-        let mut out = Vec::new();
-        for md in parsed
-            .media_descriptions
-            .iter()
-            .filter(|m| m.media_name.media == kind_name)
-        {
-            for attr in md.attributes.iter().filter(|a| a.key == "rtpmap") {
-                let Some(value) = attr.value.as_deref() else {
-                    continue;
-                };
-                let mut parts = value.split_whitespace();
-                let (Some(pt), Some(enc)) = (parts.next(), parts.next()) else {
-                    continue;
-                };
-                let mut enc = enc.split('/');
-                let name = enc.next().unwrap_or_default();
-                let clock_rate = enc.next().and_then(|c| c.parse().ok()).unwrap_or(0);
-                let fmtp = md
-                    .attributes
-                    .iter()
-                    .filter(|a| a.key == "fmtp")
-                    .filter_map(|a| a.value.as_deref())
-                    .find_map(|v| v.strip_prefix(pt).and_then(|r| r.strip_prefix(' ')))
-                    .unwrap_or_default();
-                out.push(RTCRtpCodec {
-                    mime_type: format!("{kind_name}/{name}"),
-                    clock_rate,
-                    channels: 0,
-                    sdp_fmtp_line: fmtp.to_owned(),
-                    rtcp_feedback: vec![],
-                });
-            }
-        }
-        Some(out)
+        declared_codecs(&parsed, kind)
+    }
+
+    /// The mid of the transceiver that holds `receiver`, if negotiated.
+    pub fn mid_of_receiver(&mut self, receiver: RTCRtpReceiverId) -> Option<String> {
+        let ids: Vec<_> = self.pc.get_transceivers().collect();
+        ids.into_iter().find_map(|id| {
+            let t = self.pc.rtp_transceiver(id)?;
+            (t.receiver() == Some(receiver))
+                .then(|| t.mid().clone())
+                .flatten()
+        })
+    }
+
+    /// Sends the pending server offer if the signaling state allows, and queues the peer.
+    pub fn renegotiate(&mut self, turn: &mut Turn, now: Instant) {
+        self.offer_if_needed(now);
+        turn.touch(self);
     }
 
     /// Closes the connection (DTLS close alert goes out with the next write poll).

@@ -11,6 +11,7 @@
 pub mod wire;
 
 use crate::metrics::histogram::{HistogramFamily, LocalHistogram};
+use crate::net::thread::thread_cpu_nanos;
 use prometheus::{CounterVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use rtc::rtcp::reception_report::ReceptionReport;
 use std::time::Duration;
@@ -179,17 +180,6 @@ pub struct ShardLevels {
     pub rooms: i64,
     /// CPU time of the shard thread at the last publish (only meaningful in `last`).
     pub cpu_nanos: u64,
-}
-
-/// CPU time consumed by the calling thread.
-pub fn thread_cpu_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into a live timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The Prometheus side of the media counters, shared by all shards.

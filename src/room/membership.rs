@@ -130,6 +130,16 @@ impl Inbox {
         self.frames.recv().await
     }
 
+    /// Drops every frame still queued (the member left its room: nothing of it may follow);
+    /// returns how many.
+    pub fn discard_queued(&mut self) -> usize {
+        let mut dropped = 0;
+        while self.frames.try_recv().is_ok() {
+            dropped += 1;
+        }
+        dropped
+    }
+
     /// Notified once a frame had to be dropped because the queue was full.
     pub fn overflow_signal(&self) -> Arc<Notify> {
         self.overflowed.clone()

@@ -296,6 +296,11 @@ impl Session {
     async fn on_unjoined(&mut self, raw: RawFrame, frame: Frame) -> Flow {
         let started = Instant::now();
         if raw.kind == "join" {
+            // A connection that asked to join is never admitted by the grace timer, whatever
+            // becomes of its join (a refused one stays in no room until the next `join`).
+            if matches!(self.membership, Membership::Pending { .. }) {
+                self.membership = Membership::Idle;
+            }
             return match raw.into_message() {
                 Ok(ClientMessage::Join(join)) if join.is_sfu() => {
                     self.sfu_join(join, started).await
@@ -423,10 +428,17 @@ impl Session {
             Membership::Sfu(member) => {
                 drop(member.leg);
                 self.ctx.rooms.leave(&member.room, &member.peer_id);
+                // Nothing of the room may reach the connection after it left: events the old
+                // media leg queued go with its channel, and room frames still queued are dropped.
+                let (media_events, media_rx) = mpsc::unbounded_channel();
+                self.media_events = media_events;
+                self.media_rx = media_rx;
+                self.inbox.discard_queued();
                 tracing::info!("left");
             }
             Membership::Mesh(member) => {
                 self.ctx.rooms.leave(&member.room, &member.peer_id);
+                self.inbox.discard_queued();
                 tracing::info!("left");
             }
             Membership::Pending { .. } | Membership::Idle => {}

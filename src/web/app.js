@@ -32,7 +32,7 @@ function startCall({ room, name, tracks, muted }) {
 }
 
 function ended(call) {
-  call.releaseDevices();
+  call.media.release();
   if (app.view) app.view.destroy();
   app.view = null;
   const detail = call.detail;

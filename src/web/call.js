@@ -2,23 +2,20 @@
 // leave, presence, track announcements, mute), the tracks this person publishes, the tracks
 // others publish, and the call's state — connecting, connected, reconnecting (socket retries
 // with backoff, ICE restart or a fresh connection when the media path fails) and ended (left,
-// kicked, room closed, room full, refused). It renders nothing: it emits `change`, `chat` and
-// `notice` events that the view turns into pixels.
+// kicked, room closed, room full, refused). What this person sends is its LocalMedia
+// (localmedia.js); what the screen shows is derived in viewmodel.js. It renders nothing: it
+// emits `change`, `chat` and `notice` events that the view turns into pixels.
 
 import { Backoff, Signaling, signalingUrl } from './signaling.js';
 import { Negotiator } from './negotiator.js';
-import { openLocalMedia, openScreen } from './devices.js';
+import { LocalMedia } from './localmedia.js';
 
 /** Errors that end a join attempt for good (retrying cannot fix them). */
 const JOIN_REFUSALS = new Set([
   'bad-room', 'bad-name', 'auth-required', 'bad-token', 'token-expired', 'wrong-room',
   'too-many-rooms', 'id-taken', 'forbidden',
 ]);
-/** Errors and messages by which the server (or an operator) removes us or closes the room. */
-const KICKED = new Set(['kicked', 'removed']);
-const ROOM_CLOSED = new Set(['room-closed', 'ended', 'call-ended']);
 
-const SOURCES = ['microphone', 'camera', 'screen'];
 const DISCONNECTED_GRACE_MS = 4000;
 const ICE_RESTART_WAIT_MS = 10000;
 
@@ -42,12 +39,14 @@ export class Call extends EventTarget {
     /** trackId → {trackId, peerId, kind, source, muted, playable, reason, track} */
     this.remote = new Map();
     this.chat = [];
-    /** source → {source, track, muted, transceiver, trackId} for what we publish. */
-    this.local = {};
-    for (const source of ['microphone', 'camera']) {
-      if (tracks[source]) this.addLocal(source, tracks[source], Boolean(muted[source]));
-    }
-    this.stream = new MediaStream();
+    /** What this person publishes. */
+    this.media = new LocalMedia({ tracks, muted }, {
+      changed: () => this.changed(),
+      notice: (text, level) => this.notice(text, level),
+      ended: () => this.state === 'ended',
+      sendMute: (trackId, isMuted) => this.send({ type: 'mute', trackId, muted: isMuted }),
+      negotiator: () => this.negotiator,
+    });
     this.mediaState = 'new';
     this.negotiator = null;
     this.signaling = null;
@@ -106,17 +105,9 @@ export class Call extends EventTarget {
     if (this.signaling) this.signaling.close();
     this.signaling = null;
     this.stopMedia();
-    this.stopScreenTrack();
+    this.media.endScreen();
     this.participants.clear();
     this.setState('ended', { reason, ...extra });
-  }
-
-  /** Stops the camera and microphone (after the call ended). */
-  releaseDevices() {
-    for (const source of SOURCES) {
-      const entry = this.local[source];
-      if (entry && entry.track) entry.track.stop();
-    }
   }
 
   setState(state, detail = {}) {
@@ -138,12 +129,13 @@ export class Call extends EventTarget {
   onSocketClosed({ code, reason }) {
     this.signaling = null;
     if (this.state === 'ended') return;
-    // Normally an `error` (kicked, room-closed) came first; the close reason is the fallback.
-    if (/kick|removed/i.test(reason || '')) {
+    // Normally an `error` (kicked, room-closed) came first; the server's close reason ("kicked
+    // by an operator", "room closed by an operator") is the fallback.
+    if (/kicked/i.test(reason || '')) {
       this.end('kicked', { message: reason });
       return;
     }
-    if (/room closed|closed the room/i.test(reason || '')) {
+    if (/room closed/i.test(reason || '')) {
       this.end('room-closed', { message: reason });
       return;
     }
@@ -215,8 +207,7 @@ export class Call extends EventTarget {
         if (this.negotiator) this.negotiator.handle(m);
         break;
       default:
-        if (KICKED.has(m.type)) this.end('kicked', { message: m.message || m.reason });
-        else if (ROOM_CLOSED.has(m.type)) this.end('room-closed', { message: m.message || m.reason });
+        // A type this client does not know (a newer server's) changes nothing.
         break;
     }
   }
@@ -251,11 +242,11 @@ export class Call extends EventTarget {
       }
       return;
     }
-    if (KICKED.has(code)) {
+    if (code === 'kicked') {
       this.end('kicked', { message: m.message });
       return;
     }
-    if (ROOM_CLOSED.has(code)) {
+    if (code === 'room-closed') {
       this.end('room-closed', { message: m.message });
       return;
     }
@@ -282,19 +273,14 @@ export class Call extends EventTarget {
     const negotiator = new Negotiator({
       iceServers: this.iceServers,
       send: (message) => this.send(message),
-      describeTracks: () => this.describeTracks(),
+      describeTracks: () => this.media.describe(),
       onTrack: (event) => this.onRemoteTrack(event),
       onConnectionState: (state) => this.onConnectionState(state),
       onProblem: (code, message) => this.onNegotiationProblem(code, message),
     });
     this.negotiator = negotiator;
     this.mediaState = 'new';
-    for (const source of SOURCES) {
-      const entry = this.local[source];
-      if (!entry) continue;
-      entry.trackId = null;
-      entry.transceiver = negotiator.publish(entry.track, source === 'screen' ? null : this.stream);
-    }
+    this.media.attach(negotiator);
     this.changed();
   }
 
@@ -304,24 +290,7 @@ export class Call extends EventTarget {
     this.negotiator = null;
     this.mediaState = 'closed';
     this.remote.clear();
-    for (const source of SOURCES) {
-      const entry = this.local[source];
-      if (entry) {
-        entry.transceiver = null;
-        entry.trackId = null;
-      }
-    }
-  }
-
-  describeTracks() {
-    const tracks = [];
-    for (const source of SOURCES) {
-      const entry = this.local[source];
-      if (entry && entry.transceiver && entry.transceiver.mid !== null) {
-        tracks.push({ mid: entry.transceiver.mid, source, muted: entry.muted });
-      }
-    }
-    return tracks;
+    this.media.detach();
   }
 
   onConnectionState(state) {
@@ -383,14 +352,7 @@ export class Call extends EventTarget {
 
   onTrackPublished(m) {
     if (m.peerId === this.selfId) {
-      for (const source of SOURCES) {
-        const entry = this.local[source];
-        if (entry && entry.transceiver && entry.transceiver.mid === m.mid) {
-          entry.trackId = m.trackId;
-          // A toggle made before the server knew the track id: tell it now.
-          if (entry.muted !== m.muted) this.send({ type: 'mute', trackId: m.trackId, muted: entry.muted });
-        }
-      }
+      this.media.published(m.mid, m.trackId, m.muted);
       this.changed();
       return;
     }
@@ -409,10 +371,7 @@ export class Call extends EventTarget {
 
   onTrackUnpublished(m) {
     if (m.peerId === this.selfId) {
-      for (const source of SOURCES) {
-        const entry = this.local[source];
-        if (entry && entry.trackId === m.trackId) entry.trackId = null;
-      }
+      this.media.unpublished(m.trackId);
       return;
     }
     this.remote.delete(m.trackId);
@@ -421,15 +380,7 @@ export class Call extends EventTarget {
 
   onMute(m) {
     if (m.peerId === this.selfId) {
-      // An operator muted (or unmuted) one of our tracks: follow it locally.
-      for (const source of SOURCES) {
-        const entry = this.local[source];
-        if (entry && entry.trackId === m.trackId && entry.muted !== m.muted) {
-          entry.muted = m.muted;
-          entry.track.enabled = !m.muted;
-          if (m.muted) this.notice(`Your ${source === 'microphone' ? 'microphone' : source} was muted by a moderator.`, 'info');
-        }
-      }
+      this.media.mutedByServer(m.trackId, m.muted);
       this.changed();
       return;
     }
@@ -438,239 +389,5 @@ export class Call extends EventTarget {
       entry.muted = m.muted;
       this.changed();
     }
-  }
-
-  // ----- what we publish -------------------------------------------------------------------
-
-  addLocal(source, track, muted) {
-    track.enabled = !muted;
-    this.local[source] = { source, track, muted, transceiver: null, trackId: null };
-    if (source !== 'screen') this.watchDevice(source, track);
-  }
-
-  /** A camera or microphone that stops by itself (unplugged, taken away) is shown as off. */
-  watchDevice(source, track) {
-    track.addEventListener('ended', () => {
-      const entry = this.local[source];
-      if (!entry || entry.track !== track || this.state === 'ended') return;
-      this.notice(`Your ${source} stopped working. Turn it on again to retry.`);
-      this.setMuted(source, true);
-    });
-  }
-
-  /** Opens the device again for a track that ended, and sends from the new one. */
-  async reopenDevice(source) {
-    const entry = this.local[source];
-    const opened = await openLocalMedia({ mic: source === 'microphone', camera: source === 'camera' });
-    const track = source === 'microphone' ? opened.mic : opened.camera;
-    if (!track) return source === 'microphone' ? opened.micError : opened.cameraError;
-    if (this.state === 'ended' || this.local[source] !== entry) {
-      track.stop();
-      return null;
-    }
-    this.stream.removeTrack(entry.track);
-    this.stream.addTrack(track);
-    entry.track = track;
-    track.enabled = !entry.muted;
-    this.watchDevice(source, track);
-    if (entry.transceiver) await entry.transceiver.sender.replaceTrack(track);
-    return null;
-  }
-
-  /** Starts publishing a new local track (if the media connection is up, renegotiates). */
-  publishLocal(source, track, muted = false) {
-    this.addLocal(source, track, muted);
-    if (this.negotiator) {
-      this.local[source].transceiver = this.negotiator.publish(track, source === 'screen' ? null : this.stream);
-    }
-    this.changed();
-  }
-
-  isMuted(source) {
-    const entry = this.local[source];
-    return !entry || entry.muted;
-  }
-
-  setMuted(source, muted) {
-    const entry = this.local[source];
-    if (!entry || entry.muted === muted) return;
-    entry.muted = muted;
-    entry.track.enabled = !muted;
-    if (entry.trackId) this.send({ type: 'mute', trackId: entry.trackId, muted });
-    this.changed();
-  }
-
-  /**
-   * Microphone or camera on/off. Without a device yet (none at join, or permission refused),
-   * asks for it now. Resolves an error code when that fails, else null.
-   */
-  async toggle(source) {
-    const entry = this.local[source];
-    if (entry && entry.muted && entry.track.readyState === 'ended') {
-      const problem = await this.reopenDevice(source);
-      if (problem) return problem;
-      this.setMuted(source, false);
-      return null;
-    }
-    if (entry) {
-      this.setMuted(source, !entry.muted);
-      return null;
-    }
-    const opened = await openLocalMedia({ mic: source === 'microphone', camera: source === 'camera' });
-    const track = source === 'microphone' ? opened.mic : opened.camera;
-    if (!track) return source === 'microphone' ? opened.micError : opened.cameraError;
-    if (this.state === 'ended') {
-      track.stop();
-      return null;
-    }
-    this.stream.addTrack(track);
-    this.publishLocal(source, track);
-    return null;
-  }
-
-  get sharingScreen() {
-    return Boolean(this.local.screen);
-  }
-
-  /** Starts or stops sharing the screen (a separate track, source `screen`). */
-  async toggleScreen() {
-    if (this.local.screen) {
-      this.stopScreen();
-      return;
-    }
-    const track = await openScreen();
-    if (!track) return; // cancelled in the picker
-    if (this.state === 'ended' || this.local.screen) {
-      track.stop();
-      return;
-    }
-    track.addEventListener('ended', () => {
-      if (this.local.screen && this.local.screen.track === track) this.stopScreen();
-    });
-    this.publishLocal('screen', track);
-  }
-
-  stopScreen() {
-    const entry = this.local.screen;
-    if (!entry) return;
-    delete this.local.screen;
-    entry.track.stop();
-    if (this.negotiator && entry.transceiver) this.negotiator.unpublish(entry.transceiver);
-    this.changed();
-  }
-
-  stopScreenTrack() {
-    if (this.local.screen) {
-      this.local.screen.track.stop();
-      delete this.local.screen;
-    }
-  }
-
-  // ----- what the view shows -----------------------------------------------------------------
-
-  /** The people in the call, this person first. */
-  people() {
-    const self = {
-      peerId: this.selfId || 'self',
-      name: this.name,
-      self: true,
-      micMuted: this.isMuted('microphone'),
-      cameraOff: this.isMuted('camera'),
-      sharing: this.sharingScreen,
-    };
-    const others = [...this.participants.values()].map((p) => {
-      const tracks = [...this.remote.values()].filter((t) => t.peerId === p.peerId);
-      const mic = tracks.find((t) => t.source === 'microphone');
-      const cam = tracks.find((t) => t.source === 'camera');
-      return {
-        peerId: p.peerId,
-        name: p.name,
-        self: false,
-        micMuted: !mic || mic.muted,
-        cameraOff: !cam || cam.muted,
-        sharing: tracks.some((t) => t.source === 'screen'),
-      };
-    });
-    others.sort((a, b) => a.name.localeCompare(b.name));
-    return [self, ...others];
-  }
-
-  /** The video tiles: one per person (camera + microphone) and one per shared screen. */
-  tiles() {
-    const tiles = [];
-    const cam = this.local.camera;
-    const mic = this.local.microphone;
-    tiles.push({
-      key: 'self',
-      peerId: this.selfId || 'self',
-      name: this.name,
-      self: true,
-      source: 'camera',
-      video: cam ? cam.track : null,
-      audio: null,
-      videoMuted: !cam || cam.muted,
-      audioMuted: !mic || mic.muted,
-      playable: true,
-    });
-    if (this.local.screen) {
-      tiles.push({
-        key: 'self-screen',
-        peerId: this.selfId || 'self',
-        name: this.name,
-        self: true,
-        source: 'screen',
-        video: this.local.screen.track,
-        audio: null,
-        videoMuted: false,
-        audioMuted: true,
-        playable: true,
-      });
-    }
-    for (const p of this.participants.values()) {
-      const tracks = [...this.remote.values()].filter((t) => t.peerId === p.peerId);
-      const camera = tracks.find((t) => t.source === 'camera');
-      const microphone = tracks.find((t) => t.kind === 'audio');
-      tiles.push({
-        key: p.peerId,
-        peerId: p.peerId,
-        name: p.name,
-        self: false,
-        source: 'camera',
-        video: camera && camera.track && camera.playable ? camera.track : null,
-        audio: microphone && microphone.track ? microphone.track : null,
-        audioTrackId: microphone ? microphone.trackId : null,
-        videoTrackId: camera ? camera.trackId : null,
-        videoMuted: !camera || camera.muted,
-        audioMuted: !microphone || microphone.muted,
-        playable: !camera || camera.playable,
-        reason: camera && !camera.playable ? camera.reason : null,
-      });
-      for (const screen of tracks.filter((t) => t.source === 'screen')) {
-        tiles.push({
-          key: `${p.peerId}:${screen.trackId}`,
-          peerId: p.peerId,
-          name: p.name,
-          self: false,
-          source: 'screen',
-          video: screen.track && screen.playable ? screen.track : null,
-          audio: null,
-          videoTrackId: screen.trackId,
-          videoMuted: screen.muted,
-          audioMuted: true,
-          playable: screen.playable,
-          reason: screen.playable ? null : screen.reason,
-        });
-      }
-    }
-    return tiles;
-  }
-
-  /** Remote audio tracks to play, by track id. */
-  audioTracks() {
-    const out = new Map();
-    for (const t of this.remote.values()) {
-      if (t.kind === 'audio' && t.track) out.set(t.trackId, t.track);
-    }
-    return out;
   }
 }

@@ -14,6 +14,7 @@ import { PeopleList } from './people.js';
 import { SoundOutput } from './sound.js';
 import { MediaMonitor } from './stats.js';
 import { TileGrid } from './tiles.js';
+import { audioTracksOf, peopleOf, tilesOf } from './viewmodel.js';
 
 const MEDIA_STATUS = {
   new: 'Connecting media…',
@@ -109,9 +110,9 @@ export class CallView {
       if (onEnded) onEnded(call);
       return;
     }
-    this.grid.render(call.tiles());
-    this.sound.render(call.audioTracks());
-    const people = call.people();
+    this.grid.render(tilesOf(call));
+    this.sound.render(audioTracksOf(call));
+    const people = peopleOf(call);
     this.people.render(people);
     byId('call-count').textContent = `${people.length} ${people.length === 1 ? 'person' : 'people'}`;
     byId('people-count').textContent = `(${people.length})`;
@@ -140,7 +141,7 @@ export class CallView {
     const call = this.call;
     const short = this.narrow.matches;
     const mic = byId('btn-mic');
-    const micMuted = call.isMuted('microphone');
+    const micMuted = call.media.isMuted('microphone');
     // The label says what a press does ("Unmute"), so no aria-pressed on these three.
     mic.dataset.off = String(micMuted);
     mic.classList.toggle('off', micMuted);
@@ -149,7 +150,7 @@ export class CallView {
     mic.title = `${micMuted ? 'Unmute' : 'Mute'} microphone (M)`;
 
     const cam = byId('btn-cam');
-    const camOff = call.isMuted('camera');
+    const camOff = call.media.isMuted('camera');
     cam.dataset.off = String(camOff);
     cam.classList.toggle('off', camOff);
     setIcon(cam.querySelector('.icon'), camOff ? 'cameraOff' : 'camera');
@@ -157,7 +158,7 @@ export class CallView {
     cam.title = `${camOff ? 'Start' : 'Stop'} camera (V)`;
 
     const screen = byId('btn-screen');
-    const sharing = call.sharingScreen;
+    const sharing = call.media.sharingScreen;
     screen.dataset.active = String(sharing);
     screen.classList.toggle('active', sharing);
     setIcon(screen.querySelector('.icon'), sharing ? 'screenStop' : 'screen');
@@ -203,7 +204,7 @@ export class CallView {
     if (this.busy) return;
     this.busy = true;
     try {
-      const problem = await this.call.toggle(source);
+      const problem = await this.call.media.toggle(source);
       if (problem) toast(deviceProblem(source === 'camera' ? 'camera' : 'microphone', problem, true));
     } finally {
       this.busy = false;
@@ -214,7 +215,7 @@ export class CallView {
     if (this.busy) return;
     this.busy = true;
     try {
-      await this.call.toggleScreen();
+      await this.call.media.toggleScreen();
     } catch (error) {
       toast(error.message || 'Screen sharing failed.');
     } finally {

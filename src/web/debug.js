@@ -2,6 +2,8 @@
 // browser tests — the call's state, its tiles and the per-track RTP counters (frames decoded,
 // packets received, bytes sent) from getStats. Nothing here changes the call.
 
+import { peopleOf, tilesOf } from './viewmodel.js';
+
 async function rtpCounters(statsSource, type) {
   const totals = {};
   if (!statsSource) return totals;
@@ -35,8 +37,8 @@ export function installDebug(app) {
         mediaState: call.mediaState,
         selfId: call.selfId,
         room: call.room,
-        people: call.people(),
-        tiles: call.tiles().map(({ video, audio, ...rest }) => ({ ...rest, hasVideo: Boolean(video), hasAudio: Boolean(audio) })),
+        people: peopleOf(call),
+        tiles: tilesOf(call).map(({ video, audio, ...rest }) => ({ ...rest, hasVideo: Boolean(video), hasAudio: Boolean(audio) })),
         chat: call.chat.map((m) => ({ id: m.id, name: m.name, text: m.text })),
         negotiation: call.negotiator ? { ...call.negotiator.stats } : null,
       };
@@ -61,7 +63,7 @@ export function installDebug(app) {
       }
       const outbound = [];
       for (const source of ['microphone', 'camera', 'screen']) {
-        const entry = call.local[source];
+        const entry = call.media.entries[source];
         if (!entry || !entry.transceiver) continue;
         outbound.push({
           source,

@@ -16,7 +16,7 @@ export class PeopleList {
     this.list = list;
   }
 
-  /** Renders `people` (see Call.people()). */
+  /** Renders `people` (see peopleOf in viewmodel.js). */
   render(people) {
     this.list.replaceChildren(...people.map((p) => {
       const avatar = el('span', { class: 'person-avatar', 'aria-hidden': 'true', text: initials(p.name) });

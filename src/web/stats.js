@@ -4,6 +4,7 @@
 // timers while the call view is up; reads the call, never changes it.
 
 import { LevelMeter } from './meter.js';
+import { tilesOf } from './viewmodel.js';
 
 const LEVEL_MS = 150;
 const QUALITY_MS = 2000;
@@ -56,7 +57,7 @@ export class MediaMonitor {
   levels() {
     const now = performance.now();
     const call = this.call;
-    const mic = call.local.microphone;
+    const mic = call.media.entries.microphone;
     if (mic && (!this.meter || this.meter.track !== mic.track)) {
       if (this.meter) this.meter.stop();
       this.meter = new LevelMeter(mic.track);
@@ -86,14 +87,14 @@ export class MediaMonitor {
     const call = this.call;
     const negotiator = call.negotiator;
     if (!negotiator || call.mediaState !== 'connected') {
-      for (const tile of call.tiles()) this.grid.setQuality(tile.key, 'unknown');
+      for (const tile of tilesOf(call)) this.grid.setQuality(tile.key, 'unknown');
       return;
     }
     // Our own tiles: what the server reports back about what we send.
-    const camera = call.local.camera;
+    const camera = call.media.entries.camera;
     const own = [['self', camera && !camera.muted ? 'camera' : 'microphone'], ['self-screen', 'screen']];
     for (const [key, source] of own) {
-      const entry = call.local[source];
+      const entry = call.media.entries[source];
       if (!entry || !entry.transceiver) {
         this.grid.setQuality(key, 'unknown');
         continue;
@@ -113,7 +114,7 @@ export class MediaMonitor {
       this.grid.setQuality(key, grade(loss, rtt), describe(loss, rtt));
     }
     // Others' tiles: loss on the tracks we receive from them.
-    for (const tile of call.tiles()) {
+    for (const tile of tilesOf(call)) {
       if (tile.self) continue;
       const trackId = tile.videoMuted ? tile.audioTrackId : tile.videoTrackId;
       const receiver = trackId ? negotiator.receiverOf(trackId) : null;

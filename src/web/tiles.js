@@ -17,7 +17,7 @@ export class TileGrid {
     this.resize.observe(container);
   }
 
-  /** Shows exactly these tiles (see Call.tiles()). */
+  /** Shows exactly these tiles (see tilesOf in viewmodel.js). */
   render(tiles) {
     const keys = new Set(tiles.map((t) => t.key));
     for (const [key, tile] of this.tiles) {

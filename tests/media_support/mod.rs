@@ -249,7 +249,7 @@ pub fn describe(client: &SfuClient, wanted: &[u64]) -> String {
         .collect();
     let want: Vec<_> = wanted.iter().map(|t| format!("{t:016x}")).collect();
     let types: Vec<String> = client
-        .inbox()
+        .messages()
         .all()
         .iter()
         .map(|m| m.message["type"].as_str().unwrap_or("?").to_owned())

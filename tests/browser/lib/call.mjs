@@ -1,6 +1,6 @@
 // Helpers shared by the call scenarios: open several participants (Chromium pages share one
 // browser, Firefox pages another), join them to one room, wait until every page decodes every
-// other page's video, and sample the RTP counters of each page twice.
+// other page's video, and sample the RTP counters of each page until they have grown.
 
 import { launchChromium, launchFirefox } from './browsers.mjs';
 import { Participant, sleep, waitFor } from './client.mjs';
@@ -68,11 +68,26 @@ export async function waitAllDecoding(people, timeoutMs = 20000) {
   }, timeoutMs);
 }
 
-/** Two samples of each page's counters, `gapMs` apart: {page: {publisher: {video:[a,b], audioPackets:[a,b]}}}. */
-export async function sampleGrowth(people, gapMs = 3000) {
+/**
+ * Each page's counters from a first sample until every page has received at least `frames`
+ * more video frames and `audioPackets` more audio packets from every other page, or until
+ * `timeoutMs` (then the last sample is returned as it is, for the assertions to judge):
+ * {page: {publisher: {framesDecoded: [first, last], audioPacketsReceived: [first, last]}}}.
+ */
+export async function sampleGrowth(people, { frames = 15, audioPackets = 50, timeoutMs = 10000 } = {}) {
   const first = await Promise.all(people.map((p) => decodedByName(p, people)));
-  await sleep(gapMs);
-  const second = await Promise.all(people.map((p) => decodedByName(p, people)));
+  const grown = (second) => people.every((p, i) => people.every((other) => {
+    if (other === p) return true;
+    const a = first[i][other.name] || { video: 0, audioPackets: 0 };
+    const b = second[i][other.name] || { video: 0, audioPackets: 0 };
+    return b.video >= a.video + frames && b.audioPackets >= a.audioPackets + audioPackets;
+  }));
+  let second;
+  const deadline = Date.now() + timeoutMs;
+  do {
+    await sleep(250);
+    second = await Promise.all(people.map((p) => decodedByName(p, people)));
+  } while (!grown(second) && Date.now() < deadline);
   const out = {};
   people.forEach((p, i) => {
     out[p.name] = {};

@@ -1,6 +1,7 @@
 // Driving the Chorus web client like a person — open the page, type a name, click Join, press
 // the controls — and reading what it shows: tiles and their indicators from the DOM, RTP
-// counters from `window.chorus.mediaStats()`. Every wait is bounded.
+// counters from `window.chorus.mediaStats()`. Every wait is bounded, and waits on a condition
+// (sampleUntil, untilStill, holdsFor) rather than a fixed sleep.
 
 export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -32,6 +33,64 @@ export async function waitFor(what, check, timeoutMs = 15000) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
     await sleep(200);
   }
+}
+
+/**
+ * Samples `fn()` every `everyMs` until `pred(value)` holds; resolves `{value, ms}` (ms: when it
+ * first held). Throws after `timeoutMs` with the last value, naming `what`.
+ */
+export async function sampleUntil(fn, pred, timeoutMs, { what = 'a condition', everyMs = 150 } = {}) {
+  const t0 = Date.now();
+  let value;
+  for (;;) {
+    value = await fn();
+    if (pred(value)) return { value, ms: Date.now() - t0 };
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(value)})`);
+    await sleep(everyMs);
+  }
+}
+
+/**
+ * Samples `fn()` until its value (compared as JSON) has not changed for `quietMs`; resolves
+ * `{value, ms}` (ms: when it last changed). Throws if it is still changing after `timeoutMs`.
+ */
+export async function untilStill(fn, quietMs, timeoutMs, { what = 'a value to settle', everyMs = 150 } = {}) {
+  const t0 = Date.now();
+  let value = await fn();
+  let changedAt = t0;
+  for (;;) {
+    if (Date.now() - changedAt >= quietMs) return { value, ms: changedAt - t0 };
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${what} still changing after ${timeoutMs} ms (last: ${JSON.stringify(value)})`);
+    await sleep(everyMs);
+    const next = await fn();
+    if (JSON.stringify(next) !== JSON.stringify(value)) changedAt = Date.now();
+    value = next;
+  }
+}
+
+/**
+ * Samples `fn()` every `everyMs` for `ms` and tells whether `pred(value)` held at every sample:
+ * `{held, samples, first, last, broken}` (broken: the first value for which it did not). For
+ * properties that must stay true ("nothing arrives", "no reconnect"), after a condition wait
+ * has shown the thing they are about is settled.
+ */
+export async function holdsFor(fn, pred, ms, { everyMs = 150 } = {}) {
+  const end = Date.now() + ms;
+  const first = await fn();
+  let last = first;
+  let samples = 1;
+  let held = Boolean(pred(first));
+  let broken = held ? null : first;
+  while (held && Date.now() < end) {
+    await sleep(everyMs);
+    last = await fn();
+    samples += 1;
+    if (!pred(last)) {
+      held = false;
+      broken = last;
+    }
+  }
+  return { held, samples, first, last, broken };
 }
 
 export class Participant {

@@ -22,7 +22,7 @@ export async function run(ctx) {
   });
   await page.click('#btn-screen');
   await waitFor('the screen track published', async () => page.page.evaluate(() => {
-    const screen = window.chorus.call.local.screen;
+    const screen = window.chorus.call.media.entries.screen;
     return Boolean(screen && screen.trackId);
   }), 20000);
   const snapshot = await page.snapshot();

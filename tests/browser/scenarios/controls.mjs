@@ -1,10 +1,11 @@
 // Test 4: microphone and camera toggles (mouse and keyboard; the toggling page also joined by
 // keyboard: name typed, Enter) show on the other pages within
 // 2 s — the muted-microphone indicator, the avatar in place of the video — while the server
-// stops forwarding the muted tracks; unmuting brings them back; Leave removes the tile.
+// stops forwarding the muted tracks (a counter that was growing settles, then holds still);
+// unmuting brings them back; Leave removes the tile.
 
 import { decodedByName, openParticipants, waitAllDecoding } from '../lib/call.mjs';
-import { sleep, waitFor } from '../lib/client.mjs';
+import { holdsFor, sampleUntil, untilStill, waitFor } from '../lib/client.mjs';
 
 /** Milliseconds until `check(tile of Alice)` holds on every observer page. */
 async function timeUntil(observers, subject, what, check, timeoutMs = 5000) {
@@ -36,6 +37,23 @@ async function packetsFrom(observer, people, name) {
   return decoded[name] || { video: 0, audioPackets: 0, videoPackets: 0 };
 }
 
+/** How much `counter()` grows: waits (bounded) until it has grown at all. */
+async function grows(counter, what) {
+  const base = await counter();
+  const { value } = await sampleUntil(counter, (v) => v > base, 5000, { what });
+  return value - base;
+}
+
+/**
+ * A counter that must stop: waits until it has been still for 1 s (what was in flight has
+ * arrived), then watches it for 1.5 s more. `growth` is what it grew by while watched.
+ */
+async function stops(counter, what) {
+  const settled = await untilStill(counter, 1000, 8000, { what });
+  const hold = await holdsFor(counter, (v) => v === settled.value, 1500);
+  return { settledMs: settled.ms, samples: hold.samples, growth: (hold.held ? hold.last : hold.broken) - settled.value };
+}
+
 export async function run(ctx) {
   const people = await openParticipants(ctx, [{ name: 'Alice' }, { name: 'Bob' }, { name: 'Carol' }]);
   const [alice, bob, carol] = people;
@@ -44,24 +62,22 @@ export async function run(ctx) {
   const observers = [bob, carol];
   await waitAllDecoding(people, 20000);
   const result = { ms: {} };
+  const audioFromAlice = async () => (await packetsFrom(bob, people, 'Alice')).audioPackets;
+  const videoFromAlice = async () => (await packetsFrom(bob, people, 'Alice')).videoPackets;
 
+  result.audioPacketsBeforeMute = await grows(audioFromAlice, 'Alice\'s audio on Bob before the mute');
   await alice.click('#btn-mic');
   result.ms.micMutedShown = await timeUntil(observers, 'Alice', 'mic muted on the others', (t) => t && t.micIndicatorVisible && t.audioMuted);
   result.buttonsWhileMuted = await ownButtons(alice);
-  await sleep(300);
-  const a0 = await packetsFrom(bob, people, 'Alice');
-  await sleep(1500);
-  const a1 = await packetsFrom(bob, people, 'Alice');
-  result.audioPacketsWhileMuted = a1.audioPackets - a0.audioPackets;
+  result.audioWhileMuted = await stops(audioFromAlice, 'Alice\'s muted audio on Bob');
+  result.audioPacketsWhileMuted = result.audioWhileMuted.growth;
 
+  result.videoPacketsBeforeOff = await grows(videoFromAlice, 'Alice\'s video on Bob before the camera goes off');
   await alice.click('#btn-cam');
   result.ms.cameraOffShown = await timeUntil(observers, 'Alice', 'camera off on the others', (t) => t && !t.hasVideo && t.avatarVisible);
   result.buttonsWhileOff = await ownButtons(alice);
-  await sleep(300);
-  const v0 = await packetsFrom(bob, people, 'Alice');
-  await sleep(1500);
-  const v1 = await packetsFrom(bob, people, 'Alice');
-  result.videoPacketsWhileOff = v1.videoPackets - v0.videoPackets;
+  result.videoWhileOff = await stops(videoFromAlice, 'Alice\'s stopped video on Bob');
+  result.videoPacketsWhileOff = result.videoWhileOff.growth;
 
   // Back on, by keyboard: the M shortcut, then Space on the focused camera button.
   await alice.page.evaluate(() => document.activeElement && document.activeElement.blur());
@@ -72,8 +88,9 @@ export async function run(ctx) {
   result.ms.cameraOnShown = await timeUntil(observers, 'Alice', 'camera on for the others', (t) => t && t.hasVideo);
   result.buttonsAfter = await ownButtons(alice);
   const f0 = await packetsFrom(bob, people, 'Alice');
-  await sleep(1500);
-  const f1 = await packetsFrom(bob, people, 'Alice');
+  const { value: f1 } = await sampleUntil(() => packetsFrom(bob, people, 'Alice'),
+    (f) => f.video >= f0.video + 10 && f.audioPackets > f0.audioPackets + 20, 10000,
+    { what: 'Alice\'s video and audio to flow again on Bob' });
   result.framesAfterCameraOn = [f0.video, f1.video];
   result.audioPacketsAfterUnmute = f1.audioPackets - f0.audioPackets;
 

@@ -10,7 +10,7 @@ export async function run(ctx) {
   const t0 = Date.now();
   await waitAllDecoding(people, 25000);
   const allDecodingMs = Date.now() - t0;
-  const growth = await sampleGrowth(people, 3000);
+  const growth = await sampleGrowth(people);
   const tiles = {};
   for (const p of people) tiles[p.name] = await remoteTileNames(p);
   const userAgents = {};

@@ -4,7 +4,7 @@
 // are relayed by the server unchanged, and both decode the other's video directly (P2P).
 
 import { launchChromium } from '../lib/browsers.mjs';
-import { sleep, waitInPage } from '../lib/client.mjs';
+import { waitFor, waitInPage } from '../lib/client.mjs';
 import { serveStatic } from '../lib/static-server.mjs';
 
 export async function run(ctx) {
@@ -30,7 +30,6 @@ export async function run(ctx) {
   const connectedMs = Date.now() - t0;
   await waitInPage(a, 'meshA decoding meshB', async () => (await window.mesh.framesDecoded()).meshB > 0, null, 15000);
   await waitInPage(b, 'meshB decoding meshA', async () => (await window.mesh.framesDecoded()).meshA > 0, null, 15000);
-  await sleep(1000);
   const state = async (page) => page.evaluate(async () => {
     const pc = [...window.mesh.pcs.values()][0];
     let pair = null;
@@ -53,6 +52,9 @@ export async function run(ctx) {
       pair,
     };
   });
+  // The selected (nominated, succeeded) candidate pair shows in getStats a moment after the
+  // frames do.
+  await waitFor('a selected candidate pair on both pages', async () => (await state(a)).pair && (await state(b)).pair, 10000);
   return {
     connectedMs,
     meshA: { ...(await state(a)), pageErrors: pages.meshA.errors },

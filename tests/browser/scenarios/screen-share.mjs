@@ -3,7 +3,7 @@
 // the share removes it, and the camera tile stays throughout.
 
 import { decodedByName, joinAll, waitAllDecoding } from '../lib/call.mjs';
-import { sleep, waitFor } from '../lib/client.mjs';
+import { sampleUntil, waitFor } from '../lib/client.mjs';
 
 async function screenTiles(p) {
   return (await p.tiles()).filter((t) => t.source === 'screen');
@@ -28,9 +28,9 @@ export async function run(ctx) {
     return Object.keys(shown).length === observers.length;
   }, 10000);
   await waitFor('screen frames decoded on Bob', async () => ((await decodedByName(bob, people)).Alice || {}).screen > 0, 10000);
-  const s0 = (await decodedByName(bob, people)).Alice.screen;
-  await sleep(2000);
-  const s1 = (await decodedByName(bob, people)).Alice.screen;
+  const screenFrames = async () => ((await decodedByName(bob, people)).Alice || {}).screen || 0;
+  const s0 = await screenFrames();
+  const { value: s1 } = await sampleUntil(screenFrames, (s) => s > s0, 10000, { what: 'Bob to keep decoding the screen' });
   const whileSharing = {
     bob: (await bob.tiles()).map((t) => ({ name: t.name, source: t.source, hasVideo: t.hasVideo, width: t.videoWidth })),
     alice: (await alice.tiles()).map((t) => ({ name: t.name, source: t.source })),

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { joinAll, waitAllDecoding } from '../lib/call.mjs';
-import { sleep } from '../lib/client.mjs';
+import { chatShown, sampleUntil, untilStill } from '../lib/client.mjs';
 
 /** Per remote tile: mean and spread of the luma of its current video frame. */
 function paintedTiles(page) {
@@ -29,6 +29,12 @@ function paintedTiles(page) {
   }));
 }
 
+/** Where the page's boxes are (the grid, its tiles, the controls): to wait for a layout to settle. */
+function layoutOf(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#grid, #grid .tile, #side, .controls .control')]
+    .map((e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.width, r.height].map(Math.round); }));
+}
+
 export async function run(ctx) {
   const people = await joinAll(ctx, [{ name: 'Ada Lovelace' }, { name: 'Grace Hopper' }, { name: 'Alan Turing' }], 'design-review');
   const [ada, grace, alan] = people;
@@ -39,13 +45,20 @@ export async function run(ctx) {
   await grace.page.keyboard.type('Screens look great on my side!');
   await grace.page.keyboard.press('Enter');
   await grace.click('#btn-chat');
-  await sleep(2500);
-  const painted = await paintedTiles(ada.page);
+  // What the screenshot shows has arrived: Alan's muted microphone, Grace's message, and a
+  // real picture in every remote tile.
+  await sampleUntil(async () => ({
+    alanMuted: (await ada.tiles()).some((t) => t.name === 'Alan Turing' && t.micIndicatorVisible),
+    chat: (await chatShown(ada.page)).length,
+  }), (v) => v.alanMuted && v.chat > 0, 10000, { what: 'Alan muted and the chat message on Ada\'s page' });
+  const { value: painted } = await sampleUntil(() => paintedTiles(ada.page),
+    (tiles) => tiles.length === 2 && tiles.every((t) => t.width > 0 && t.mean > 20 && t.spread > 5), 10000,
+    { what: 'every remote tile on Ada\'s page to paint a picture' });
   fs.mkdirSync(ctx.artifacts, { recursive: true });
   const desktop = path.join(ctx.artifacts, 'three-person-call.png');
   await ada.page.screenshot({ path: desktop });
   await grace.page.setViewportSize({ width: 390, height: 844 });
-  await sleep(1200);
+  await untilStill(() => layoutOf(grace.page), 400, 5000, { what: 'the phone layout' });
   const phone = path.join(ctx.artifacts, 'three-person-call-phone.png');
   await grace.page.screenshot({ path: phone });
   const phoneLayout = await grace.page.evaluate(() => ({
@@ -59,7 +72,8 @@ export async function run(ctx) {
     tiles: [...document.querySelectorAll('#grid .tile')].map((t) => t.getBoundingClientRect().width),
   }));
   await ada.click('#btn-chat');
-  await sleep(600);
+  await sampleUntil(() => ada.page.evaluate(() => !document.getElementById('side').hidden), Boolean, 5000, { what: 'the chat panel' });
+  await untilStill(() => layoutOf(ada.page), 400, 5000, { what: 'the layout with the chat panel' });
   const withChat = path.join(ctx.artifacts, 'three-person-call-chat.png');
   await ada.page.screenshot({ path: withChat });
   const layout = await ada.page.evaluate(() => {

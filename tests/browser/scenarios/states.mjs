@@ -4,7 +4,7 @@
 // The server runs with --max-participants 2 and an admin key (env CHORUS_ADMIN_KEY).
 
 import { openParticipants, remoteTileNames } from '../lib/call.mjs';
-import { sleep, waitFor, waitInPage } from '../lib/client.mjs';
+import { holdsFor, waitFor, waitInPage } from '../lib/client.mjs';
 
 /** Replaces getUserMedia so that it fails as a browser does for `failing` kinds. */
 function denyScript(failing, errorName, message) {
@@ -70,9 +70,11 @@ export async function run(ctx) {
   await admin(ctx, 'DELETE', `/admin/rooms/${room}`);
   await waitInPage(dan.page, 'the ended notice', () => !document.getElementById('notice').hidden, null, 10000);
   result.closed = await dan.notice();
-  await sleep(500);
-  // Nobody tries to reconnect after being removed.
-  result.afterRemoval = { dan: (await dan.snapshot()).state, nora: (await nora.snapshot()).state };
+  // Nobody tries to reconnect after being removed: both stay ended for longer than the first
+  // reconnect delay (1 s ± 20 %) and a connect would take.
+  const states = async () => ({ dan: (await dan.snapshot()).state, nora: (await nora.snapshot()).state });
+  const stayed = await holdsFor(states, (s) => s.dan === 'ended' && s.nora === 'ended', 2500);
+  result.afterRemoval = { ...(stayed.held ? stayed.last : stayed.broken), samples: stayed.samples };
   result.adminListing = listing;
   result.pageErrors = Object.fromEntries([dan, nora, finn].map((p) => [p.name, p.errors]));
   return result;

@@ -1,17 +1,24 @@
 // Test 1: three Chromium pages join one room; each shows two remote tiles whose decoded
 // frames keep growing, and receives the others' audio packets. Along the way: the speaking
 // highlight lights up on remote tiles (the fake microphone beeps) and the connection-quality
-// meters settle on a grade.
+// meters settle on a grade (each watched until it happens, within a bound).
 
 import { joinAll, remoteTileNames, sampleGrowth, waitAllDecoding } from '../lib/call.mjs';
 import { sleep } from '../lib/client.mjs';
 
-/** Watches the remote tiles of every page for `ms`: who was seen speaking, last quality. */
-async function watchTiles(people, ms) {
+/**
+ * Watches the remote tiles of every page until each page has seen every other one speak and
+ * every quality meter shows a settled grade (good or fair), or for at most `timeoutMs`: who was
+ * seen speaking, and the last quality of each tile.
+ */
+async function watchTiles(people, timeoutMs) {
   const spoke = Object.fromEntries(people.map((p) => [p.name, new Set()]));
   const quality = {};
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
+  const settled = () => people.every((p) => spoke[p.name].size === people.length - 1
+    && Object.keys(quality[p.name] || {}).length === people.length - 1
+    && Object.values(quality[p.name]).every((q) => q === 'good' || q === 'fair'));
+  const end = Date.now() + timeoutMs;
+  while (!settled() && Date.now() < end) {
     for (const p of people) {
       const tiles = (await p.tiles()).filter((t) => !t.self);
       for (const t of tiles) if (t.speaking) spoke[p.name].add(t.name);
@@ -29,7 +36,7 @@ export async function run(ctx) {
   await waitAllDecoding(people, 20000);
   const allDecodingMs = Date.now() - t0;
   ctx.log(`every page decodes every other page after ${allDecodingMs} ms`);
-  const [growth, watched] = await Promise.all([sampleGrowth(people, 3000), watchTiles(people, 3000)]);
+  const [growth, watched] = await Promise.all([sampleGrowth(people), watchTiles(people, 10000)]);
   const tiles = {};
   for (const p of people) tiles[p.name] = await remoteTileNames(p);
   return { allDecodingMs, tiles, growth, ...watched, pageErrors: Object.fromEntries(people.map((p) => [p.name, p.errors])) };

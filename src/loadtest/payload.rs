@@ -1,7 +1,7 @@
-//! The synthetic media payloads the test client sends and checks: a codec-shaped prefix (an Opus
-//! TOC byte, or a VP8 payload descriptor plus VP8 payload header with a real keyframe flag),
-//! then a fixed probe header (magic, publisher track tag, per-track counter, send time in unix
-//! microseconds), then filler up to the configured size. This module is pure bytes: it owns the
+//! The synthetic media payloads the load tester and the test client send and check: a
+//! codec-shaped prefix (an Opus TOC byte, or a VP8 payload descriptor plus VP8 payload header
+//! with a real keyframe flag), then a fixed probe header (magic, publisher track tag,
+//! per-track counter, send time in unix microseconds), then filler up to the configured size. This module is pure bytes: it owns the
 //! layout, its parser and the payload hash, and knows nothing of sockets, RTP or time sources.
 
 use bytes::{BufMut, Bytes, BytesMut};

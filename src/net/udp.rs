@@ -297,70 +297,9 @@ fn send_batch(socket: &UdpSocket, batch: &[(SocketAddr, bytes::BytesMut)]) -> io
     Ok(n as usize)
 }
 
-/// If `datagram` is a STUN message carrying a USERNAME attribute, returns its first part
-/// (the ufrag of the server side, before the ':').
-pub fn stun_username_ufrag(datagram: &[u8]) -> Option<&str> {
-    const MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
-    if datagram.len() < 20 || datagram[0] & 0xC0 != 0 || datagram[4..8] != MAGIC {
-        return None;
-    }
-    let body_len = u16::from_be_bytes([datagram[2], datagram[3]]) as usize;
-    let body = datagram.get(20..20 + body_len)?;
-    let mut at = 0;
-    while at + 4 <= body.len() {
-        let typ = u16::from_be_bytes([body[at], body[at + 1]]);
-        let len = u16::from_be_bytes([body[at + 2], body[at + 3]]) as usize;
-        let value = body.get(at + 4..at + 4 + len)?;
-        if typ == 0x0006 {
-            let username = std::str::from_utf8(value).ok()?;
-            return username.split(':').next();
-        }
-        at += 4 + len.div_ceil(4) * 4;
-    }
-    None
-}
-
-/// True if the first byte says DTLS (20..=63) or RTP/RTCP (128..=191) or STUN (0..=3), i.e.
-/// something a WebRTC peer could have sent (RFC 7983).
-pub fn looks_like_webrtc(datagram: &[u8]) -> bool {
-    matches!(datagram.first(), Some(0..=3 | 20..=63 | 128..=191))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn stun_binding(username: &str) -> Vec<u8> {
-        let mut attr = vec![0x00, 0x06];
-        attr.extend_from_slice(&(username.len() as u16).to_be_bytes());
-        attr.extend_from_slice(username.as_bytes());
-        while attr.len() % 4 != 0 {
-            attr.push(0);
-        }
-        let mut msg = vec![0x00, 0x01];
-        msg.extend_from_slice(&(attr.len() as u16).to_be_bytes());
-        msg.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
-        msg.extend_from_slice(&[7u8; 12]);
-        msg.extend_from_slice(&attr);
-        msg
-    }
-
-    #[test]
-    fn stun_username_is_split_at_colon() {
-        assert_eq!(
-            stun_username_ufrag(&stun_binding("srv1:cli2")),
-            Some("srv1")
-        );
-    }
-
-    #[test]
-    fn garbage_is_not_stun() {
-        assert_eq!(stun_username_ufrag(&[0xff; 40]), None);
-        assert_eq!(stun_username_ufrag(&[0; 10]), None);
-        let mut truncated = stun_binding("a:b");
-        truncated.truncate(26);
-        assert_eq!(stun_username_ufrag(&truncated), None);
-    }
 
     #[test]
     fn batch_roundtrip_over_loopback() {

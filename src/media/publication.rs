@@ -1,0 +1,179 @@
+//! A published track: what a participant sends into its room (codec, source, mute state, the
+//! publisher leg's header extensions), who receives it, the duplicate filter its packets pass
+//! on ingress, and the throttle of the keyframe requests relayed to its publisher.
+
+use super::peer::{Peer, PeerKey, TrackKey};
+use crate::protocol::{TrackInfo, TrackKind, TrackSource};
+use crate::rtp::dedup::DuplicateFilter;
+use rtc::peer_connection::event::RTCTrackEventInit;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Minimum spacing of keyframe requests sent to a publisher for one track.
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The publications of one room, by track key.
+pub type Publications = HashMap<TrackKey, Publication>;
+
+/// A track a participant publishes, and who receives it.
+pub struct Publication {
+    pub key: TrackKey,
+    pub track_id: String,
+    pub publisher: PeerKey,
+    pub publisher_peer_id: String,
+    pub receiver_id: RTCRtpReceiverId,
+    pub media_ssrc: u32,
+    pub kind: RtpCodecKind,
+    pub codec: RTCRtpCodec,
+    pub source: TrackSource,
+    pub muted: bool,
+    /// The publisher leg's negotiated header extensions (uri, id).
+    pub extensions: Vec<(String, u8)>,
+    /// The members whose leg receives this track (each has a `Subscription` for it).
+    pub subscribers: Vec<PeerKey>,
+    pub duplicates: DuplicateFilter,
+    pub keyframe: KeyframeThrottle,
+}
+
+fn track_kind(kind: RtpCodecKind) -> TrackKind {
+    if kind == RtpCodecKind::Audio {
+        TrackKind::Audio
+    } else {
+        TrackKind::Video
+    }
+}
+
+impl Publication {
+    /// The publication a publisher's first packet on a new stream opens, read from its
+    /// receiver (codec, extensions) and its declared sources; `None` if the stack has no
+    /// codec for it yet. Returns the mid it was published on too.
+    pub fn from_track_event(
+        key: TrackKey,
+        publisher: &mut Peer,
+        init: &RTCTrackEventInit,
+    ) -> Option<(Self, Option<String>)> {
+        let mid = publisher.mid_of_receiver(init.receiver_id);
+        let mut receiver = publisher.pc.rtp_receiver(init.receiver_id)?;
+        let kind = receiver.track().kind();
+        let codec = receiver.track().codec(init.ssrc).cloned()?;
+        let extensions = receiver
+            .get_parameters()
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .map(|h| (h.uri.clone(), h.id as u8))
+            .collect();
+        let declared = mid.as_ref().and_then(|m| publisher.sources.get(m));
+        let source = declared
+            .map(|d| d.source)
+            .unwrap_or(if kind == RtpCodecKind::Audio {
+                TrackSource::Microphone
+            } else {
+                TrackSource::Camera
+            });
+        let muted = declared.is_some_and(|d| d.muted);
+        let track_id = format!(
+            "{}-{}",
+            publisher.peer_id,
+            mid.clone().unwrap_or_else(|| key.to_string())
+        );
+        let publication = Self {
+            key,
+            track_id,
+            publisher: publisher.key,
+            publisher_peer_id: publisher.peer_id.clone(),
+            receiver_id: init.receiver_id,
+            media_ssrc: init.ssrc,
+            kind,
+            codec,
+            source,
+            muted,
+            extensions,
+            subscribers: Vec::new(),
+            duplicates: DuplicateFilter::default(),
+            keyframe: KeyframeThrottle::default(),
+        };
+        Some((publication, mid))
+    }
+
+    /// The announcement of this track to one member: `playable` says whether (and why not)
+    /// that member's leg receives it.
+    pub fn info(&self, playable: Result<(), String>, mid: Option<String>) -> TrackInfo {
+        TrackInfo {
+            peer_id: self.publisher_peer_id.clone(),
+            track_id: self.track_id.clone(),
+            kind: track_kind(self.kind),
+            source: self.source,
+            muted: self.muted,
+            playable: playable.is_ok(),
+            reason: playable.err(),
+            codec: Some(self.codec.mime_type.clone()),
+            mid,
+        }
+    }
+
+    pub fn is_video(&self) -> bool {
+        self.kind == RtpCodecKind::Video
+    }
+}
+
+/// Limits keyframe requests toward one publisher track to one per
+/// [`KEYFRAME_REQUEST_INTERVAL`]; a request inside the window is remembered and sent when the
+/// window ends, so the last subscriber to ask is never left without a keyframe.
+#[derive(Debug, Clone, Default)]
+pub struct KeyframeThrottle {
+    last_sent: Option<Instant>,
+    pending: bool,
+}
+
+impl KeyframeThrottle {
+    /// A subscriber asked for a keyframe; true if the request should go out now.
+    pub fn request(&mut self, now: Instant) -> bool {
+        match self.last_sent {
+            Some(at) if now.saturating_duration_since(at) < KEYFRAME_REQUEST_INTERVAL => {
+                self.pending = true;
+                false
+            }
+            _ => {
+                self.last_sent = Some(now);
+                self.pending = false;
+                true
+            }
+        }
+    }
+
+    /// A deferred request whose window has passed; true if it should go out now.
+    pub fn due(&mut self, now: Instant) -> bool {
+        if self.pending && self.request(now) {
+            return true;
+        }
+        false
+    }
+
+    /// When the deferred request (if any) becomes due.
+    pub fn next_due(&self) -> Option<Instant> {
+        match (self.pending, self.last_sent) {
+            (true, Some(at)) => Some(at + KEYFRAME_REQUEST_INTERVAL),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyframe_requests_are_throttled_and_deferred() {
+        let t0 = Instant::now();
+        let mut k = KeyframeThrottle::default();
+        assert!(k.request(t0));
+        assert!(!k.request(t0 + Duration::from_millis(100)));
+        assert_eq!(k.next_due(), Some(t0 + KEYFRAME_REQUEST_INTERVAL));
+        assert!(!k.due(t0 + Duration::from_millis(400)));
+        assert!(k.due(t0 + Duration::from_millis(500)));
+        assert!(!k.due(t0 + Duration::from_millis(600)));
+    }
+}

@@ -1,0 +1,527 @@
+//! The sans-IO core of a shard: every PeerConnection of its rooms, the demux tables and the
+//! rooms, driven only by its inputs — datagrams with their addresses
+//! ([`ShardState::handle_datagram`]), client requests and joins/leaves, and timer ticks with an
+//! explicit `Instant` ([`ShardState::handle_timeout`]) — and producing datagrams to send
+//! ([`ShardState::drain_transmits`]) and events to clients (on each member's channel). It owns
+//! no socket, never sleeps and never reads the clock: the shard thread (`shard.rs`) and the unit
+//! tests (`media/tests/`) are its two drivers.
+//!
+//! A turn: inputs touch peers; [`ShardState::finish_turn`] then drains each touched peer's
+//! events and received media (which forwards and touches subscribers) and collects what every
+//! touched connection wants to send.
+
+use super::demux::Demux;
+use super::fault::MediaFault;
+use super::peer::{MediaMember, Peer, PeerKey, Peers, TrackKey, Turn};
+use super::room::{MediaRoom, Rooms};
+use super::sdp::directions;
+use super::stats::{DropReason, ShardCounters, ShardLevels};
+use crate::protocol::{MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackSourceInfo};
+use bytes::BytesMut;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent, RTCTrackEventInit};
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Silence after which a connected client's media connection is considered gone. Browsers
+/// send STUN consent checks every few seconds and RTCP about every second.
+pub const MEDIA_SILENCE: Duration = Duration::from_secs(12);
+
+/// A datagram to send from local candidate `local` to `to`.
+#[derive(Debug)]
+pub struct Transmit {
+    pub local: SocketAddr,
+    pub to: SocketAddr,
+    pub data: BytesMut,
+}
+
+/// See the module documentation.
+pub struct ShardState {
+    /// The host candidates of the shard's sockets (what every connection advertises).
+    candidates: Vec<SocketAddr>,
+    peers: Peers,
+    demux: Demux,
+    rooms: Rooms,
+    next_track: TrackKey,
+    turn: Turn,
+    transmits: Vec<Transmit>,
+}
+
+impl ShardState {
+    /// A shard core whose connections advertise `candidates`; `epoch` is its time origin and
+    /// `epoch_unix` the Unix time it stands for (the clock of RTCP sender reports).
+    pub fn new(candidates: Vec<SocketAddr>, epoch: Instant, epoch_unix: Duration) -> Self {
+        Self {
+            candidates,
+            peers: Peers::new(),
+            demux: Demux::default(),
+            rooms: Rooms::default(),
+            next_track: 1,
+            turn: Turn::new(epoch, epoch_unix),
+            transmits: Vec::new(),
+        }
+    }
+
+    /// The counters since the last publish (the shard adds its socket-level figures).
+    pub fn counters_mut(&mut self) -> &mut ShardCounters {
+        &mut self.turn.counters
+    }
+
+    /// One peer's connection (for tests and diagnostics).
+    pub fn peer(&self, key: PeerKey) -> Option<&Peer> {
+        self.peers.get(&key)
+    }
+
+    pub fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
+    fn touch(&mut self, key: PeerKey) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            self.turn.touch(peer);
+        }
+    }
+
+    /// Runs `f` on the room of peer `key`, with the peers and the turn lent alongside.
+    fn with_room<R>(
+        &mut self,
+        key: PeerKey,
+        f: impl FnOnce(&mut MediaRoom, &mut Peers, &mut Turn) -> R,
+    ) -> Option<R> {
+        let room_key = self.peers.get(&key)?.room_key;
+        let room = self.rooms.get_mut(room_key)?;
+        Some(f(room, &mut self.peers, &mut self.turn))
+    }
+
+    /// A new media participant: a fresh connection, told about every track of its room.
+    pub fn join(&mut self, key: PeerKey, member: MediaMember, now: Instant) {
+        let events = member.events.clone();
+        let room_key = self.rooms.open(&member.room);
+        match Peer::new(key, member, room_key, &self.candidates, now) {
+            Ok(peer) => {
+                self.demux.add_peer(&peer.ufrag, key);
+                self.peers.insert(key, peer);
+                self.with_room(key, |room, peers, turn| {
+                    room.add_member(key, peers, turn, now)
+                });
+                self.touch(key);
+            }
+            Err(e) => {
+                self.rooms.close_if_empty(room_key);
+                let _ = events.send(MediaEvent::Error {
+                    code: MediaErrorCode::Internal,
+                    message: format!("could not create the media connection: {e}"),
+                });
+            }
+        }
+    }
+
+    /// Forgets a peer entirely: its tracks, its subscriptions, its demux entries; its
+    /// connection is closed (the DTLS close alert is among the next transmits).
+    pub fn leave(&mut self, key: PeerKey, now: Instant) {
+        if self
+            .with_room(key, |room, peers, turn| {
+                room.remove_member(key, peers, turn, now)
+            })
+            .is_none()
+        {
+            return;
+        }
+        let Some(mut peer) = self.peers.remove(&key) else {
+            return;
+        };
+        self.demux.remove_peer(&peer.ufrag, &peer.addrs);
+        self.rooms.close_if_empty(peer.room_key);
+        peer.close();
+        collect_writes(
+            &self.candidates,
+            &self.demux,
+            &mut self.transmits,
+            &mut peer,
+        );
+    }
+
+    /// Closes every connection (shutdown).
+    pub fn leave_all(&mut self, now: Instant) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for key in keys {
+            self.leave(key, now);
+        }
+    }
+
+    /// A client media request from the WebSocket.
+    pub fn handle_request(&mut self, key: PeerKey, request: MediaRequest, now: Instant) {
+        let result = match request {
+            MediaRequest::Offer { sdp, tracks } => self.client_offer(key, sdp, tracks, now),
+            MediaRequest::Answer { sdp } => self.client_answer(key, sdp, now),
+            MediaRequest::Candidate { candidate } => match (candidate, self.peers.get_mut(&key)) {
+                (Some(c), Some(peer)) => peer.add_remote_candidate(c),
+                _ => Ok(()),
+            },
+            MediaRequest::Mute { track_id, muted } => self
+                .with_room(key, |room, peers, turn| {
+                    room.mute_own(key, &track_id, muted, peers, turn, now)
+                })
+                .unwrap_or_else(|| Err(MediaFault::not_joined())),
+            MediaRequest::Subscribe { track_ids } => {
+                self.set_subscribed(key, &track_ids, true, now)
+            }
+            MediaRequest::Unsubscribe { track_ids } => {
+                self.set_subscribed(key, &track_ids, false, now)
+            }
+        };
+        if let (Err(fault), Some(peer)) = (result, self.peers.get(&key)) {
+            peer.fault(fault);
+        }
+        self.touch(key);
+    }
+
+    fn set_subscribed(
+        &mut self,
+        key: PeerKey,
+        track_ids: &[String],
+        subscribe: bool,
+        now: Instant,
+    ) -> Result<(), MediaFault> {
+        self.with_room(key, |room, peers, turn| {
+            room.set_subscribed(key, track_ids, subscribe, peers, turn, now)
+        })
+        .unwrap_or_else(|| Err(MediaFault::not_joined()))
+    }
+
+    fn client_offer(
+        &mut self,
+        key: PeerKey,
+        sdp: String,
+        tracks: Vec<TrackSourceInfo>,
+        now: Instant,
+    ) -> Result<(), MediaFault> {
+        let peer = self
+            .peers
+            .get_mut(&key)
+            .ok_or_else(MediaFault::not_joined)?;
+        let offered = directions(&sdp).unwrap_or_default();
+        let updates = tracks.clone();
+        peer.apply_offer(sdp, tracks, now)?;
+        self.with_room(key, |room, peers, turn| {
+            // A re-offer can change a published track's declared source; tracks whose m-line
+            // the client stopped sending on (removeTrack) leave the room.
+            for info in &updates {
+                room.update_source(key, info, peers);
+            }
+            room.unpublish_stopped(key, &offered, peers, turn, now);
+            room.after_negotiation(key, peers, turn, now);
+        });
+        Ok(())
+    }
+
+    fn client_answer(&mut self, key: PeerKey, sdp: String, now: Instant) -> Result<(), MediaFault> {
+        let peer = self
+            .peers
+            .get_mut(&key)
+            .ok_or_else(MediaFault::not_joined)?;
+        peer.apply_answer(sdp, now)?;
+        self.with_room(key, |room, peers, turn| {
+            room.after_negotiation(key, peers, turn, now)
+        });
+        Ok(())
+    }
+
+    /// An operator mutes (or unmutes) a track of `room`; false if there is no such track.
+    pub fn admin_mute(&mut self, room: &str, track_id: &str, muted: bool, now: Instant) -> bool {
+        let Some(room) = self.rooms.by_name_mut(room) else {
+            return false;
+        };
+        room.admin_mute(track_id, muted, &mut self.peers, &mut self.turn, now)
+    }
+
+    /// The tracks published in `room`.
+    pub fn room_tracks(&self, room: &str) -> Vec<TrackInfo> {
+        self.rooms
+            .by_name(room)
+            .map(MediaRoom::tracks)
+            .unwrap_or_default()
+    }
+
+    /// A datagram from `from` arrived on the socket of local candidate `local`.
+    pub fn handle_datagram(
+        &mut self,
+        local: SocketAddr,
+        from: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) {
+        let key = match self.demux.route(data, from) {
+            Ok(key) => key,
+            Err(reason) => {
+                self.turn.counters.drop(reason);
+                return;
+            }
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if self.demux.learn(from, key, local) {
+            peer.addrs.push(from);
+        }
+        let tagged = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: local,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(data),
+        };
+        peer.last_heard = now;
+        if peer.pc.handle_read(tagged).is_err() {
+            self.turn.counters.drop(DropReason::Rejected);
+        }
+        self.turn.touch(peer);
+    }
+
+    /// When the state next needs [`ShardState::handle_timeout`] without new input.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let peers = self.peers.values().filter_map(|p| p.next_timeout).min();
+        let keyframes = self
+            .rooms
+            .values()
+            .filter_map(MediaRoom::next_keyframe_due)
+            .min();
+        match (peers, keyframes) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Time passed: connection timers that are due, deferred keyframe requests, and clients
+    /// silent for longer than [`MEDIA_SILENCE`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for peer in self.peers.values_mut() {
+            if peer.next_timeout.is_some_and(|t| t <= now) {
+                let _ = peer.pc.handle_timeout(now);
+                peer.next_timeout = None;
+                self.turn.touch(peer);
+            }
+        }
+        for room in self.rooms.values_mut() {
+            room.deferred_keyframes(&mut self.peers, &mut self.turn, now);
+        }
+        self.expire_silent_peers(now);
+    }
+
+    /// A connected client that sent nothing (no STUN consent check, no RTCP, no media) for
+    /// [`MEDIA_SILENCE`] is gone from the media plane: its tracks leave the room now, without
+    /// waiting for the WebSocket to time out.
+    fn expire_silent_peers(&mut self, now: Instant) {
+        let silent: Vec<PeerKey> = self
+            .peers
+            .values()
+            .filter(|p| p.connected && now.saturating_duration_since(p.last_heard) > MEDIA_SILENCE)
+            .map(|p| p.key)
+            .collect();
+        for key in silent {
+            tracing::info!(key, "media connection silent; tearing it down");
+            self.media_failed(key, "silent", now);
+        }
+    }
+
+    /// Ends the turn: drains every touched peer's events and received media (which forwards
+    /// and touches subscribers), then collects what each touched connection sends.
+    pub fn finish_turn(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.turn.touched.len() {
+            let key = self.turn.touched[i];
+            self.drain_peer(key, now);
+            i += 1;
+        }
+        let mut touched = std::mem::take(&mut self.turn.touched);
+        for key in &touched {
+            if let Some(peer) = self.peers.get_mut(key) {
+                collect_writes(&self.candidates, &self.demux, &mut self.transmits, peer);
+                peer.next_timeout = peer.pc.poll_timeout();
+                peer.touched = false;
+            }
+        }
+        touched.clear();
+        self.turn.touched = touched;
+    }
+
+    /// The datagrams produced since the last drain.
+    pub fn drain_transmits(&mut self) -> std::vec::Drain<'_, Transmit> {
+        self.transmits.drain(..)
+    }
+
+    /// Drains one peer's events and received media.
+    fn drain_peer(&mut self, key: PeerKey, now: Instant) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                return;
+            };
+            let Some(event) = peer.pc.poll_event() else {
+                break;
+            };
+            self.on_pc_event(key, event, now);
+        }
+        loop {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                return;
+            };
+            let Some(msg) = peer.pc.poll_read() else {
+                break;
+            };
+            self.with_room(key, |room, peers, turn| {
+                room.on_message(key, msg.message, peers, turn, now)
+            });
+        }
+    }
+
+    fn on_pc_event(&mut self, key: PeerKey, event: RTCPeerConnectionEvent, now: Instant) {
+        match event {
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                self.on_track_open(key, init, now)
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track_id)) => {
+                let track = self
+                    .peers
+                    .get(&key)
+                    .and_then(|p| p.published.get(&track_id))
+                    .map(|(k, _)| *k);
+                if let Some(track) = track {
+                    self.with_room(key, |room, peers, turn| {
+                        room.unpublish(track, peers, turn, now)
+                    });
+                }
+            }
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                self.on_connection_state(key, state, now)
+            }
+            _ => {}
+        }
+    }
+
+    /// A publisher's first packet on a new stream: the track enters the room, unless the
+    /// publisher may not publish.
+    fn on_track_open(&mut self, key: PeerKey, init: RTCTrackEventInit, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        // The stack re-announces a receiver's track after renegotiations; publish it once.
+        if peer.published.contains_key(&init.track_id)
+            || peer.refused_tracks.contains(&init.track_id)
+        {
+            return;
+        }
+        if !peer.grants.publish {
+            // Remember the refusal so later packets of this stream are not re-announced.
+            peer.refused_tracks.insert(init.track_id.clone());
+            if peer.refused_tracks.len() <= 4 {
+                peer.fault(MediaFault::new(
+                    MediaErrorCode::Forbidden,
+                    "your access token has no publish grant; the track is not forwarded",
+                ));
+            }
+            return;
+        }
+        let track = self.next_track;
+        self.next_track += 1;
+        self.with_room(key, |room, peers, turn| {
+            room.publish(key, init, track, peers, turn, now)
+        });
+    }
+
+    fn on_connection_state(&mut self, key: PeerKey, state: RTCPeerConnectionState, now: Instant) {
+        match state {
+            RTCPeerConnectionState::Connected => {
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    return;
+                };
+                peer.connected = true;
+                // Keyframes requested while the subscriber's DTLS was still coming up were
+                // lost to it: ask again now that it can receive.
+                let active: Vec<TrackKey> = peer
+                    .subscriptions
+                    .values()
+                    .filter(|s| s.payload_type.is_some())
+                    .map(|s| s.track)
+                    .collect();
+                self.with_room(key, |room, peers, turn| {
+                    for track in active {
+                        room.request_keyframe(track, peers, turn, now);
+                    }
+                });
+            }
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                self.media_failed(key, &state.to_string(), now)
+            }
+            _ => {}
+        }
+    }
+
+    /// The client's media connection is gone (`why`): its tracks leave the room, the client is
+    /// told, and a fresh connection waits for its next offer (same identity).
+    fn media_failed(&mut self, key: PeerKey, why: &str, now: Instant) {
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        peer.fault(MediaFault::new(
+            MediaErrorCode::MediaFailed,
+            format!("the media connection is {why}; send a new offer to reconnect"),
+        ));
+        let member = peer.member();
+        tracing::info!(key, why, "media connection ended; rebuilding it");
+        self.leave(key, now);
+        self.join(key, member, now);
+    }
+
+    /// Current absolute levels for the gauges.
+    pub fn levels(&self) -> ShardLevels {
+        let publications = || self.rooms.values().flat_map(|r| r.publications.values());
+        let audio = publications()
+            .filter(|p| p.kind == RtpCodecKind::Audio)
+            .count();
+        ShardLevels {
+            peer_connections: self.peers.len() as i64,
+            published_audio: audio as i64,
+            published_video: (publications().count() - audio) as i64,
+            subscriptions: self
+                .peers
+                .values()
+                .map(|p| p.subscriptions.len())
+                .sum::<usize>() as i64,
+            rooms: self.rooms.len() as i64,
+            cpu_nanos: 0,
+        }
+    }
+}
+
+/// Moves a peer's outgoing datagrams to `transmits`, each from the local candidate it leaves
+/// on (the one its destination was heard on when the stack names none of ours).
+fn collect_writes(
+    candidates: &[SocketAddr],
+    demux: &Demux,
+    transmits: &mut Vec<Transmit>,
+    peer: &mut Peer,
+) {
+    while let Some(msg) = peer.pc.poll_write() {
+        let to = msg.transport.peer_addr;
+        let stated = msg.transport.local_addr;
+        let local = if candidates.contains(&stated) {
+            stated
+        } else {
+            demux
+                .local_for(&to)
+                .or_else(|| candidates.first().copied())
+                .unwrap_or(stated)
+        };
+        transmits.push(Transmit {
+            local,
+            to,
+            data: msg.message,
+        });
+    }
+}
