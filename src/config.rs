@@ -1,8 +1,9 @@
 //! Server configuration: the one [`Config`] struct, filled from command-line flags and
 //! `CHORUS_*` environment variables by clap, and validated once at start. It owns defaults and
-//! their documentation; it must not read files, open sockets or hold runtime state.
+//! their documentation; it must not read files, open sockets or hold runtime state. The media
+//! engine's part of it ([`MediaConfig`]) is defined here too, so configuration sits below the
+//! engine it configures.
 
-use crate::media::MediaConfig;
 use clap::{Args, ValueEnum};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -13,6 +14,33 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSP
 pub const DEFAULT_UDP_PORT: u16 = 40000;
 /// Default `--drain-timeout`.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Settings of the media engine, taken from the command line.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// First UDP port; shard k listens on `udp_port + k` (0 = ephemeral ports, for tests).
+    pub udp_port: u16,
+    /// Number of shard threads (0 = one per core).
+    pub udp_threads: usize,
+    /// Address the UDP sockets bind to (unspecified = one socket per interface address).
+    pub bind_ip: IpAddr,
+    /// Addresses advertised as ICE host candidates (empty = every usable interface + 127.0.0.1).
+    pub advertise_ips: Vec<IpAddr>,
+    /// Pin shard k to CPU core k (modulo the core count), for benchmarks and dedicated hosts.
+    pub pin_shards: bool,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            udp_port: DEFAULT_UDP_PORT,
+            udp_threads: 0,
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            advertise_ips: Vec::new(),
+            pin_shards: false,
+        }
+    }
+}
 
 /// Output format of the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -6,6 +6,7 @@
 //! from the first scrape and `rate()` starts from zero. It must not decide policy; it only counts.
 
 pub mod histogram;
+pub mod text;
 
 use crate::protocol::CLIENT_MESSAGE_TYPES;
 use prometheus::{

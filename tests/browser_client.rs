@@ -6,11 +6,11 @@
 //! assertions are here. Needs `npm ci --prefix tests/browser` and the two browsers (`.ci/run`
 //! installs them); without them these tests fail, they do not skip.
 
-mod browser_support;
+mod support;
 
-use browser_support::{num, start};
 use serde_json::Value;
 use std::time::Duration;
+use support::browser::{num, start};
 
 /// Generous bound for one scenario (they take 5–25 s on two cores).
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
@@ -336,7 +336,7 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String, Ve
 
 #[tokio::test]
 async fn the_client_is_served_at_the_root_with_its_content_types() {
-    let server = chorus::spawn(browser_support::test_config())
+    let server = chorus::spawn(support::browser::browser_config())
         .await
         .expect("server");
     let addr = server.addr();
@@ -376,10 +376,10 @@ async fn the_client_is_served_at_the_root_with_its_content_types() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocked_devices_missing_camera_full_room_kick_and_closed_room_are_explained() {
     const ADMIN_KEY: &str = "browser-test-admin-key";
-    let mut config = browser_support::test_config();
+    let mut config = support::browser::browser_config();
     config.max_participants = 2;
     config.admin_key = Some(ADMIN_KEY.to_owned());
-    let test = browser_support::start_with(config).await;
+    let test = support::browser::start_with(config).await;
     let result = test
         .scenario_with_env(
             "states",
@@ -444,7 +444,7 @@ async fn pages_reconnect_by_themselves_after_a_server_restart() {
     let base = test.base.clone();
     let dir = signal_dir.to_string_lossy().into_owned();
     let scenario = tokio::spawn(async move {
-        browser_support::run_scenario(
+        support::browser::run_scenario(
             &base,
             "reconnect",
             SCENARIO_TIMEOUT,
@@ -461,7 +461,10 @@ async fn pages_reconnect_by_themselves_after_a_server_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _test = test
-        .restart(browser_support::test_config(), Duration::from_millis(1500))
+        .restart(
+            support::browser::browser_config(),
+            Duration::from_millis(1500),
+        )
         .await;
     let result = scenario.await.expect("the scenario task");
     let _ = std::fs::remove_dir_all(&signal_dir);

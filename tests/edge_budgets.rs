@@ -5,12 +5,13 @@
 //! 429) while `/healthz` keeps answering. WebSocket-level violations get RFC 6455 close codes:
 //! invalid UTF-8 1007, a close frame with an invalid code a close frame (1002) back.
 
-mod common;
+mod support;
 
-use common::{http_get, start_with, WsClient};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use support::ws::WsClient;
+use support::{http_get, start_with};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Error as WsError;

@@ -5,12 +5,13 @@
 //! refused at the upgrade (403 `forbidden-origin`), and a mesh peer's token grants apply to what
 //! it relays.
 
-mod common;
+mod support;
 
 use chorus::auth::{unix_now, Claims, TokenAuthority};
-use common::{start_with, WsClient};
 use serde_json::{json, Value};
 use std::time::Duration;
+use support::start_with;
+use support::ws::WsClient;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
 const SECRET: &str = "edge-token-secret-0123456789";

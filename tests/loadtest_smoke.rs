@@ -2,22 +2,14 @@
 //! 5 subscribers (audio + video) for 10 s. Asserts zero errors, loss under 1 % and every
 //! expected track received — no timing assertions (performance lives in the benchmarks).
 
+mod support;
+
 use chorus::loadtest::{self, LoadConfig};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_scenario_is_clean() {
-    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let server = chorus::spawn(chorus::Config {
-        listen: SocketAddr::new(loopback, 0),
-        udp_port: 0,
-        udp_bind: loopback,
-        advertise_ips: vec![loopback],
-        ..chorus::Config::default()
-    })
-    .await
-    .expect("server starts");
+    let server = support::start(support::test_config()).await;
     let html = std::env::temp_dir().join(format!("chorus-smoke-{}.html", std::process::id()));
     let config = LoadConfig {
         url: format!("ws://{}/ws", server.addr()),

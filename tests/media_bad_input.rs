@@ -1,15 +1,17 @@
 //! Issue 3, test 8: bad media input — an SDP that does not parse, an offer with no codec in
 //! common, an answer when no offer is outstanding, and garbage datagrams on the media port —
 //! gets a clear `error` (`bad-sdp`, `no-common-codec`, `wrong-state`) or is silently dropped;
-//! the offending session goes on (it can still publish), and the others are unaffected.
+//! the offending session goes on (it can still publish), the others are unaffected, and the
+//! garbage shows in the drop counters.
 
-mod media_support;
+mod support;
 
 use anyhow::{ensure, Context, Result};
 use chorus::client::SfuClient;
-use media_support::*;
+use chorus::metrics::text as metrics_text;
 use serde_json::json;
 use std::time::Duration;
+use support::media::*;
 
 const REPLY: Duration = Duration::from_secs(5);
 
@@ -90,16 +92,33 @@ async fn run() -> Result<()> {
     // Garbage datagrams at every media port the server told us about.
     let ports = server_udp_ports(&alice).await;
     ensure!(!ports.is_empty(), "no server candidate on 127.0.0.1");
-    let socket = tokio::net::UdpSocket::bind((LOOPBACK, 0)).await?;
+    let socket = tokio::net::UdpSocket::bind((support::LOOPBACK, 0)).await?;
     let before = packets_from(&bob, video);
+    let drops_before = bad_input_drops(&server).await?;
     for i in 0..2000u32 {
         let datagram = garbage(i);
         for port in &ports {
-            socket.send_to(&datagram, (LOOPBACK, *port)).await?;
+            socket
+                .send_to(&datagram, (support::LOOPBACK, *port))
+                .await?;
         }
         if i % 100 == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+    // The engine saw them and counted them as dropped (shards publish their counters about
+    // once a second); most of the 2000 per port must be accounted for.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let dropped = bad_input_drops(&server).await? - drops_before;
+        if dropped >= 1000.0 {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "only {dropped} of the garbage datagrams were counted as dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Others unaffected: media keeps flowing, nobody else got an error.
     bob.wait_until("alice's video still flowing", Duration::from_secs(5), |c| {
@@ -115,6 +134,18 @@ async fn run() -> Result<()> {
     wait_receiving(&bob, &[m_audio, m_video], Duration::from_secs(15)).await?;
     wait_receiving(&mallory, &[audio, video], Duration::from_secs(15)).await?;
     Ok(())
+}
+
+/// Datagrams dropped as garbage, from an unknown source, or rejected by a connection's stack.
+async fn bad_input_drops(server: &TestServer) -> Result<f64> {
+    let text = server.metrics_text().await?;
+    Ok(["garbage", "unknown_source", "rejected"]
+        .iter()
+        .map(|reason| {
+            let series = format!("chorus_dropped_packets_total{{reason=\"{reason}\"}}");
+            metrics_text::series(&text, &series).unwrap_or(0.0)
+        })
+        .sum())
 }
 
 /// Datagram `i` of a mix that looks like each protocol the port speaks, and like nothing.

@@ -5,13 +5,13 @@
 //! send-recv transceivers (a browser's `addTrack`) and on send-only ones (`addTransceiver` with
 //! `direction: "sendonly"`), whose m-lines the server cannot reuse.
 
-mod media_support;
+mod support;
 
 use anyhow::{ensure, Context, Result};
 use chorus::client::{ClientOptions, PublishedTrackSnapshot, SfuClient};
 use chorus::protocol::TrackKind;
-use media_support::*;
 use std::time::Duration;
+use support::media::*;
 
 const FLOW: Duration = Duration::from_secs(15);
 

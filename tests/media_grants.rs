@@ -2,13 +2,14 @@
 //! tracks refused (`forbidden`, nobody is told of them, nothing is forwarded); one whose token
 //! lacks `subscribe` is told of every track as unplayable and receives none.
 
-mod media_support;
+mod support;
 
 use anyhow::{ensure, Result};
 use chorus::auth::{Claims, TokenAuthority};
 use chorus::client::{ClientOptions, SfuClient};
-use media_support::*;
+use serde_json::json;
 use std::time::Duration;
+use support::media::*;
 
 const SECRET: &str = "a-test-secret-of-enough-length";
 
@@ -44,7 +45,7 @@ async fn publish_and_subscribe_grants_are_enforced() -> Result<()> {
 async fn run() -> Result<()> {
     let config = chorus::Config {
         auth_secret: Some(SECRET.to_owned()),
-        ..test_config()
+        ..support::test_config()
     };
     let server = start_server_with(config).await?;
     let viewer = connect(&server, "viewer", false, true).await?;
@@ -76,7 +77,22 @@ async fn run() -> Result<()> {
                 .any(|m| m["code"] == "forbidden")
         })
         .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A barrier instead of a pause: the refused publish went through the media engine before
+    // `forbidden` came back, so a request the others make now is answered after anything the
+    // engine told them about the viewer's tracks (one ordered event channel per client).
+    for c in [&speaker, &deaf] {
+        c.send_json(&json!({"type": "mute", "trackId": "barrier", "muted": true}))?;
+        c.wait_until(
+            "the engine answers a later request",
+            Duration::from_secs(10),
+            |c| {
+                c.messages_of_type("error")
+                    .iter()
+                    .any(|m| m["code"] == "unknown-track")
+            },
+        )
+        .await?;
+    }
     for c in [&speaker, &deaf] {
         let announced = c
             .messages_of_type("track-published")

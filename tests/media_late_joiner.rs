@@ -2,12 +2,12 @@
 //! published, and the publisher is asked for a keyframe (PLI or FIR) for it — the periodic
 //! keyframes are switched off so that only the request can explain the new keyframe.
 
-mod media_support;
+mod support;
 
 use anyhow::{ensure, Context, Result};
 use chorus::client::ClientOptions;
-use media_support::*;
 use std::time::Duration;
+use support::media::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_joiner_gets_tracks_and_a_keyframe() -> Result<()> {

@@ -3,12 +3,12 @@
 //! keeps sending while muted (as a browser sends silence / black frames), so it is the server
 //! that must stop forwarding.
 
-mod media_support;
+mod support;
 
 use anyhow::Result;
 use chorus::client::SfuClient;
-use media_support::*;
 use std::time::Duration;
+use support::media::*;
 
 const GAUGES: [&str; 3] = [
     "chorus_media_peer_connections",

@@ -2,11 +2,11 @@
 //! subscriber NACKs sequence numbers it has received (on its own leg), so the answer can only
 //! come from the server's retransmission cache and shows up as a repeated sequence number.
 
-mod media_support;
+mod support;
 
 use anyhow::{ensure, Context, Result};
-use media_support::*;
 use std::time::Duration;
+use support::media::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nack_is_answered_with_a_retransmission() -> Result<()> {

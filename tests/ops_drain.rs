@@ -4,14 +4,14 @@
 //! the drain timeout passes (its connections are then closed with 1001). The last test runs
 //! the real binary: SIGTERM starts the drain and the process exits 0 once the rooms are empty.
 
-mod common;
-mod media_support;
+mod support;
 
 use anyhow::{bail, ensure, Context, Result};
 use chorus::DrainOutcome;
-use common::{http_get, WsClient};
 use serde_json::json;
 use std::time::{Duration, Instant};
+use support::http_get;
+use support::ws::WsClient;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A fresh WebSocket client's SFU join is refused with `server-draining`.
@@ -38,12 +38,12 @@ async fn drain_refuses_joins_and_waits_for_the_call_to_end() -> Result<()> {
 }
 
 async fn drain_steps() -> Result<()> {
-    let test = media_support::start_server().await?;
+    let test = support::media::start_server().await?;
     let addr = test.http;
     let alice = test.client("call", "alice").await?;
     let (_audio, video) = alice.publish_audio_video().await?;
     let bob = test.client("call", "bob").await?;
-    media_support::wait_receiving(&bob, &[video], Duration::from_secs(15)).await?;
+    support::media::wait_receiving(&bob, &[video], Duration::from_secs(15)).await?;
     let (mut carol, _) = WsClient::sfu_join(addr, "call", "Carol").await;
     assert_eq!(http_get(addr, "/readyz").await.0, 200);
 
@@ -63,9 +63,9 @@ async fn drain_steps() -> Result<()> {
         "chorus_draining is not 1"
     );
     // The call goes on: media flows, chat works.
-    let before = media_support::packets_from(&bob, video);
+    let before = support::media::packets_from(&bob, video);
     bob.wait_until("media during the drain", Duration::from_secs(5), |c| {
-        media_support::packets_from(c, video) > before + 20
+        support::media::packets_from(c, video) > before + 20
     })
     .await
     .context("forwarding stopped during the drain")?;
@@ -88,10 +88,13 @@ async fn drain_steps() -> Result<()> {
     let started = Instant::now();
     let outcome = test.server.drain(Duration::from_secs(30)).await;
     ensure!(outcome == DrainOutcome::RoomsEmpty, "{outcome:?}");
+    // A measurement with a generous ceiling: the drain notices quickly, but a loaded machine
+    // may be slow to run it.
+    let took = started.elapsed();
+    eprintln!("drain ended {took:?} after the room emptied");
     ensure!(
-        started.elapsed() < Duration::from_secs(5),
-        "drain took {:?} after the room emptied",
-        started.elapsed()
+        took < Duration::from_secs(15),
+        "drain took {took:?} after the room emptied"
     );
     test.server.shutdown().await?;
     Ok(())
@@ -99,7 +102,7 @@ async fn drain_steps() -> Result<()> {
 
 #[tokio::test]
 async fn drain_timeout_closes_the_calls_left() {
-    let server = common::start_with(|_| {}).await;
+    let server = support::start_with(|_| {}).await;
     let addr = server.addr();
     let (mut dave, _) = WsClient::sfu_join(addr, "long-call", "Dave").await;
     let started = Instant::now();

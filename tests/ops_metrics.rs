@@ -6,14 +6,14 @@
 //! promtool comes from Debian's `prometheus` package (`.ci/run` installs it). Without it the
 //! promtool step is skipped with a note, except under CI (`CI` set), where it fails.
 
-mod media_support;
+mod support;
 
 use anyhow::{bail, ensure, Context, Result};
-use media_support::*;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::media::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_metrics_move_and_pass_promtool() -> Result<()> {

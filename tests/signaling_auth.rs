@@ -2,12 +2,13 @@
 //! clients need `?token=` on the WebSocket URL (refused with 401/403 at the upgrade otherwise).
 //! Refusals carry stable codes and leave the others undisturbed.
 
-mod common;
+mod support;
 
 use chorus::auth::{unix_now, Claims, TokenAuthority};
-use common::{start_with, WsClient};
 use serde_json::json;
 use std::time::Duration;
+use support::start_with;
+use support::ws::WsClient;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
 const SECRET: &str = "test-secret-0123456789abcdef";

@@ -1,10 +1,11 @@
 //! The plain HTTP endpoints: health and readiness probes, the start page, and `/metrics`, whose
 //! counters must move when the signaling layer does something.
 
-mod common;
+mod support;
 
-use common::{http_get, start_with, WsClient};
 use serde_json::json;
+use support::ws::WsClient;
+use support::{http_get, start_with};
 
 /// The value of one sample line (`name{labels} value`) in a Prometheus text exposition.
 fn sample(metrics: &str, series: &str) -> Option<f64> {

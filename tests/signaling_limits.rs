@@ -2,11 +2,12 @@
 //! connection stays open; oversize frames close with 1009, floods with 1008, silent clients are
 //! dropped; and none of it disturbs the other members of the room.
 
-mod common;
+mod support;
 
-use common::{start_with, WsClient};
 use serde_json::json;
 use std::time::Duration;
+use support::start_with;
+use support::ws::WsClient;
 
 #[tokio::test]
 async fn malformed_messages_get_stable_error_codes_and_the_connection_stays_open() {

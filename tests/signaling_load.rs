@@ -2,13 +2,14 @@
 //! client must receive every message of its room exactly once and none of another room, within
 //! a bounded time.
 
-mod common;
+mod support;
 
-use common::{start_with, WsClient};
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+use support::start_with;
+use support::ws::WsClient;
 use tokio::sync::Barrier;
 
 const ROOMS: usize = 20;

@@ -2,10 +2,11 @@
 //! by message, seed-000 clients (no `join`) beside seed-002 clients, seed 003's call-* frames,
 //! unknown targets, duplicate IDs, room isolation, and the wall between mesh and SFU members.
 
-mod common;
+mod support;
 
-use common::{start_with, string_list, WsClient};
 use serde_json::{json, Value};
+use support::start_with;
+use support::ws::{string_list, WsClient};
 
 /// Frames the way browsers and the seed clients write them, with odd spacing and key order so
 /// that "unchanged" really means byte-identical.

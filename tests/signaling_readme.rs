@@ -1,14 +1,20 @@
 //! The README's protocol tables must match the code: every example message in them is parsed
 //! with the real serde types (and serialized back to the same JSON, so a misspelled or extra
-//! field fails), every message type and error code is documented, and `.ci/run` runs the
+//! field fails), every message type and error code is documented, every `chorus serve` flag
+//! appears in the configuration table with its variable and default, and `.ci/run` runs the
 //! README's test command.
+
+mod support;
 
 use chorus::protocol::{
     ClientMessage, ErrorCode, MediaErrorCode, MediaEvent, RawFrame, ServerMessage,
     CLIENT_MESSAGE_TYPES,
 };
+use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
+use support::readme::{cells, read};
 
 const SERVER_MESSAGE_TYPES: &[&str] = &[
     "joined",
@@ -52,28 +58,6 @@ struct Example {
     mesh: bool,
     direction: String,
     json: String,
-}
-
-fn read(path: &str) -> String {
-    let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
-}
-
-/// Splits a Markdown table row on unescaped `|`.
-fn cells(row: &str) -> Vec<String> {
-    let mut cells = vec![String::new()];
-    let mut chars = row.trim().trim_start_matches('|').chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if chars.peek() == Some(&'|') => {
-                chars.next();
-                cells.last_mut().expect("cell").push('|');
-            }
-            '|' => cells.push(String::new()),
-            _ => cells.last_mut().expect("cell").push(c),
-        }
-    }
-    cells.into_iter().map(|c| c.trim().to_owned()).collect()
 }
 
 fn examples(readme: &str) -> Vec<Example> {
@@ -263,5 +247,68 @@ fn ci_runs_the_readme_test_command() {
         .find(|line| line.starts_with("cargo test"))
         .expect("README names the test command");
     let ci = read(".ci/run");
-    assert!(ci.contains(command), ".ci/run does not run `{command}`");
+    let runs = ci
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.starts_with('#'))
+        .any(|line| line == command);
+    assert!(runs, ".ci/run has no uncommented line `{command}`");
+}
+
+/// The rows of the README's configuration table: flag → (env, default).
+fn flag_table(readme: &str) -> BTreeMap<String, (String, String)> {
+    let rows: Vec<&str> = readme
+        .lines()
+        .skip_while(|line| !line.starts_with("| flag | env | default |"))
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+        .collect();
+    assert!(rows.len() > 20, "the configuration table is not found");
+    rows.iter()
+        .map(|row| {
+            let c = cells(row);
+            let unquote = |s: &str| s.trim_matches('`').to_owned();
+            (unquote(&c[0]), (unquote(&c[1]), unquote(&c[2])))
+        })
+        .collect()
+}
+
+#[test]
+fn every_serve_flag_is_in_the_readme_table_with_its_env_and_default() {
+    let table = flag_table(&read("README.md"));
+    let command = chorus::Config::augment_args(clap::Command::new("serve"));
+    let mut flags = Vec::new();
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long() else {
+            continue;
+        };
+        let flag = format!("--{long}");
+        let (env, default) = table
+            .get(&flag)
+            .unwrap_or_else(|| panic!("`{flag}` is missing from the README flag table"));
+        let clap_env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+        assert_eq!(
+            Some(env.clone()),
+            clap_env,
+            "environment variable of `{flag}`"
+        );
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        match defaults.as_slice() {
+            [] => assert!(
+                matches!(default.as_str(), "unset" | "none"),
+                "`{flag}` has no default in clap, the README says `{default}`"
+            ),
+            values => assert_eq!(*default, values.join(","), "default of `{flag}`"),
+        }
+        flags.push(flag);
+    }
+    let extra: Vec<&String> = table.keys().filter(|f| !flags.contains(f)).collect();
+    assert!(
+        extra.is_empty(),
+        "the README lists flags `chorus serve` lacks: {extra:?}"
+    );
 }

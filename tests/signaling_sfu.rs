@@ -1,12 +1,13 @@
 //! SFU protocol v1 on `/ws`: join/joined, presence, leave, chat with history, room isolation,
 //! room-full, room lifecycle, and the hand-off of media messages to the media engine.
 
-mod common;
+mod support;
 
 use chorus::protocol::MediaEvent;
-use common::{start_with, WsClient};
 use serde_json::{json, Value};
 use std::time::Duration;
+use support::start_with;
+use support::ws::WsClient;
 
 fn peer_id(joined: &Value) -> String {
     let id = joined["peerId"].as_str().expect("peerId").to_owned();

@@ -12,8 +12,11 @@
 //! `new Set([...])` of strings. Server messages are named `m`, `message` or `msg` in the client
 //! (RTCStats reports, also with a `type`, are `s`), codes `code` or `….code`.
 
+mod support;
+
 use chorus::protocol::{ErrorCode, MediaErrorCode};
 use std::collections::{BTreeMap, BTreeSet};
+use support::readme::{cells, read};
 
 /// Names the client gives a server message (the receiver of `.type`).
 const MESSAGE_NAMES: &[&str] = &["m", "message", "msg"];
@@ -429,16 +432,6 @@ fn device_codes(source: &str) -> BTreeSet<String> {
     codes
 }
 
-/// Splits a Markdown table row on unescaped `|`.
-fn cells(row: &str) -> Vec<String> {
-    row.trim()
-        .trim_matches('|')
-        .replace("\\|", "\u{0}")
-        .split('|')
-        .map(|c| c.replace('\u{0}', "|").trim().to_owned())
-        .collect()
-}
-
 /// A backticked cell's text: `` `x` `` → `x`.
 fn backticked(cell: &str) -> Option<&str> {
     cell.strip_prefix('`')?.strip_suffix('`')
@@ -488,11 +481,6 @@ fn documented(readme: &str) -> Documented {
         }
     }
     Documented { types, codes }
-}
-
-fn read(path: &str) -> String {
-    let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("read {full}: {e}"))
 }
 
 /// Every check in the client's modules.

@@ -1,95 +1,55 @@
-//! What the synthetic peers measure: a fixed-size latency histogram (microsecond resolution
-//! where it matters), per-track receive statistics (packets, unique counters → loss, RFC 3550
-//! jitter, one-way latency from the send time in each payload) and the run-wide totals the
+//! What the synthetic peers measure: per-track receive statistics (packets, unique counters →
+//! loss, RFC 3550 jitter, one-way latency from the send time in each payload, kept in the
+//! crate's histogram at microsecond resolution where it matters) and the run-wide totals the
 //! progress line and the report are built from. Pure data: no I/O, no clocks of its own.
 
+use crate::metrics::histogram::Histogram;
 use serde::Serialize;
+use std::sync::OnceLock;
 
-/// Latency histogram: 10 µs buckets below 10 ms, 1 ms buckets up to 10 s, then overflow.
+/// Bounds of the latency histogram in microseconds: 10 µs steps up to 10 ms, 1 ms steps up
+/// to 10 s (above that, the overflow bucket).
+fn latency_bounds() -> &'static [f64] {
+    static BOUNDS: OnceLock<Vec<f64>> = OnceLock::new();
+    BOUNDS.get_or_init(|| {
+        let fine = (1..=1000).map(|i| f64::from(i) * 10.0);
+        let coarse = (11..=10_000).map(|i| f64::from(i) * 1000.0);
+        fine.chain(coarse).collect()
+    })
+}
+
+/// One-way latency, microsecond resolution where it matters: the crate's [`Histogram`] over
+/// [`latency_bounds`].
 #[derive(Debug, Clone)]
-pub struct Histogram {
-    fine: Vec<u64>,
-    coarse: Vec<u64>,
-    overflow: u64,
-    count: u64,
-    sum_us: u64,
-}
+pub struct LatencyHistogram(Histogram<Vec<u64>>);
 
-impl Default for Histogram {
+impl Default for LatencyHistogram {
     fn default() -> Self {
-        Self {
-            fine: vec![0; 1000],
-            coarse: vec![0; 10_000],
-            overflow: 0,
-            count: 0,
-            sum_us: 0,
-        }
+        Self(Histogram::with_buckets(latency_bounds()))
     }
 }
 
-impl Histogram {
+impl LatencyHistogram {
     pub fn record(&mut self, us: u64) {
-        self.count += 1;
-        self.sum_us += us;
-        if us < 10_000 {
-            self.fine[(us / 10) as usize] += 1;
-        } else if us < 10_000_000 {
-            self.coarse[(us / 1000) as usize] += 1;
-        } else {
-            self.overflow += 1;
-        }
+        self.0.observe(latency_bounds(), us as f64);
     }
 
-    pub fn merge(&mut self, other: &Histogram) {
-        for (a, b) in self.fine.iter_mut().zip(&other.fine) {
-            *a += b;
-        }
-        for (a, b) in self.coarse.iter_mut().zip(&other.coarse) {
-            *a += b;
-        }
-        self.overflow += other.overflow;
-        self.count += other.count;
-        self.sum_us += other.sum_us;
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        self.0.merge(&other.0);
     }
 
     /// What was recorded since `earlier` (a snapshot of this same histogram).
-    pub fn since(&self, earlier: &Histogram) -> Histogram {
-        let sub = |a: &[u64], b: &[u64]| -> Vec<u64> {
-            a.iter().zip(b).map(|(x, y)| x.saturating_sub(*y)).collect()
-        };
-        Histogram {
-            fine: sub(&self.fine, &earlier.fine),
-            coarse: sub(&self.coarse, &earlier.coarse),
-            overflow: self.overflow.saturating_sub(earlier.overflow),
-            count: self.count.saturating_sub(earlier.count),
-            sum_us: self.sum_us.saturating_sub(earlier.sum_us),
-        }
+    pub fn since(&self, earlier: &LatencyHistogram) -> LatencyHistogram {
+        Self(self.0.since(&earlier.0))
     }
 
     pub fn count(&self) -> u64 {
-        self.count
+        self.0.count()
     }
 
     /// The `q` quantile (0..=1) in microseconds (bucket upper bound); 0 when empty.
     pub fn quantile_us(&self, q: f64) -> u64 {
-        if self.count == 0 {
-            return 0;
-        }
-        let target = ((self.count as f64) * q).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, n) in self.fine.iter().enumerate() {
-            seen += n;
-            if seen >= target {
-                return (i as u64 + 1) * 10;
-            }
-        }
-        for (i, n) in self.coarse.iter().enumerate() {
-            seen += n;
-            if seen >= target {
-                return (i as u64 + 1) * 1000;
-            }
-        }
-        10_000_000
+        self.0.quantile(latency_bounds(), q) as u64
     }
 }
 
@@ -108,7 +68,7 @@ pub struct TrackReceive {
     jitter: f64,
     last_transit: Option<i64>,
     clock_rate: u32,
-    pub latency: Histogram,
+    pub latency: LatencyHistogram,
 }
 
 impl TrackReceive {
@@ -214,14 +174,16 @@ mod tests {
 
     #[test]
     fn quantiles_come_from_the_right_buckets() {
-        let mut h = Histogram::default();
+        let mut h = LatencyHistogram::default();
         for us in 1..=100 {
-            h.record(us * 100); // 0.1 .. 10 ms
+            h.record(us * 100 - 5); // 0.1 .. 10 ms
         }
-        assert_eq!(h.quantile_us(0.5), 5010);
-        assert_eq!(h.quantile_us(0.99), 9910);
-        h.record(50_000);
+        assert_eq!(h.quantile_us(0.5), 5000);
+        assert_eq!(h.quantile_us(0.99), 9900);
+        h.record(50_500);
         assert_eq!(h.quantile_us(1.0), 51_000);
+        h.record(20_000_000);
+        assert_eq!(h.quantile_us(1.0), 10_000_000, "overflow reads as 10 s");
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod synthetic;
 pub mod worker;
 
 use clap::Args;
-use measure::{Histogram, Totals};
+use measure::{LatencyHistogram, Totals};
 use report::{Report, SeriesPoint};
 use signaling::{PeerPlan, SignalingStats};
 use std::net::IpAddr;
@@ -323,7 +323,7 @@ struct Progress {
     quiet: bool,
     total: usize,
     last_at: Option<Instant>,
-    last: Option<(Totals, Histogram, f64, Option<scrape::ServerSample>)>,
+    last: Option<(Totals, LatencyHistogram, f64, Option<scrape::ServerSample>)>,
 }
 
 impl Progress {

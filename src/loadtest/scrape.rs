@@ -1,6 +1,7 @@
 //! Reads the server's `/metrics` (plain HTTP/1.0 over TCP, no client library) for the figures
 //! the report needs: process CPU seconds and RSS, forwarded packets, shard CPU seconds.
 
+use crate::metrics::text as metrics_text;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -24,13 +25,7 @@ pub fn metrics_url_for(ws_url: &str) -> Option<(String, String)> {
 }
 
 fn sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    metrics_text::sum(text, name).unwrap_or(0.0)
 }
 
 /// Scrapes `host` (host:port) once; `None` if it cannot be reached.
@@ -61,11 +56,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sums_labelled_series_and_ignores_prefixes() {
-        let text = "chorus_shard_cpu_seconds_total{shard=\"0\"} 1.5\n\
-                    chorus_shard_cpu_seconds_total{shard=\"1\"} 2\n\
-                    chorus_shard_cpu_seconds_total_extra 9\n";
-        assert_eq!(sum(text, "chorus_shard_cpu_seconds_total"), 3.5);
+    fn absent_metrics_read_zero_and_the_url_is_derived() {
+        let text = "chorus_shard_cpu_seconds_total{shard=\"0\"} 1.5\n";
+        assert_eq!(sum(text, "chorus_shard_cpu_seconds_total"), 1.5);
+        assert_eq!(sum(text, "chorus_forwarded_packets_total"), 0.0);
         assert_eq!(
             metrics_url_for("ws://127.0.0.1:8080/ws"),
             Some(("127.0.0.1:8080".into(), "/metrics".into()))

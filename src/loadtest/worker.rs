@@ -3,7 +3,7 @@
 //! Signaling tasks talk to it over a channel (plus an eventfd wake-up); it answers snapshots
 //! for the progress line and the report. It must never block on anything but poll.
 
-use super::measure::{Histogram, Totals};
+use super::measure::{LatencyHistogram, Totals};
 use super::synthetic::{PublishSpec, SynthPeer};
 use crate::net::udp::{self, RecvBatch};
 use crate::net::wake::{wait_readable, Waker};
@@ -42,7 +42,7 @@ pub enum WorkerCommand {
 #[derive(Debug, Clone, Default)]
 pub struct WorkerSnapshot {
     pub totals: Totals,
-    pub latency: Histogram,
+    pub latency: LatencyHistogram,
     pub first_packet_ms: Vec<f64>,
     pub jitter_ms: Vec<f64>,
     pub failures: HashMap<String, u64>,

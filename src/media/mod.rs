@@ -34,6 +34,7 @@ pub mod subscriptions;
 #[cfg(test)]
 mod tests;
 
+pub use crate::config::MediaConfig;
 use crate::net::thread::pin_to_core;
 use crate::net::udp;
 use crate::protocol::{MediaEvent, MediaRequest};
@@ -42,38 +43,11 @@ use peer::MediaMember;
 use shard::{Command, Shard, ShardSocket, Waker};
 use stats::MediaMetrics;
 use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc as tokio_mpsc;
-
-/// Settings of the media engine, taken from the command line.
-#[derive(Debug, Clone)]
-pub struct MediaConfig {
-    /// First UDP port; shard k listens on `udp_port + k` (0 = ephemeral ports, for tests).
-    pub udp_port: u16,
-    /// Number of shard threads (0 = one per core).
-    pub udp_threads: usize,
-    /// Address the UDP sockets bind to (unspecified = one socket per interface address).
-    pub bind_ip: IpAddr,
-    /// Addresses advertised as ICE host candidates (empty = every usable interface + 127.0.0.1).
-    pub advertise_ips: Vec<IpAddr>,
-    /// Pin shard k to CPU core k (modulo the core count), for benchmarks and dedicated hosts.
-    pub pin_shards: bool,
-}
-
-impl Default for MediaConfig {
-    fn default() -> Self {
-        Self {
-            udp_port: 40_000,
-            udp_threads: 0,
-            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            advertise_ips: Vec::new(),
-            pin_shards: false,
-        }
-    }
-}
 
 /// Errors starting the engine.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
-//! Histograms for hot paths that must not touch an atomic per observation: a thread fills a plain
+//! The crate's one histogram ([`Histogram`]: bucket counts against caller-kept bounds), and
+//! its use on hot paths that must not touch an atomic per observation: a thread fills a plain
 //! [`LocalHistogram`] and merges it into a shared [`HistogramFamily`] now and then (the media
 //! shards do it about once a second). The family is a Prometheus collector that exposes ordinary
 //! cumulative `_bucket`/`_sum`/`_count` series. It only counts; it must not decide anything.
@@ -12,29 +13,44 @@ use std::sync::Arc;
 /// Most finite bucket bounds a [`LocalHistogram`] can hold.
 pub const MAX_BUCKETS: usize = 15;
 
-/// Observations since the last merge, per bucket (not cumulative), owned by one thread.
+/// The crate's one histogram: per-bucket counts (not cumulative) against ascending bounds
+/// that the caller keeps, plus the sum and count of the observations. `C` is the storage: a
+/// fixed array for hot paths ([`LocalHistogram`]: no allocation, `Copy`, merged into a
+/// [`HistogramFamily`] now and then) or a `Vec` for fine-grained ones (the load tester's
+/// latency, [`Histogram::with_buckets`]). `counts[i]` holds observations `<= bounds[i]` and
+/// `> bounds[i - 1]`; the last count holds the ones above every bound.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct LocalHistogram {
-    /// `counts[i]`: observations `<= bounds[i]` and `> bounds[i - 1]`; `counts[bounds.len()]`
-    /// holds the ones above every bound.
-    counts: [u64; MAX_BUCKETS + 1],
+pub struct Histogram<C> {
+    counts: C,
     sum: f64,
     count: u64,
 }
 
-impl LocalHistogram {
-    /// Records `value` against `bounds` (ascending; the same bounds as the family it is merged
-    /// into). NaN is ignored.
+/// Observations since the last merge, owned by one thread, for at most [`MAX_BUCKETS`] bounds.
+pub type LocalHistogram = Histogram<[u64; MAX_BUCKETS + 1]>;
+
+impl Histogram<Vec<u64>> {
+    /// An empty histogram for `bounds` (any number of them).
+    pub fn with_buckets(bounds: &[f64]) -> Self {
+        Self {
+            counts: vec![0; bounds.len() + 1],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
+impl<C: AsRef<[u64]> + AsMut<[u64]>> Histogram<C> {
+    /// Records `value` against `bounds` (ascending; always the same bounds for one histogram,
+    /// and for a [`LocalHistogram`] those of the family it is merged into). NaN is ignored.
     pub fn observe(&mut self, bounds: &[f64], value: f64) {
         if value.is_nan() {
             return;
         }
-        let finite = bounds.len().min(MAX_BUCKETS);
-        let index = bounds[..finite]
-            .iter()
-            .position(|bound| value <= *bound)
-            .unwrap_or(finite);
-        self.counts[index] += 1;
+        let counts = self.counts.as_mut();
+        let finite = bounds.len().min(counts.len() - 1);
+        let index = bounds[..finite].partition_point(|bound| *bound < value);
+        counts[index] += 1;
         self.sum += value;
         self.count += 1;
     }
@@ -42,6 +58,53 @@ impl LocalHistogram {
     /// Number of observations recorded.
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// Sum of the observations recorded.
+    pub fn sum(&self) -> f64 {
+        self.sum
+    }
+
+    /// Adds the observations of `other` (same bounds).
+    pub fn merge(&mut self, other: &Self) {
+        for (total, add) in self.counts.as_mut().iter_mut().zip(other.counts.as_ref()) {
+            *total += add;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+
+    /// What was recorded since `earlier`, a copy of this same histogram taken before.
+    pub fn since(&self, earlier: &Self) -> Self
+    where
+        C: Clone,
+    {
+        let mut counts = self.counts.clone();
+        for (now, then) in counts.as_mut().iter_mut().zip(earlier.counts.as_ref()) {
+            *now = now.saturating_sub(*then);
+        }
+        Self {
+            counts,
+            sum: (self.sum - earlier.sum).max(0.0),
+            count: self.count.saturating_sub(earlier.count),
+        }
+    }
+
+    /// The `q` quantile (0..=1) as the upper bound of the bucket it falls in (the last bound
+    /// for observations above every bound); 0 when empty.
+    pub fn quantile(&self, bounds: &[f64], q: f64) -> f64 {
+        if self.count == 0 || bounds.is_empty() {
+            return 0.0;
+        }
+        let target = ((self.count as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (index, n) in self.counts.as_ref().iter().enumerate() {
+            seen += n;
+            if seen >= target {
+                return bounds[index.min(bounds.len() - 1)];
+            }
+        }
+        bounds[bounds.len() - 1]
     }
 }
 
@@ -133,7 +196,7 @@ impl HistogramFamily {
             }
         };
         let totals = &mut series[index];
-        for (total, add) in totals.counts.iter_mut().zip(local.counts.iter()) {
+        for (total, add) in totals.counts.iter_mut().zip(local.counts.as_ref()) {
             *total += add;
         }
         totals.sum += local.sum;
@@ -235,6 +298,31 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing `{line}` in:\n{text}");
         }
+    }
+
+    #[test]
+    fn quantiles_merges_and_differences_agree() {
+        let bounds: Vec<f64> = (1..=100).map(f64::from).collect();
+        let mut h = Histogram::with_buckets(&bounds);
+        for v in 1..=100 {
+            h.observe(&bounds, f64::from(v) - 0.5);
+        }
+        assert_eq!(h.quantile(&bounds, 0.5), 50.0);
+        assert_eq!(h.quantile(&bounds, 0.99), 99.0);
+        let before = h.clone();
+        h.observe(&bounds, 1000.0);
+        assert_eq!(
+            h.quantile(&bounds, 1.0),
+            100.0,
+            "overflow reads as the last bound"
+        );
+        let added = h.since(&before);
+        assert_eq!((added.count(), added.sum()), (1, 1000.0));
+        let mut twice = before.clone();
+        twice.merge(&before);
+        assert_eq!(twice.count(), 200);
+        assert_eq!(twice.quantile(&bounds, 0.5), 50.0);
+        assert_eq!(Histogram::with_buckets(&bounds).quantile(&bounds, 0.5), 0.0);
     }
 
     #[test]

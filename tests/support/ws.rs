@@ -1,14 +1,10 @@
-//! Shared helpers of the signaling integration tests: start the whole server in-process on
-//! 127.0.0.1:0, and a small WebSocket client (tokio-tungstenite) that sends JSON, receives the
-//! next frame with a timeout, and asserts silence.
-#![allow(dead_code)]
+//! A small WebSocket client for the signaling tests (tokio-tungstenite): sends JSON, receives
+//! the next frame with a timeout, asserts silence and close frames.
 
-use chorus::{Config, RunningServer};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -16,32 +12,6 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// How long `recv_*` waits before failing the test.
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A config for in-process tests: loopback, ephemeral ports, one media shard, short mesh grace.
-pub fn test_config() -> Config {
-    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    Config {
-        listen: SocketAddr::new(loopback, 0),
-        udp_port: 0,
-        udp_threads: 1,
-        udp_bind: loopback,
-        advertise_ips: vec![loopback],
-        mesh_grace_ms: 1000,
-        ..Config::default()
-    }
-}
-
-/// Starts a server with `config`.
-pub async fn start(config: Config) -> RunningServer {
-    chorus::spawn(config).await.expect("server starts")
-}
-
-/// Starts a server with [`test_config`] changed by `change`.
-pub async fn start_with(change: impl FnOnce(&mut Config)) -> RunningServer {
-    let mut config = test_config();
-    change(&mut config);
-    start(config).await
-}
 
 /// One test WebSocket client.
 pub struct WsClient {
@@ -197,30 +167,4 @@ pub fn string_list(value: &Value) -> Vec<String> {
         .iter()
         .map(|v| v.as_str().expect("string").to_owned())
         .collect()
-}
-
-/// A plain HTTP/1.1 GET; returns the status code and the body.
-pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("write request");
-    let mut response = Vec::new();
-    tokio::time::timeout(RECV_TIMEOUT, stream.read_to_end(&mut response))
-        .await
-        .expect("response in time")
-        .expect("read response");
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad HTTP response: {response}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }

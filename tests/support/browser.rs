@@ -1,14 +1,13 @@
-//! Shared helpers of the browser tests (`tests/browser_*.rs`): start the real server in-process
+//! Helpers of the browser tests (`tests/browser_*.rs`): start the real server in-process
 //! on 127.0.0.1 (HTTP port 0, UDP port 0, loopback candidates only), run one Node driver
 //! scenario of `tests/browser/` (playwright-core → Debian's Chromium, puppeteer-core → Firefox
 //! ESR over WebDriver BiDi) against it, and hand back the JSON the scenario measured. A browser
 //! test that cannot run fails with the reason; it never skips. Only one scenario runs at a time
 //! (the browsers need both cores). Test-only code.
-#![allow(dead_code)]
 
+use super::test_config;
 use chorus::{Config, RunningServer};
 use serde_json::Value;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -26,35 +25,23 @@ pub struct BrowserTest {
     _turn: MutexGuard<'static, ()>,
 }
 
-/// Loopback only, ephemeral ports, one media shard: what a browser on this machine reaches.
-pub fn test_config() -> Config {
-    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// The one test configuration, plus the origin of the mesh test pages (they come from another
+/// port, tests/browser/lib/static-server.mjs).
+pub fn browser_config() -> Config {
     Config {
-        listen: SocketAddr::new(loopback, 0),
-        udp_port: 0,
-        udp_threads: 1,
-        udp_bind: loopback,
-        advertise_ips: vec![loopback],
-        // The mesh test pages come from another port (tests/browser/lib/static-server.mjs).
         allowed_origins: vec!["http://127.0.0.1:*".to_owned()],
-        ..Config::default()
+        ..test_config()
     }
 }
 
 /// Waits for this test's turn, then starts the server.
 pub async fn start() -> BrowserTest {
-    start_with(test_config()).await
+    start_with(browser_config()).await
 }
 
 pub async fn start_with(config: Config) -> BrowserTest {
     let turn = ONE_AT_A_TIME.lock().await;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_test_writer()
-        .try_init();
+    super::init_tracing();
     let server = chorus::spawn(config).await.expect("the server starts");
     let base = format!("http://{}", server.addr());
     BrowserTest {

@@ -1,45 +1,21 @@
-//! Shared helpers of the media integration tests (`tests/media_*.rs`): start the real server
-//! in-process on 127.0.0.1 (HTTP port 0, UDP port 0), connect `SfuClient`s, read `/metrics`,
-//! look into SDP, and wait for conditions — every wait bounded in time. Test-only code.
-#![allow(dead_code)]
+//! Helpers of the media integration tests (`tests/media_*.rs`, the ops tests with media): start
+//! the real server in-process on 127.0.0.1 (HTTP port 0, UDP port 0), connect `SfuClient`s,
+//! read `/metrics`, look into SDP, and wait for conditions — every wait bounded in time.
 
-use anyhow::{anyhow, bail, Context, Result};
+use super::{init_tracing, test_config};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use chorus::client::{ClientOptions, ReceivedTrackSnapshot, SfuClient};
+use chorus::metrics::text as metrics_text;
 use chorus::{Config, RunningServer};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-/// Logs to the test output when `RUST_LOG` is set.
-pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_test_writer()
-        .try_init();
-}
 
 /// The server under test.
 pub struct TestServer {
     pub server: RunningServer,
     pub ws_url: String,
     pub http: SocketAddr,
-}
-
-/// Configuration of the server under test: everything on 127.0.0.1, ephemeral ports.
-pub fn test_config() -> Config {
-    Config {
-        listen: SocketAddr::new(LOOPBACK, 0),
-        udp_port: 0,
-        udp_bind: LOOPBACK,
-        advertise_ips: vec![LOOPBACK],
-        ..Config::default()
-    }
 }
 
 pub async fn start_server() -> Result<TestServer> {
@@ -75,23 +51,9 @@ impl TestServer {
 
     /// The `/metrics` text.
     pub async fn metrics_text(&self) -> Result<String> {
-        let mut stream = tokio::time::timeout(
-            Duration::from_secs(5),
-            tokio::net::TcpStream::connect(self.http),
-        )
-        .await??;
-        let request = format!(
-            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.http
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut body = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut body)).await??;
-        let text = String::from_utf8_lossy(&body).into_owned();
-        match text.split_once("\r\n\r\n") {
-            Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.to_owned()),
-            _ => bail!("/metrics answered: {}", text.lines().next().unwrap_or("")),
-        }
+        let (status, body) = super::http_get(self.http, "/metrics").await;
+        ensure!(status == 200, "/metrics answered {status}: {body}");
+        Ok(body)
     }
 
     /// Value of a metric (summed over its label sets); an error if it is not exported.
@@ -119,19 +81,7 @@ impl TestServer {
 
 /// Sum of the samples of `name` in Prometheus text format (`None` if absent).
 pub fn metric_value(text: &str, name: &str) -> Option<f64> {
-    let mut found = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((key, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let metric = key.split('{').next().unwrap_or(key);
-        if metric == name {
-            if let Ok(v) = value.trim().parse::<f64>() {
-                *found.get_or_insert(0.0) += v;
-            }
-        }
-    }
-    found
+    metrics_text::sum(text, name)
 }
 
 /// What an m-section of an SDP says about payload types and SSRCs.
