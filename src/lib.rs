@@ -48,6 +48,7 @@ pub mod client;
 pub mod config;
 pub mod http;
 pub mod loadtest;
+pub mod log_limit;
 pub mod media;
 pub mod metrics;
 pub mod net;

@@ -6,6 +6,7 @@ use anyhow::Context;
 use chorus::auth::{Claims, Grants, TokenAuthority};
 use chorus::config::{parse_duration, Config, LogFormat};
 use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -155,15 +156,42 @@ fn raise_file_limit() {
     }
 }
 
+/// Logs to stdout, as `format` says, through the filter and the per-peer repeat limit
+/// ([`chorus::log_limit`]). Pretty lines are coloured only on a terminal without `NO_COLOR`.
 fn init_logging(format: LogFormat, filter: &str) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .with_context(|| format!("bad log filter `{filter}`"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let result = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Pretty => builder.try_init(),
+    let limiter = chorus::log_limit::RepeatLimiter::new();
+    let output = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_ansi(use_colour(
+                std::io::stdout().is_terminal(),
+                std::env::var_os("NO_COLOR"),
+            ))
+            .boxed(),
     };
-    result.map_err(|e| anyhow::anyhow!("setting up logging: {e}"))
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(chorus::log_limit::RepeatLimitLayer::new(limiter.clone()))
+        .with(output)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("setting up logging: {e}"))?;
+    limiter
+        .spawn_reporter()
+        .context("starting the log limit reporter")
+}
+
+/// Whether pretty logs get ANSI colours: only on a terminal, and not when `NO_COLOR` is set to
+/// anything non-empty (<https://no-color.org>).
+fn use_colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// SIGTERM and SIGINT (Ctrl-C), caught from the moment [`Signals::install`] returns.
@@ -199,5 +227,18 @@ impl Signals {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::use_colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some("".into())));
+        assert!(!use_colour(true, Some("1".into())));
+        assert!(!use_colour(false, None));
     }
 }

@@ -1,7 +1,7 @@
 //! A media room on one shard: its members, the tracks they publish ([`Publication`]) and who
-//! receives which ([`subscriptions`](super::subscriptions)). The room owns its publications;
-//! the peers live in the shard's map and are lent to each call, so the shard calls a room with
-//! disjoint borrows (`rooms` and `peers`). Every lookup is inside one room: nothing here scans
+//! receives which (`subscriptions.rs`). The room owns its publications; the peers live in the
+//! shard's map and are lent to each call, so the shard calls a room with disjoint borrows
+//! (`rooms` and `peers`). Every lookup is inside one room: nothing here scans
 //! the tracks of other rooms. [`Rooms`] is the shard's map of rooms by name.
 
 use super::fault::MediaFault;

@@ -13,7 +13,7 @@ import { LocalMedia } from './localmedia.js';
 /** Errors that end a join attempt for good (retrying cannot fix them). */
 const JOIN_REFUSALS = new Set([
   'bad-room', 'bad-name', 'auth-required', 'bad-token', 'token-expired', 'wrong-room',
-  'too-many-rooms', 'id-taken', 'forbidden',
+  'too-many-rooms', 'id-taken', 'forbidden', 'token-not-yet-valid',
 ]);
 
 const DISCONNECTED_GRACE_MS = 4000;
@@ -139,6 +139,10 @@ export class Call extends EventTarget {
       this.end('room-closed', { message: reason });
       return;
     }
+    if (/replaced/i.test(reason || '')) {
+      this.end('replaced', { message: reason });
+      return;
+    }
     this.scheduleReconnect(code === 1001 ? 'server-restart' : 'network');
   }
 
@@ -248,6 +252,11 @@ export class Call extends EventTarget {
     }
     if (code === 'room-closed') {
       this.end('room-closed', { message: m.message });
+      return;
+    }
+    if (code === 'replaced') {
+      // The same invitation joined from another tab or device: reconnecting would take it back.
+      this.end('replaced', { message: m.message });
       return;
     }
     if (this.state !== 'connected' && JOIN_REFUSALS.has(code)) {

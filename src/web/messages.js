@@ -37,6 +37,8 @@ export function endedText(detail, room) {
       return { title: 'You were removed from the call', text: `A moderator removed you from “${room}”.` };
     case 'room-closed':
       return { title: 'The call has ended', text: `A moderator closed the room “${room}”. Rejoining opens it afresh.` };
+    case 'replaced':
+      return { title: 'You joined from somewhere else', text: `Your invitation to “${room}” is now in use in another tab or device; the call goes on there.` };
     case 'room-full':
       return {
         title: 'This room is full',
@@ -57,6 +59,8 @@ function refusalText(code, message) {
       return 'Your invitation is not valid for this server. Ask the organiser for a new invite link.';
     case 'token-expired':
       return 'Your invitation has expired. Ask the organiser for a new invite link.';
+    case 'token-not-yet-valid':
+      return 'Your invitation is not valid yet. Try again when the call is due to start.';
     case 'wrong-room':
       return 'Your invitation is for another room.';
     case 'too-many-rooms':

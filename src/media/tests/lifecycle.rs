@@ -89,6 +89,34 @@ fn leaving_unpublishes_and_empties_the_room() {
 }
 
 #[test]
+fn removing_a_track_unpublishes_it_and_keeps_the_others() {
+    let mut bench = Bench::new();
+    let alice = bench.join("room", "alice");
+    let bob = bench.join("room", "bob");
+    bench.publish(alice, &[TrackKind::Audio, TrackKind::Video]);
+    bench.settle();
+    let audio = bench.clients[bob].track_id("alice", TrackKind::Audio);
+    let video = bench.clients[bob].track_id("alice", TrackKind::Video);
+    bench.unpublish(alice, TrackKind::Video);
+    bench.settle();
+    assert!(
+        unpublished(&bench, bob, &video),
+        "bob is told the video left"
+    );
+    assert!(!unpublished(&bench, bob, &audio));
+    let levels = bench.state.levels();
+    assert_eq!((levels.published_audio, levels.published_video), (1, 0));
+    assert_eq!(levels.subscriptions, 1);
+    let before = bench.clients[bob].received_on(&audio);
+    bench.send(10);
+    bench.run(5);
+    assert!(
+        bench.clients[bob].received_on(&audio) >= before + 8,
+        "audio goes on"
+    );
+}
+
+#[test]
 fn rooms_are_isolated() {
     let mut bench = Bench::new();
     let alice = bench.join("one", "alice");

@@ -48,7 +48,7 @@ fn unsubscribe_stops_one_track_and_subscribe_brings_it_back() {
 }
 
 #[test]
-fn an_unsubscribed_track_stays_off_when_it_is_republished_to_the_room() {
+fn an_unsubscribed_member_stays_unsubscribed_when_someone_joins() {
     let mut bench = Bench::new();
     let alice = bench.join("room", "alice");
     let bob = bench.join("room", "bob");

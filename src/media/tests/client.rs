@@ -1,0 +1,383 @@
+//! A test client of the shard core: a real sans-IO `rtc` PeerConnection (full ICE, DTLS
+//! client) that follows the Chorus negotiation rules — it answers server offers, ignores one
+//! that crosses its own offer, applies the server's answer — sends paced test RTP on its
+//! tracks, and counts what it receives (RTP per track, keyframe requests). The bench
+//! (`harness.rs`) moves its datagrams and drives its clock.
+
+use crate::media::peer::PeerKey;
+use crate::protocol::{
+    MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackKind, TrackSource, TrackSourceInfo,
+};
+use bytes::BytesMut;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// One track a client sends.
+pub struct OutTrack {
+    pub sender: RTCRtpSenderId,
+    pub ssrc: u32,
+    pub kind: TrackKind,
+    pub payload_type: Option<u8>,
+    pub seq: u16,
+    pub ts: u32,
+}
+
+/// A test client: its connection, what the server told it and what it received.
+pub struct Client {
+    pub key: PeerKey,
+    pub peer_id: String,
+    pub addr: SocketAddr,
+    pub pc: RTCPeerConnection,
+    pub events: UnboundedReceiver<MediaEvent>,
+    /// Every event the server sent, in order.
+    pub log: Vec<MediaEvent>,
+    /// Server offers not applied yet while [`Client::hold_offers`] is set.
+    pub held: Vec<MediaEvent>,
+    /// Keep server offers instead of answering them (to stage glare).
+    pub hold_offers: bool,
+    pub out: Vec<OutTrack>,
+    /// RTP packets received, by the receiving leg's track id.
+    pub received: HashMap<String, u64>,
+    /// Keyframe requests (PLI/FIR) received for the tracks it sends.
+    pub keyframe_requests: u64,
+    pub connected: bool,
+    pub next_timeout: Option<Instant>,
+    /// Drop the next datagrams the server sends to this client that look like RTP (to
+    /// provoke NACKs): how many more to drop.
+    pub drop_rtp: usize,
+    /// The client's network is gone: nothing reaches it or leaves it.
+    pub offline: bool,
+    /// When its last datagram reached the server.
+    pub last_sent: Instant,
+}
+
+impl Client {
+    pub fn new(
+        key: PeerKey,
+        peer_id: &str,
+        addr: SocketAddr,
+        pc: RTCPeerConnection,
+        events: UnboundedReceiver<MediaEvent>,
+        now: Instant,
+    ) -> Self {
+        Self {
+            key,
+            peer_id: peer_id.to_owned(),
+            addr,
+            pc,
+            events,
+            log: Vec::new(),
+            held: Vec::new(),
+            hold_offers: false,
+            out: Vec::new(),
+            received: HashMap::new(),
+            keyframe_requests: 0,
+            connected: false,
+            next_timeout: Some(now),
+            drop_rtp: 0,
+            offline: false,
+            last_sent: now,
+        }
+    }
+
+    pub fn add_track(&mut self, kind: TrackKind) {
+        let ssrc: u32 = rand::random();
+        let (rtc_kind, codec) = match kind {
+            TrackKind::Audio => (
+                RtpCodecKind::Audio,
+                RTCRtpCodec {
+                    mime_type: "audio/opus".into(),
+                    clock_rate: 48_000,
+                    channels: 2,
+                    sdp_fmtp_line: String::new(),
+                    rtcp_feedback: vec![],
+                },
+            ),
+            TrackKind::Video => (
+                RtpCodecKind::Video,
+                RTCRtpCodec {
+                    mime_type: "video/VP8".into(),
+                    clock_rate: 90_000,
+                    channels: 0,
+                    sdp_fmtp_line: String::new(),
+                    rtcp_feedback: vec![],
+                },
+            ),
+        };
+        let track = MediaStreamTrack::new(
+            format!("stream-{}", self.peer_id),
+            format!("{}-{ssrc}", self.peer_id),
+            "test".into(),
+            rtc_kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        );
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![],
+            send_encodings: vec![],
+        };
+        let id = self
+            .pc
+            .add_transceiver_from_track(track, Some(init))
+            .expect("transceiver");
+        let sender = self
+            .pc
+            .rtp_transceiver(id)
+            .and_then(|t| t.sender())
+            .expect("sender");
+        self.out.push(OutTrack {
+            sender,
+            ssrc,
+            kind,
+            payload_type: None,
+            seq: rand::random(),
+            ts: rand::random(),
+        });
+    }
+
+    /// Creates and applies an offer; returns its SDP.
+    pub fn offer(&mut self, now: Instant) -> String {
+        let offer = self.pc.create_offer(None).expect("offer");
+        self.pc
+            .set_local_description(now, offer)
+            .expect("set offer");
+        self.pc.local_description().map(|d| d.sdp).expect("sdp")
+    }
+
+    pub fn declared_sources(&mut self) -> Vec<TrackSourceInfo> {
+        let mut tracks = Vec::new();
+        let ids: Vec<_> = self.pc.get_transceivers().collect();
+        for id in ids {
+            let Some(t) = self.pc.rtp_transceiver(id) else {
+                continue;
+            };
+            if let (Some(mid), Some(sender)) = (t.mid().clone(), t.sender()) {
+                if let Some(out) = self.out.iter().find(|o| o.sender == sender) {
+                    tracks.push(TrackSourceInfo {
+                        mid,
+                        source: match out.kind {
+                            TrackKind::Audio => TrackSource::Microphone,
+                            TrackKind::Video => TrackSource::Camera,
+                        },
+                        muted: false,
+                    });
+                }
+            }
+        }
+        tracks
+    }
+
+    /// Applies the server's events; returns the requests they call for (answers).
+    pub fn handle_events(&mut self, now: Instant) -> Vec<MediaRequest> {
+        let mut requests = Vec::new();
+        let mut incoming = Vec::new();
+        if !self.hold_offers {
+            incoming.append(&mut self.held);
+        }
+        while let Ok(event) = self.events.try_recv() {
+            self.log.push(event.clone());
+            incoming.push(event);
+        }
+        for event in incoming {
+            match event {
+                MediaEvent::Offer { .. } if self.hold_offers => self.held.push(event),
+                MediaEvent::Offer { sdp, .. } => {
+                    if self.pc.pending_local_description().is_some() {
+                        continue; // glare: the server is polite and re-offers
+                    }
+                    let offer = RTCSessionDescription::offer(sdp).expect("server offer");
+                    self.pc
+                        .set_remote_description(now, offer)
+                        .expect("apply offer");
+                    let answer = self.pc.create_answer(None).expect("answer");
+                    self.pc
+                        .set_local_description(now, answer)
+                        .expect("set answer");
+                    let sdp = self.pc.local_description().map(|d| d.sdp).expect("sdp");
+                    requests.push(MediaRequest::Answer { sdp });
+                }
+                MediaEvent::Answer { sdp } => {
+                    let answer = RTCSessionDescription::answer(sdp).expect("server answer");
+                    self.pc
+                        .set_remote_description(now, answer)
+                        .expect("apply answer");
+                }
+                MediaEvent::Candidate { candidate } => {
+                    let _ = self.pc.add_remote_candidate(RTCIceCandidateInit {
+                        candidate: candidate.candidate,
+                        sdp_mid: candidate.sdp_mid,
+                        sdp_mline_index: candidate.sdp_m_line_index,
+                        username_fragment: candidate.username_fragment,
+                        url: None,
+                    });
+                }
+                _ => {}
+            }
+        }
+        requests
+    }
+
+    pub fn drive(&mut self, now: Instant) {
+        if self.next_timeout.is_some_and(|t| t <= now) {
+            let _ = self.pc.handle_timeout(now);
+        }
+    }
+
+    /// Reads what the connection delivered: state changes, RTP, keyframe requests.
+    pub fn drain(&mut self, _now: Instant) {
+        while let Some(event) = self.pc.poll_event() {
+            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
+                self.connected = state == RTCPeerConnectionState::Connected;
+            }
+        }
+        while let Some(msg) = self.pc.poll_read() {
+            match msg.message {
+                RTCMessage::RtpPacket(track_id, _) => {
+                    *self.received.entry(track_id).or_default() += 1;
+                }
+                RTCMessage::RtcpPacket(_, packets) => {
+                    for p in &packets {
+                        let any = p.as_any();
+                        if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                            self.keyframe_requests += 1;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends one packet on each track (of `kind`, if given) whose payload type is negotiated.
+    pub fn send_packet(&mut self, now: Instant, kind: Option<TrackKind>) {
+        if !self.connected {
+            return;
+        }
+        for t in self
+            .out
+            .iter_mut()
+            .filter(|t| kind.is_none_or(|k| k == t.kind))
+        {
+            if t.payload_type.is_none() {
+                t.payload_type = self.pc.rtp_sender(t.sender).and_then(|mut s| {
+                    let params = s.get_parameters();
+                    params.rtp_parameters.codecs.first().map(|c| c.payload_type)
+                });
+            }
+            let Some(pt) = t.payload_type else {
+                continue;
+            };
+            let mut packet = rtc::rtp::Packet::default();
+            packet.header.version = 2;
+            packet.header.marker = true;
+            packet.header.payload_type = pt;
+            packet.header.sequence_number = t.seq;
+            packet.header.timestamp = t.ts;
+            packet.header.ssrc = t.ssrc;
+            // A VP8 descriptor (start of partition) and a keyframe header, then filler.
+            let mut payload = BytesMut::from(&[0x10u8, 0x00, 0x9d, 0x01, 0x2a][..]);
+            payload.resize(160, 0xAB);
+            packet.payload = payload.freeze();
+            t.seq = t.seq.wrapping_add(1);
+            t.ts = t.ts.wrapping_add(3000);
+            if let Some(mut s) = self.pc.rtp_sender(t.sender) {
+                let _ = s.write_rtp(now, packet);
+            }
+        }
+    }
+
+    /// Asks the server for a keyframe of every track it receives (PLI on each receiver).
+    pub fn request_keyframes(&mut self, now: Instant) {
+        let ids: Vec<_> = self.pc.get_transceivers().collect();
+        for id in ids {
+            let Some(receiver) = self.pc.rtp_transceiver(id).and_then(|t| t.receiver()) else {
+                continue;
+            };
+            let Some(mut r) = self.pc.rtp_receiver(receiver) else {
+                continue;
+            };
+            let ssrcs: Vec<u32> = r.track().ssrcs().collect();
+            for ssrc in ssrcs {
+                let pli = PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc: ssrc,
+                };
+                let _ = r.write_rtcp(now, vec![Box::new(pli)]);
+            }
+        }
+    }
+
+    /// The announcements of `peer_id`'s track of `kind` this client got.
+    pub fn announced(&self, peer_id: &str, kind: TrackKind) -> Vec<&TrackInfo> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::TrackPublished(info)
+                    if info.peer_id == peer_id && info.kind == kind =>
+                {
+                    Some(info)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The id of `peer_id`'s track of `kind`, from its announcement.
+    pub fn track_id(&self, peer_id: &str, kind: TrackKind) -> String {
+        self.announced(peer_id, kind)
+            .last()
+            .map(|i| i.track_id.clone())
+            .unwrap_or_else(|| panic!("{} was not told about {peer_id}'s {kind:?}", self.peer_id))
+    }
+
+    /// Packets received on the track `track_id`.
+    pub fn received_on(&self, track_id: &str) -> u64 {
+        self.received.get(track_id).copied().unwrap_or(0)
+    }
+
+    pub fn total_received(&self) -> u64 {
+        self.received.values().sum()
+    }
+
+    /// Server offers this client got.
+    pub fn offers(&self) -> usize {
+        self.log
+            .iter()
+            .filter(|e| matches!(e, MediaEvent::Offer { .. }))
+            .count()
+    }
+
+    /// The media error codes this client was sent.
+    pub fn errors(&self) -> Vec<MediaErrorCode> {
+        self.log
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::Error { code, .. } => Some(*code),
+                _ => None,
+            })
+            .collect()
+    }
+}
