@@ -187,7 +187,7 @@ pub struct Config {
     pub max_connections_per_ip: usize,
 
     /// Web origins (besides the server's own) whose pages may open /ws: exact origins like
-    /// https://app.example.org, `http://localhost:*` for any port, or `*` for all. Clients that
+    /// `https://app.example.org`, `http://localhost:*` for any port, or `*` for all. Clients that
     /// send no Origin are always allowed.
     #[arg(
         long = "allowed-origins",

@@ -11,7 +11,8 @@
 //!
 //! 1. [`protocol`]: the wire vocabulary (messages, error codes, media events), no logic.
 //! 2. [`net`] and [`rtp`]: shared I/O (UDP sockets, wake-ups, thread pinning and CPU time)
-//!    and RTP/RTCP building blocks; [`rlimit`] (the open-file limit) sits here too.
+//!    and RTP/RTCP building blocks; [`rlimit`] (the open-file limit) and [`log_limit`]
+//!    (per-peer limiting of repeated log lines) sit here too.
 //! 3. [`metrics`]: the Prometheus registry, the crate's one histogram and the metrics-text
 //!    reader. It only counts and depends on nothing but the protocol, so every layer above
 //!    may record into it without an import running back up.

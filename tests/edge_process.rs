@@ -1,32 +1,17 @@
 //! The `chorus serve` process at the edge: it raises its open-file soft limit to the hard limit
 //! at start, and its pretty logs carry no ANSI colour codes when they do not go to a terminal.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Starts `chorus serve` on loopback with `extra` flags and its stdout piped.
 fn serve(extra: &[&str], prepare: impl FnOnce(&mut Command)) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chorus"));
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CHORUS_") || k == "NO_COLOR") {
-        command.env_remove(key);
-    }
+    let mut command = support::serve_command();
     command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--udp-port",
-            "0",
-            "--udp-threads",
-            "1",
-            "--udp-bind",
-            "127.0.0.1",
-            "--advertise-ip",
-            "127.0.0.1",
-            "--log",
-            "info",
-        ])
+        .args(["--log", "info"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -120,23 +120,8 @@ async fn sigterm_drains_then_exits_zero() -> Result<()> {
 }
 
 async fn sigterm_steps() -> Result<()> {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_chorus"));
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CHORUS_")) {
-        command.env_remove(key);
-    }
-    let mut child = command
+    let mut child = tokio::process::Command::from(support::serve_command())
         .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--udp-port",
-            "0",
-            "--udp-threads",
-            "1",
-            "--udp-bind",
-            "127.0.0.1",
-            "--advertise-ip",
-            "127.0.0.1",
             "--log-format",
             "json",
             "--log",

@@ -9,6 +9,7 @@
 mod support;
 
 use anyhow::{bail, ensure, Context, Result};
+use chorus::metrics::text::{self as metrics_text, series as sample};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -69,12 +70,6 @@ async fn run() -> Result<()> {
     Ok(())
 }
 
-/// The value of one exact series (`name{labels}`).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Pipes the exposition into `promtool check metrics`, which must print nothing and succeed.
 fn promtool_check_metrics(text: &str) -> Result<()> {
     let child = Command::new("promtool")
@@ -118,11 +113,7 @@ fn dashboard_names_are_exported(text: &str) -> Result<()> {
     let mut exprs = Vec::new();
     collect_exprs(&dashboard, &mut exprs);
     ensure!(exprs.len() > 20, "only {} expressions found", exprs.len());
-    let exported: BTreeSet<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split(['{', ' ']).next())
-        .collect();
+    let exported: BTreeSet<&str> = metrics_text::names(text);
     let mut missing = BTreeSet::new();
     for expr in &exprs {
         for name in identifiers(expr) {

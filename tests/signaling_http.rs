@@ -3,16 +3,10 @@
 
 mod support;
 
+use chorus::metrics::text::series as sample;
 use serde_json::json;
 use support::ws::WsClient;
 use support::{http_get, start_with};
-
-/// The value of one sample line (`name{labels} value`) in a Prometheus text exposition.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
 
 #[tokio::test]
 async fn health_readiness_and_start_page() {

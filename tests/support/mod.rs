@@ -40,6 +40,34 @@ pub fn test_config() -> Config {
     }
 }
 
+/// [`test_config`] as `chorus serve` flags, for tests that run the binary itself.
+pub const SERVE_ARGS: &[&str] = &[
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--udp-port",
+    "0",
+    "--udp-threads",
+    "2",
+    "--udp-bind",
+    "127.0.0.1",
+    "--advertise-ip",
+    "127.0.0.1",
+    "--mesh-grace-ms",
+    "1000",
+];
+
+/// The `chorus` binary with [`SERVE_ARGS`], cleared of every `CHORUS_*` (and `NO_COLOR`)
+/// variable of the environment the tests run in; callers add flags and pipes.
+pub fn serve_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_chorus"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CHORUS_") || k == "NO_COLOR") {
+        command.env_remove(key);
+    }
+    command.args(SERVE_ARGS);
+    command
+}
+
 /// Logs to the test output when `RUST_LOG` is set (warnings otherwise).
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
