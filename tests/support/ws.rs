@@ -119,6 +119,19 @@ impl WsClient {
         }
     }
 
+    /// Every text frame (parsed as JSON) that arrives within `window`; stops early at a close
+    /// or the end of the stream.
+    pub async fn frames_within(&mut self, window: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + window;
+        let mut frames = Vec::new();
+        while let Ok(Ok(text)) = tokio::time::timeout_at(deadline, self.next_text()).await {
+            let value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+            frames.push(value);
+        }
+        frames
+    }
+
     /// Waits for the server's close frame (text frames before it are skipped).
     pub async fn expect_close(&mut self, wait: Duration) -> Option<CloseFrame> {
         let closed = async {
