@@ -121,6 +121,10 @@ pub struct Peer {
     pub room_key: RoomKey,
     pub grants: MediaGrants,
     pub ufrag: String,
+    /// The server side's ICE password (the key of the client's STUN checks).
+    pub pwd: String,
+    /// The shard's host candidates this connection advertises.
+    candidates: Vec<SocketAddr>,
     pub pc: RTCPeerConnection,
     events: UnboundedSender<MediaEvent>,
     /// Track sources the client declared in its offers, by mid.
@@ -165,7 +169,8 @@ impl Peer {
         now: Instant,
     ) -> Result<Self, rtc::shared::error::Error> {
         let ufrag = random_token(16);
-        let recipe = server_recipe(&ufrag, &random_token(24), candidates);
+        let pwd = random_token(24);
+        let recipe = server_recipe(&ufrag, &pwd, candidates);
         let (pc, local_candidates) = recipe.build(now)?;
         Ok(Self {
             key,
@@ -174,6 +179,8 @@ impl Peer {
             room_key,
             grants: member.grants,
             ufrag,
+            pwd,
+            candidates: candidates.to_vec(),
             pc,
             events: member.events,
             sources: HashMap::new(),
@@ -251,12 +258,15 @@ impl Peer {
             })?;
             self.needs_offer = true;
         }
+        let sources_before = self.sources.clone();
         for info in tracks {
             self.sources.insert(info.mid.clone(), info);
         }
-        self.pc
-            .set_remote_description(now, offer)
-            .map_err(|e| MediaFault::new(MediaErrorCode::BadSdp, e.to_string()))?;
+        if let Err(e) = self.pc.set_remote_description(now, offer) {
+            self.sources = sources_before;
+            self.undo_refused_offer(now)?;
+            return Err(MediaFault::new(MediaErrorCode::BadSdp, e.to_string()));
+        }
         let answer = match self.pc.create_answer(None) {
             Ok(answer) => answer,
             Err(e) => {
@@ -275,6 +285,49 @@ impl Peer {
             .unwrap_or_default();
         self.send(MediaEvent::Answer { sdp });
         self.send_candidates_once();
+        Ok(())
+    }
+
+    /// The stack refused an offer after taking it half-way (signaling state, pending remote
+    /// description, transceivers for its m-lines): puts the leg back as it was before it, so
+    /// the next offer is answered. A leg that was never negotiated is rebuilt (the stack's
+    /// rollback leaves the transceivers the refused offer created); a negotiated one is
+    /// rolled back.
+    fn undo_refused_offer(&mut self, now: Instant) -> Result<(), MediaFault> {
+        if self.pc.current_remote_description().is_some() {
+            self.rollback_remote(now);
+            return Ok(());
+        }
+        self.rebuild_connection(now).map_err(|e| {
+            MediaFault::new(
+                MediaErrorCode::Internal,
+                format!("could not rebuild the media connection: {e}"),
+            )
+        })
+    }
+
+    /// Replaces a never-negotiated connection by a fresh one with the same ICE credentials
+    /// and candidates (the demux tables stay valid), carrying the pending subscriptions over.
+    fn rebuild_connection(&mut self, now: Instant) -> Result<(), rtc::shared::error::Error> {
+        let recipe = server_recipe(&self.ufrag, &self.pwd, &self.candidates);
+        let (pc, local_candidates) = recipe.build(now)?;
+        self.pc = pc;
+        self.local_candidates = local_candidates;
+        self.next_timeout = Some(now);
+        self.ssrc_to_track.clear();
+        let subscriptions = std::mem::take(&mut self.subscriptions);
+        for s in subscriptions.into_values() {
+            if let Err(fault) = self.subscribe(
+                s.track,
+                &s.track_id,
+                &s.publisher_peer_id,
+                s.kind,
+                &s.codec,
+                now,
+            ) {
+                self.fault(fault);
+            }
+        }
         Ok(())
     }
 

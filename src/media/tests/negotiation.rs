@@ -221,3 +221,91 @@ m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=rtpmap:0 PCMU/
     bench.run(5);
     assert!(bench.clients[alice].total_received() >= 8);
 }
+
+/// Copies of `sdp` the stack itself refuses in `set_remote_description` (they pass the
+/// server's own SDP checks): what is wrong with each, the copy, and whether the stack also
+/// refuses it in a re-offer (it only checks the fingerprint and payload types the first time).
+fn refused_variants(sdp: &str) -> Vec<(&'static str, String, bool)> {
+    let edit = |f: &dyn Fn(&str) -> Option<String>| -> String {
+        sdp.split("\r\n")
+            .filter_map(f)
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    };
+    let drop = |prefix: &'static str| move |l: &str| (!l.starts_with(prefix)).then(|| l.to_owned());
+    vec![
+        ("no fingerprint", edit(&drop("a=fingerprint:")), false),
+        ("no ufrag", edit(&drop("a=ice-ufrag:")), true),
+        ("no mid", edit(&drop("a=mid:")), true),
+        (
+            "bad payload type",
+            edit(&|l: &str| Some(l.replace("a=rtpmap:111 ", "a=rtpmap:1111 "))),
+            false,
+        ),
+    ]
+}
+
+/// bob offers a new audio track, first as the refused copy `variant` of the offer (in his
+/// first offer, or in a re-offer), then as the real one: that one is answered and media flows
+/// both ways.
+fn refused_then_valid_offer(first: bool, variant: usize) {
+    let mut bench = Bench::new();
+    let alice = bench.join("room", "alice");
+    let bob = bench.join("room", "bob");
+    if !first {
+        bench.publish(alice, &[TrackKind::Audio]);
+        bench.settle();
+    }
+    let now = bench.now;
+    let client = &mut bench.clients[bob];
+    client.add_track(TrackKind::Audio);
+    let sdp = client.offer(now);
+    let tracks = client.declared_sources();
+    let (what, bad, in_reoffer) = refused_variants(&sdp).swap_remove(variant);
+    if !first && !in_reoffer {
+        return;
+    }
+    let bad = MediaRequest::Offer {
+        sdp: bad,
+        tracks: tracks.clone(),
+    };
+    bench.request(bob, bad);
+    bench.run(1);
+    assert_eq!(
+        bench.clients[bob].errors(),
+        vec![MediaErrorCode::BadSdp],
+        "{what} (first offer: {first})"
+    );
+    bench.request(bob, MediaRequest::Offer { sdp, tracks });
+    bench.settle();
+    assert_eq!(
+        bench.clients[bob].errors(),
+        vec![MediaErrorCode::BadSdp],
+        "after {what} (first offer: {first}) the valid offer is answered"
+    );
+    bench.send(20);
+    bench.run(5);
+    let from_bob = bench.clients[alice].track_id("bob", TrackKind::Audio);
+    assert!(
+        bench.clients[alice].received_on(&from_bob) >= 15,
+        "bob's track reaches alice after {what} (first offer: {first})"
+    );
+    if !first {
+        let from_alice = bench.clients[bob].track_id("alice", TrackKind::Audio);
+        assert!(bench.clients[bob].received_on(&from_alice) >= 15);
+    }
+}
+
+#[test]
+fn a_first_offer_the_stack_refuses_leaves_the_leg_as_it_was() {
+    for variant in 0..4 {
+        refused_then_valid_offer(true, variant);
+    }
+}
+
+#[test]
+fn a_reoffer_the_stack_refuses_leaves_the_leg_as_it_was() {
+    for variant in 0..4 {
+        refused_then_valid_offer(false, variant);
+    }
+}
