@@ -22,6 +22,7 @@ pub mod codecs;
 pub mod demux;
 pub mod fault;
 pub mod forward;
+pub mod liveness;
 pub mod peer;
 pub mod publication;
 pub mod rewrite;
@@ -30,6 +31,7 @@ pub mod sdp;
 pub mod shard;
 pub mod state;
 pub mod stats;
+pub mod stun_auth;
 pub mod subscriptions;
 #[cfg(test)]
 mod tests;
@@ -179,7 +181,14 @@ impl MediaEngine {
                 .collect();
             let (tx, rx) = mpsc::channel();
             let waker = Arc::new(Waker::new()?);
-            let shard = Shard::new(index, sockets, rx, waker.clone(), metrics.clone());
+            let shard = Shard::new(
+                index,
+                sockets,
+                rx,
+                waker.clone(),
+                metrics.clone(),
+                config.limits,
+            );
             let pin = config.pin_shards.then_some(index);
             let handle = std::thread::Builder::new()
                 .name(format!("chorus-shard-{index}"))

@@ -54,10 +54,18 @@ pub enum DropReason {
     WriteFailed,
     /// The socket send buffer was full.
     SendBufferFull,
+    /// A STUN message naming a connection's ufrag whose MESSAGE-INTEGRITY does not verify
+    /// with that connection's ICE password (its source address is not learned).
+    Unauthenticated,
+    /// An authenticated STUN request from a new address of a connection that already has
+    /// as many live addresses as `--media-addrs-per-peer` allows.
+    AddressLimit,
+    /// A packet for a subscriber leg whose ICE and DTLS are not up yet (no SRTP keys).
+    NotConnected,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::Garbage,
         DropReason::UnknownSource,
         DropReason::Rejected,
@@ -65,6 +73,9 @@ impl DropReason {
         DropReason::Muted,
         DropReason::WriteFailed,
         DropReason::SendBufferFull,
+        DropReason::Unauthenticated,
+        DropReason::AddressLimit,
+        DropReason::NotConnected,
     ];
 
     pub fn label(self) -> &'static str {
@@ -76,6 +87,9 @@ impl DropReason {
             DropReason::Muted => "muted",
             DropReason::WriteFailed => "write_failed",
             DropReason::SendBufferFull => "send_buffer_full",
+            DropReason::Unauthenticated => "unauthenticated",
+            DropReason::AddressLimit => "address_limit",
+            DropReason::NotConnected => "not_connected",
         }
     }
 }
@@ -89,7 +103,7 @@ pub struct ShardCounters {
     pub rtp_bytes_in: u64,
     pub forwarded: u64,
     pub forwarded_bytes: u64,
-    pub dropped: [u64; 7],
+    pub dropped: [u64; DropReason::ALL.len()],
     pub nacks_in: u64,
     pub keyframe_requests_in: u64,
     pub keyframe_requests_out: u64,
