@@ -123,10 +123,12 @@ impl Demux {
                 return Ok(());
             }
         }
-        self.expire_peer(key, now);
-        let owned = self.by_peer.get(&key).map_or(0, Vec::len);
-        if owned >= self.addrs_per_peer {
-            return Err(DropReason::AddressLimit);
+        let owned = |demux: &Self| demux.by_peer.get(&key).map_or(0, Vec::len);
+        if owned(self) >= self.addrs_per_peer {
+            self.expire_peer(key, now);
+            if owned(self) >= self.addrs_per_peer {
+                return Err(DropReason::AddressLimit);
+            }
         }
         let route = Route {
             key,

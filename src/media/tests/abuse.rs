@@ -50,6 +50,32 @@ fn a_forged_stun_request_does_not_take_the_address_of_a_future_client() {
 }
 
 #[test]
+fn forged_stun_requests_from_a_clients_address_do_not_divert_its_media() {
+    let (mut bench, alice) = alice_publishing();
+    let bob = bench.join("room", "bob");
+    bench.publish(bob, &[TrackKind::Audio]);
+    bench.settle();
+    let audio = bench.clients[alice].track_id("bob", TrackKind::Audio);
+    let before = bench.clients[alice].received_on(&audio);
+    let (ufrag, _) = credentials(&bench, alice);
+    let forged = signed_binding(&format!("{ufrag}:evil"), "not-the-password-of-alice");
+    let (server, victim) = (bench.server, bench.clients[bob].addr);
+    // Every packet bob sends is preceded by a forged request from bob's own address that names
+    // alice's connection.
+    for _ in 0..20 {
+        let now = bench.now;
+        bench.state.handle_datagram(server, victim, &forged, now);
+        bench.send_from(bob, TrackKind::Audio, 1);
+    }
+    bench.run(5);
+    assert!(
+        bench.clients[alice].received_on(&audio) >= before + 15,
+        "alice receives bob's audio"
+    );
+    assert_eq!(dropped(&mut bench, DropReason::Unauthenticated), 20);
+}
+
+#[test]
 fn spoofed_sources_leave_the_address_table_bounded() {
     let (mut bench, alice) = alice_publishing();
     let (ufrag, pwd) = credentials(&bench, alice);
@@ -175,28 +201,48 @@ fn rss_bytes() -> u64 {
 }
 
 /// A measurement, run by hand (`-- --ignored --nocapture`): what one million forged STUN
-/// requests from distinct sources leave behind in the shard.
+/// requests from distinct sources leave behind. First the table as it was before the
+/// integrity check (every request's source learned, no bound), then the shard as it is.
 #[test]
 #[ignore]
 fn measure_one_million_forged_sources() {
+    let spoofed = |i: u32| SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 9));
+    let local = SocketAddr::from(([127, 0, 0, 1], 40000));
+    let unbounded = crate::config::ShardLimits {
+        addrs_per_peer: usize::MAX,
+        ..Default::default()
+    };
+    let before = rss_bytes();
+    let mut old = crate::media::demux::Demux::new(unbounded);
+    let mut owned = Vec::new(); // the old per-peer list of addresses, for cleanup
+    let now = std::time::Instant::now();
+    for i in 0..1_000_000u32 {
+        let _ = old.learn(spoofed(i), 1, local, now);
+        owned.push(spoofed(i));
+    }
+    eprintln!(
+        "unauthenticated learning: {} addresses remembered, RSS +{} MB",
+        old.address_count(),
+        rss_bytes().saturating_sub(before) / 1_000_000
+    );
+    drop((old, owned));
+
     let (mut bench, alice) = alice_publishing();
     let (ufrag, _) = credentials(&bench, alice);
     let forged = signed_binding(&format!("{ufrag}:evil"), "not-the-password-of-alice");
     let (server, now) = (bench.server, bench.now);
     let before = rss_bytes();
     for i in 0..1_000_000u32 {
-        let from = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 9));
-        bench.state.handle_datagram(server, from, &forged, now);
-        if i % 4096 == 0 {
-            bench.state.finish_turn(now);
-            bench.state.drain_transmits().for_each(drop);
-        }
+        bench
+            .state
+            .handle_datagram(server, spoofed(i), &forged, now);
     }
     bench.state.finish_turn(now);
     eprintln!(
-        "1M forged sources: {} addresses remembered, RSS +{} MB",
+        "with the integrity check: {} addresses remembered, RSS +{} MB, {} dropped",
         bench.state.address_count(),
-        rss_bytes().saturating_sub(before) / 1_000_000
+        rss_bytes().saturating_sub(before) / 1_000_000,
+        dropped(&mut bench, DropReason::Unauthenticated)
     );
 }
 
