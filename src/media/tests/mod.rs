@@ -5,5 +5,6 @@
 mod client;
 mod forwarding;
 mod harness;
+mod keyframes;
 mod lifecycle;
 mod negotiation;
