@@ -52,6 +52,8 @@ pub struct Client {
     pub held: Vec<MediaEvent>,
     /// Keep server offers instead of answering them (to stage glare).
     pub hold_offers: bool,
+    /// Only log what the server sends (a scripted peer whose requests the test makes).
+    pub passive: bool,
     pub out: Vec<OutTrack>,
     /// RTP packets received, by the receiving leg's track id.
     pub received: HashMap<String, u64>,
@@ -93,6 +95,7 @@ impl Client {
             log: Vec::new(),
             held: Vec::new(),
             hold_offers: false,
+            passive: false,
             out: Vec::new(),
             received: HashMap::new(),
             keyframe_requests: 0,
@@ -210,7 +213,9 @@ impl Client {
         }
         while let Ok(event) = self.events.try_recv() {
             self.log.push(event.clone());
-            incoming.push(event);
+            if !self.passive {
+                incoming.push(event);
+            }
         }
         for event in incoming {
             match event {
