@@ -28,6 +28,29 @@ pub struct MediaConfig {
     pub advertise_ips: Vec<IpAddr>,
     /// Pin shard k to CPU core k (modulo the core count), for benchmarks and dedicated hosts.
     pub pin_shards: bool,
+    /// Per-connection limits of the shards.
+    pub limits: ShardLimits,
+}
+
+/// Limits a shard applies to each media connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardLimits {
+    /// A connection negotiated this long ago whose ICE and DTLS are not up is failed.
+    pub dtls_timeout: Duration,
+    /// Most remote addresses remembered per connection.
+    pub addrs_per_peer: usize,
+    /// A remote address silent this long is forgotten.
+    pub addr_idle: Duration,
+}
+
+impl Default for ShardLimits {
+    fn default() -> Self {
+        Self {
+            dtls_timeout: Duration::from_secs(20),
+            addrs_per_peer: 8,
+            addr_idle: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Default for MediaConfig {
@@ -38,6 +61,7 @@ impl Default for MediaConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             advertise_ips: Vec::new(),
             pin_shards: false,
+            limits: ShardLimits::default(),
         }
     }
 }
@@ -152,6 +176,19 @@ pub struct Config {
     #[arg(long, env = "CHORUS_PIN_SHARDS", default_value_t = false)]
     pub pin_shards: bool,
 
+    /// Seconds a media connection may stay without ICE and DTLS up after its first
+    /// negotiation; then the client gets `error media-failed` and the leg is rebuilt.
+    #[arg(long, env = "CHORUS_DTLS_TIMEOUT_SECS", default_value_t = 20)]
+    pub dtls_timeout_secs: u64,
+
+    /// Most remote addresses remembered per media connection (authenticated STUN only).
+    #[arg(long, env = "CHORUS_MEDIA_ADDRS_PER_PEER", default_value_t = 8)]
+    pub media_addrs_per_peer: usize,
+
+    /// Seconds after which a remote media address nothing arrived from is forgotten.
+    #[arg(long, env = "CHORUS_MEDIA_ADDR_IDLE_SECS", default_value_t = 30)]
+    pub media_addr_idle_secs: u64,
+
     /// On SIGTERM, how long calls in progress may go on (joins refused) before the process
     /// exits anyway, e.g. 90s, 15m.
     #[arg(long, env = "CHORUS_DRAIN_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
@@ -222,6 +259,9 @@ impl Default for Config {
             udp_bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             advertise_ips: Vec::new(),
             pin_shards: false,
+            dtls_timeout_secs: 20,
+            media_addrs_per_peer: 8,
+            media_addr_idle_secs: 30,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             admin_key: None,
             metrics_addr: None,
@@ -276,6 +316,15 @@ impl Config {
                  (or http://localhost:* for any port)"
             )));
         }
+        if self.dtls_timeout_secs == 0 {
+            return fail("--dtls-timeout-secs must be at least 1");
+        }
+        if self.media_addrs_per_peer == 0 {
+            return fail("--media-addrs-per-peer must be at least 1");
+        }
+        if self.media_addr_idle_secs == 0 {
+            return fail("--media-addr-idle-secs must be at least 1");
+        }
         if self.send_queue == 0 {
             return fail("--send-queue must be at least 1");
         }
@@ -296,6 +345,11 @@ impl Config {
             bind_ip: self.udp_bind,
             advertise_ips: self.advertise_ips.clone(),
             pin_shards: self.pin_shards,
+            limits: ShardLimits {
+                dtls_timeout: Duration::from_secs(self.dtls_timeout_secs),
+                addrs_per_peer: self.media_addrs_per_peer,
+                addr_idle: Duration::from_secs(self.media_addr_idle_secs),
+            },
         }
     }
 

@@ -6,7 +6,9 @@
 use super::codecs::{codec_matches, server_recipe};
 use super::fault::MediaFault;
 use super::rewrite::{ExtensionMap, SequenceRewriter};
-use super::sdp::{check_answer_directions, check_offer, declared_codecs, OfferProblem};
+use super::sdp::{
+    check_answer_directions, check_offer, declared_codecs, without_rtcp_candidates, OfferProblem,
+};
 use super::stats::ShardCounters;
 use crate::protocol::{IceCandidate, MediaErrorCode, MediaEvent, OfferedTrack, TrackSourceInfo};
 use rand::Rng;
@@ -152,8 +154,10 @@ pub struct Peer {
     pub opted_out: HashSet<String>,
     /// A server offer is wanted as soon as the signaling state allows.
     pub needs_offer: bool,
-    /// Remote addresses this peer was seen at (for demux cleanup).
-    pub addrs: Vec<SocketAddr>,
+    /// When a description of the client was first applied (the DTLS deadline runs from it).
+    pub negotiated_at: Option<Instant>,
+    /// A DTLS alert arrived from the client this turn.
+    pub dtls_alert_in: bool,
     pub next_timeout: Option<Instant>,
     local_candidates: Vec<RTCIceCandidateInit>,
     candidates_sent: bool,
@@ -202,7 +206,8 @@ impl Peer {
             opted_out: HashSet::new(),
             refused_tracks: HashSet::new(),
             needs_offer: false,
-            addrs: Vec::new(),
+            negotiated_at: None,
+            dtls_alert_in: false,
             next_timeout: Some(now),
             local_candidates,
             candidates_sent: false,
@@ -279,6 +284,7 @@ impl Peer {
             self.undo_refused_offer(now)?;
             return Err(MediaFault::new(MediaErrorCode::BadSdp, e.to_string()));
         }
+        self.negotiated_at.get_or_insert(now);
         let answer = match self.pc.create_answer(None) {
             Ok(answer) => answer,
             Err(e) => {
@@ -293,7 +299,7 @@ impl Peer {
         let sdp = self
             .pc
             .local_description()
-            .map(|d| d.sdp)
+            .map(|d| without_rtcp_candidates(&d.sdp))
             .unwrap_or_default();
         self.send(MediaEvent::Answer { sdp });
         self.send_candidates_once();
@@ -370,7 +376,9 @@ impl Peer {
         }
         self.pc
             .set_remote_description(now, answer)
-            .map_err(|e| MediaFault::new(MediaErrorCode::BadSdp, e.to_string()))
+            .map_err(|e| MediaFault::new(MediaErrorCode::BadSdp, e.to_string()))?;
+        self.negotiated_at.get_or_insert(now);
+        Ok(())
     }
 
     /// Sends a server offer if one is needed and the signaling state is stable; otherwise
@@ -413,7 +421,7 @@ impl Peer {
         let sdp = self
             .pc
             .local_description()
-            .map(|d| d.sdp)
+            .map(|d| without_rtcp_candidates(&d.sdp))
             .unwrap_or_default();
         self.send(MediaEvent::Offer { sdp, tracks });
         self.send_candidates_once();

@@ -59,10 +59,18 @@ pub enum DropReason {
     WriteFailed,
     /// The socket send buffer was full.
     SendBufferFull,
+    /// A STUN message naming a connection's ufrag whose MESSAGE-INTEGRITY does not verify
+    /// with that connection's ICE password (its source address is not learned).
+    Unauthenticated,
+    /// An authenticated STUN request from a new address of a connection that already has
+    /// as many live addresses as `--media-addrs-per-peer` allows.
+    AddressLimit,
+    /// A packet for a subscriber leg whose ICE and DTLS are not up yet (no SRTP keys).
+    NotConnected,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::Garbage,
         DropReason::UnknownSource,
         DropReason::Rejected,
@@ -71,6 +79,9 @@ impl DropReason {
         DropReason::AwaitingKeyframe,
         DropReason::WriteFailed,
         DropReason::SendBufferFull,
+        DropReason::Unauthenticated,
+        DropReason::AddressLimit,
+        DropReason::NotConnected,
     ];
 
     pub fn label(self) -> &'static str {
@@ -83,6 +94,9 @@ impl DropReason {
             DropReason::AwaitingKeyframe => "awaiting_keyframe",
             DropReason::WriteFailed => "write_failed",
             DropReason::SendBufferFull => "send_buffer_full",
+            DropReason::Unauthenticated => "unauthenticated",
+            DropReason::AddressLimit => "address_limit",
+            DropReason::NotConnected => "not_connected",
         }
     }
 }

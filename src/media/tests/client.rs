@@ -73,6 +73,8 @@ pub struct Client {
     pub drop_rtp: usize,
     /// The client's network is gone: nothing reaches it or leaves it.
     pub offline: bool,
+    /// Every DTLS record the client sends is lost on the way to the server.
+    pub drop_dtls: bool,
     /// When its last datagram reached the server.
     pub last_sent: Instant,
 }
@@ -106,6 +108,7 @@ impl Client {
             next_timeout: Some(now),
             drop_rtp: 0,
             offline: false,
+            drop_dtls: false,
             last_sent: now,
         }
     }
