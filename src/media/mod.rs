@@ -24,6 +24,7 @@ pub mod fault;
 pub mod forward;
 pub mod peer;
 pub mod publication;
+pub mod recycle;
 pub mod rewrite;
 pub mod room;
 pub mod sdp;
