@@ -74,7 +74,14 @@ fn a_viewer_sdp_stays_bounded_while_42_publishers_come_and_go() {
     let mut bench = Bench::new();
     let viewer = bench.join("room", "viewer");
     let (most, answer) = churn(&mut bench, viewer, 42, false);
-    eprintln!("viewer: at most {most} m-lines, answer {answer} bytes after 42 departures");
+    let offer = bench.clients[viewer]
+        .pc
+        .remote_description()
+        .map_or(0, |d| d.sdp.len());
+    eprintln!(
+        "viewer: at most {most} m-lines; after 42 departures answer {answer} bytes, offer \
+         {offer} bytes"
+    );
     // Present: one publisher's audio and video; two more may await the next negotiation.
     assert!(most <= 4, "the viewer's SDP grew to {most} m-lines");
 }
