@@ -98,3 +98,27 @@ fn a_publishing_member_keeps_its_tracks_while_the_m_lines_it_receives_are_reused
     bench.send_from(member, TrackKind::Audio, 3);
     assert!(bench.clients[member].errors().is_empty());
 }
+
+#[test]
+fn released_m_lines_a_client_offer_stopped_are_not_reused_and_tracks_still_play() {
+    // A client whose stack answers an inactive m-line by stopping its transceiver offers it
+    // `inactive` next time, which stops ours too: such an m-line cannot take a track any more,
+    // and the next subscription gets a new one instead.
+    let mut bench = Bench::new();
+    let member = bench.join("room", "member");
+    bench.publish(member, &[TrackKind::Audio, TrackKind::Video]);
+    bench.settle();
+    for i in 0..4 {
+        let p = bench.join("room", &format!("p{i}"));
+        bench.publish(p, &[TrackKind::Audio, TrackKind::Video]);
+        bench.settle();
+        receives(&mut bench, member, p);
+        receives(&mut bench, p, member);
+        bench.leave(p);
+        bench.clients.pop();
+        bench.stabilize();
+        bench.publish(member, &[]); // a re-offer with the released m-lines inactive
+        bench.stabilize();
+    }
+    assert!(bench.clients[member].errors().is_empty());
+}
