@@ -28,6 +28,7 @@ pub mod keyframe;
 pub mod liveness;
 pub mod peer;
 pub mod publication;
+pub mod recycle;
 pub mod rewrite;
 pub mod room;
 pub mod sdp;

@@ -10,3 +10,4 @@ mod harness;
 mod keyframes;
 mod lifecycle;
 mod negotiation;
+mod recycling;
