@@ -15,6 +15,13 @@ pub const DEFAULT_UDP_PORT: u16 = 40000;
 /// Default `--drain-timeout`.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Bytes of an offer or answer allowed per room member when `--max-sdp-bytes` is 0: the
+/// microphone and camera sections of a browser that lists every codec it has in each (Chrome:
+/// about 5.4 KB), with room for a screen share here and there and for JSON escaping.
+pub const SDP_BYTES_PER_PARTICIPANT: usize = 8 * 1024;
+/// Bytes of an offer or answer besides its members' sections (session lines, data channel).
+pub const SDP_BASE_BYTES: usize = 16 * 1024;
+
 /// Settings of the media engine, taken from the command line.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -106,6 +113,11 @@ pub struct Config {
     /// Largest WebSocket frame/message accepted, in bytes; larger closes with 1009.
     #[arg(long, env = "CHORUS_MAX_FRAME_BYTES", default_value_t = 65536)]
     pub max_frame_bytes: usize,
+
+    /// Largest `offer`/`answer` message of an SFU participant, in bytes (its SDP grows with
+    /// the room); 0 = sized from --max-participants. Never below --max-frame-bytes.
+    #[arg(long, env = "CHORUS_MAX_SDP_BYTES", default_value_t = 0)]
+    pub max_sdp_bytes: usize,
 
     /// Sustained messages per second allowed per connection (token bucket refill rate).
     #[arg(long, env = "CHORUS_RATE_LIMIT", default_value_t = 50.0)]
@@ -244,6 +256,7 @@ impl Default for Config {
             chat_history: 100,
             max_chat_bytes: 4096,
             max_frame_bytes: 65536,
+            max_sdp_bytes: 0,
             rate_limit: 50.0,
             rate_burst: 100,
             rate_strikes: 50,
@@ -353,6 +366,25 @@ impl Config {
         }
     }
 
+    /// The largest `offer`/`answer` message an SFU participant may send: `--max-sdp-bytes`, or
+    /// when 0 enough for a room of `--max-participants` members whose browser lists every
+    /// codec in every section; never below `--max-frame-bytes`.
+    pub fn sdp_limit(&self) -> usize {
+        let sized = match self.max_sdp_bytes {
+            0 => SDP_BASE_BYTES.saturating_add(
+                self.max_participants
+                    .saturating_mul(SDP_BYTES_PER_PARTICIPANT),
+            ),
+            n => n,
+        };
+        sized.max(self.max_frame_bytes)
+    }
+
+    /// The largest message the WebSocket layer reassembles (fragments included).
+    pub fn message_limit(&self) -> usize {
+        self.sdp_limit()
+    }
+
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs(self.ping_interval_secs)
     }
@@ -457,6 +489,29 @@ mod tests {
             ..Config::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn the_sdp_limit_follows_the_room_size() {
+        let config = Config::default();
+        assert_eq!(config.sdp_limit(), 16 * 1024 + 16 * 8 * 1024);
+        let big = Config {
+            max_participants: 100,
+            ..Config::default()
+        };
+        assert_eq!(big.sdp_limit(), 16 * 1024 + 100 * 8 * 1024);
+        let tiny = Config {
+            max_participants: 1,
+            max_frame_bytes: 65536,
+            ..Config::default()
+        };
+        assert_eq!(tiny.sdp_limit(), 65536, "never below --max-frame-bytes");
+        let set = Config {
+            max_sdp_bytes: 300_000,
+            ..Config::default()
+        };
+        assert_eq!(set.sdp_limit(), 300_000);
+        assert_eq!(set.message_limit(), 300_000);
     }
 
     #[test]

@@ -105,10 +105,12 @@ async fn websocket(
         url_claims,
         remote: Some(remote),
     };
-    // Messages (and their fragments, while reassembled) are capped at `--max-frame-bytes` by
-    // the WebSocket layer itself, which closes with 1009; the read buffer starts small (an idle
-    // connection costs little) and grows for a large frame.
-    let max = signal.config.max_frame_bytes;
+    // Messages (and their fragments, while reassembled) are capped by the WebSocket layer
+    // itself, which closes with 1009, at the largest message any client may send (an SFU
+    // participant's offer or answer, `Config::sdp_limit`); the session refuses other messages
+    // over `--max-frame-bytes`. The read buffer starts small (an idle connection costs little)
+    // and grows for a large frame.
+    let max = signal.config.message_limit();
     upgrade
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BUFFER)
@@ -166,11 +168,18 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    if !state.ready.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
+    let stalled = state.signal.media.stalled_shards();
+    if let Some((shard, age)) = stalled.first() {
+        let message = format!(
+            "media shard {shard} stalled: no turn for {:.1} s\n",
+            age.as_secs_f64()
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+    }
+    (StatusCode::OK, "ready\n").into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

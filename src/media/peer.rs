@@ -5,6 +5,7 @@
 
 use super::codecs::{codec_matches, server_recipe};
 use super::fault::MediaFault;
+use super::recycle::Recycler;
 use super::rewrite::{ExtensionMap, SequenceRewriter};
 use super::sdp::{
     check_answer_directions, check_offer, declared_codecs, without_rtcp_candidates, OfferProblem,
@@ -113,6 +114,18 @@ pub struct Subscription {
     pub mid: Option<String>,
     pub kind: RtpCodecKind,
     pub codec: RTCRtpCodec,
+    /// Video that starts or resumes on this leg waits for a keyframe: nothing is forwarded
+    /// until a packet that opens one (see `keyframe.rs`).
+    pub awaiting_keyframe: bool,
+}
+
+impl Subscription {
+    /// The stream on this leg starts again (negotiated, unmuted): the next forwarded packet
+    /// re-anchors the numbering and, for video, is the start of a keyframe.
+    pub fn restart(&mut self) {
+        self.rewriter.pause();
+        self.awaiting_keyframe = self.kind == RtpCodecKind::Video;
+    }
 }
 
 /// A client's connection and everything negotiated on it.
@@ -134,6 +147,8 @@ pub struct Peer {
     /// The tracks this peer publishes: rtc receiver track id → room track.
     pub published: HashMap<String, (TrackKey, RTCRtpReceiverId)>,
     pub subscriptions: HashMap<TrackKey, Subscription>,
+    /// Transceivers of ended subscriptions, reused by the next ones (bounded SDP).
+    pub recycler: Recycler,
     /// Our sender SSRC on this leg → the forwarded track (for PLI/FIR routing).
     pub ssrc_to_track: HashMap<u32, TrackKey>,
     /// Streams refused because the client may not publish (rtc track ids).
@@ -190,6 +205,7 @@ impl Peer {
             sources: HashMap::new(),
             published: HashMap::new(),
             subscriptions: HashMap::new(),
+            recycler: Recycler::default(),
             ssrc_to_track: HashMap::new(),
             opted_out: HashSet::new(),
             refused_tracks: HashSet::new(),
@@ -321,6 +337,7 @@ impl Peer {
         self.local_candidates = local_candidates;
         self.next_timeout = Some(now);
         self.ssrc_to_track.clear();
+        self.recycler.clear();
         let subscriptions = std::mem::take(&mut self.subscriptions);
         for s in subscriptions.into_values() {
             if let Err(fault) = self.subscribe(
@@ -488,20 +505,25 @@ impl Peer {
         );
         // A transceiver of its own, send-only: `add_track` would reuse the receive transceiver
         // of one of the client's published tracks, and a send-recv transceiver could be
-        // claimed by the client's next offer (JSEP matching), stealing the subscription.
-        let transceiver = self
-            .pc
-            .add_transceiver_from_track(
-                media_track,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    streams: vec![publisher_peer_id.to_owned()],
-                    send_encodings: vec![],
-                }),
-            )
-            .map_err(|e| {
-                MediaFault::new(MediaErrorCode::Internal, format!("add transceiver: {e}"))
-            })?;
+        // claimed by the client's next offer (JSEP matching), stealing the subscription. The
+        // m-line of an ended subscription of the same codec is reused first.
+        let reused = self.recycler.reuse(&mut self.pc, &media_track, codec);
+        let transceiver = match reused {
+            Some(transceiver) => transceiver,
+            None => self
+                .pc
+                .add_transceiver_from_track(
+                    media_track,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        streams: vec![publisher_peer_id.to_owned()],
+                        send_encodings: vec![],
+                    }),
+                )
+                .map_err(|e| {
+                    MediaFault::new(MediaErrorCode::Internal, format!("add transceiver: {e}"))
+                })?,
+        };
         let sender_id = self
             .pc
             .rtp_transceiver(transceiver)
@@ -525,6 +547,7 @@ impl Peer {
                 mid: None,
                 kind,
                 codec: codec.clone(),
+                awaiting_keyframe: kind == RtpCodecKind::Video,
             },
         );
         self.needs_offer = true;
@@ -537,7 +560,9 @@ impl Peer {
             return false;
         };
         self.ssrc_to_track.remove(&sub.ssrc);
-        let _ = self.pc.remove_track(sub.sender_id);
+        if self.pc.remove_track(sub.sender_id).is_ok() {
+            self.recycler.release(sub.sender_id, &sub.codec);
+        }
         self.needs_offer = true;
         true
     }
@@ -608,7 +633,7 @@ impl Peer {
                     if let Some(sub) = self.subscriptions.get_mut(&key) {
                         sub.payload_type = Some(pt);
                         sub.extensions = ExtensionMap::new(&exts, &leg_exts, sub.mid.as_deref());
-                        sub.rewriter.pause();
+                        sub.restart();
                     }
                     activated.push(key);
                 }

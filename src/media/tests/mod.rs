@@ -3,8 +3,11 @@
 //! a fake clock ([`harness`]). No sockets, no sleeps. Evidence is counted packets and events.
 
 mod abuse;
+mod backlog;
 mod client;
 mod forwarding;
 mod harness;
+mod keyframes;
 mod lifecycle;
 mod negotiation;
+mod recycling;
