@@ -207,6 +207,17 @@ impl SfuClient {
         Ok(())
     }
 
+    /// Closes the PeerConnection only (its DTLS close_notify goes out); the WebSocket stays
+    /// open and keeps answering pings, so only the media plane can notice.
+    pub async fn close_media(&self) {
+        for track in self.shared.live_tracks() {
+            track.stop();
+        }
+        if let Ok(pc) = self.shared.pc() {
+            let _ = tokio::time::timeout(self.shared.options.timeout, pc.close()).await;
+        }
+    }
+
     /// Silent disappearance: media stops in both directions without any goodbye (no DTLS
     /// alert, no RTCP BYE), and the WebSocket stays open but is never read or written again,
     /// so the server's pings go unanswered. Only the server's liveness checks can notice.
