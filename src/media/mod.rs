@@ -7,7 +7,9 @@
 //! (shard k uses `udp_port + k`) and every PeerConnection of the rooms pinned to it, so
 //! forwarding inside a room needs no lock and no cross-thread hop. Commands reach a shard over a
 //! channel plus an eventfd wake-up. Inside a shard, the sans-IO [`state::ShardState`] holds the
-//! connections ([`peer`]), the demux tables ([`demux`]) and the rooms ([`room`]); a room owns
+//! connections ([`peer`]), the demux tables ([`demux`], which learn a client's address only
+//! from a STUN request [`stun_auth`] verified) and the rooms ([`room`]), and ends connections
+//! that went silent or never came up ([`liveness`]); a room owns
 //! its publications ([`publication`]) and decides who receives which ([`subscriptions`]); one
 //! packet's path is `shard` (socket) → `state` (demux, connection) → `room` → `forward`
 //! (fan-out, `rewrite` per leg) → the subscribers' connections → `shard` (socket).
