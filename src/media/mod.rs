@@ -18,6 +18,7 @@
 //! back, answer the client, and re-offer afterwards. A client therefore ignores a server offer
 //! that arrives while it has its own offer outstanding.
 
+pub mod capabilities;
 pub mod codecs;
 pub mod demux;
 pub mod fault;
@@ -27,6 +28,7 @@ pub mod publication;
 pub mod rewrite;
 pub mod room;
 pub mod sdp;
+pub mod sending;
 pub mod shard;
 pub mod state;
 pub mod stats;
@@ -37,7 +39,7 @@ mod tests;
 pub use crate::config::MediaConfig;
 use crate::net::thread::pin_to_core;
 use crate::net::udp;
-use crate::protocol::{MediaEvent, MediaRequest};
+use crate::protocol::{CodecCapability, MediaEvent, MediaRequest};
 pub use peer::MediaGrants;
 use peer::MediaMember;
 use shard::{Command, Shard, ShardSocket, Waker};
@@ -240,16 +242,18 @@ impl MediaEngine {
         peer_id: &str,
         events: tokio_mpsc::UnboundedSender<MediaEvent>,
     ) -> MediaLeg {
-        self.join_with_grants(room, peer_id, MediaGrants::default(), events)
+        self.join_with_grants(room, peer_id, MediaGrants::default(), None, events)
     }
 
     /// [`MediaEngine::join`] for a participant whose token limits what it may do: without
     /// `publish` its tracks are refused (`forbidden`), without `subscribe` nothing is sent to it.
+    /// `receive` is what it declared it can decode (`join.receive.codecs`); `None`: the default.
     pub fn join_with_grants(
         &self,
         room: &str,
         peer_id: &str,
         grants: MediaGrants,
+        receive: Option<Vec<CodecCapability>>,
         events: tokio_mpsc::UnboundedSender<MediaEvent>,
     ) -> MediaLeg {
         let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
@@ -266,6 +270,7 @@ impl MediaEngine {
                 peer_id: peer_id.to_owned(),
                 grants,
                 events,
+                receive,
             },
         });
         leg

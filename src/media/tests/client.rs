@@ -4,6 +4,7 @@
 //! tracks, and counts what it receives (RTP per track, keyframe requests). The bench
 //! (`harness.rs`) moves its datagrams and drives its clock.
 
+use crate::media::codecs::H264_FMTP;
 use crate::media::peer::PeerKey;
 use crate::protocol::{
     MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackKind, TrackSource, TrackSourceInfo,
@@ -65,6 +66,8 @@ pub struct Client {
     pub offline: bool,
     /// When its last datagram reached the server.
     pub last_sent: Instant,
+    /// The codec of the video tracks it publishes: `video/VP8` or `video/H264`.
+    pub video_mime: &'static str,
 }
 
 impl Client {
@@ -93,6 +96,7 @@ impl Client {
             drop_rtp: 0,
             offline: false,
             last_sent: now,
+            video_mime: "video/VP8",
         }
     }
 
@@ -112,10 +116,14 @@ impl Client {
             TrackKind::Video => (
                 RtpCodecKind::Video,
                 RTCRtpCodec {
-                    mime_type: "video/VP8".into(),
+                    mime_type: self.video_mime.into(),
                     clock_rate: 90_000,
                     channels: 0,
-                    sdp_fmtp_line: String::new(),
+                    sdp_fmtp_line: if self.video_mime == "video/H264" {
+                        H264_FMTP.into()
+                    } else {
+                        String::new()
+                    },
                     rtcp_feedback: vec![],
                 },
             ),
@@ -276,6 +284,7 @@ impl Client {
         if !self.connected {
             return;
         }
+        let video_mime = self.video_mime;
         for t in self
             .out
             .iter_mut()
@@ -297,8 +306,14 @@ impl Client {
             packet.header.sequence_number = t.seq;
             packet.header.timestamp = t.ts;
             packet.header.ssrc = t.ssrc;
-            // A VP8 descriptor (start of partition) and a keyframe header, then filler.
-            let mut payload = BytesMut::from(&[0x10u8, 0x00, 0x9d, 0x01, 0x2a][..]);
+            // A VP8 descriptor (start of partition) and a keyframe header, or an H264 IDR NAL
+            // unit header, then filler.
+            let start: &[u8] = if t.kind == TrackKind::Video && video_mime == "video/H264" {
+                &[0x65, 0x88, 0x84]
+            } else {
+                &[0x10, 0x00, 0x9d, 0x01, 0x2a]
+            };
+            let mut payload = BytesMut::from(start);
             payload.resize(160, 0xAB);
             packet.payload = payload.freeze();
             t.seq = t.seq.wrapping_add(1);

@@ -7,3 +7,4 @@ mod forwarding;
 mod harness;
 mod lifecycle;
 mod negotiation;
+mod receive_only;
