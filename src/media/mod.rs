@@ -23,6 +23,7 @@ pub mod codecs;
 pub mod demux;
 pub mod fault;
 pub mod forward;
+pub mod keyframe;
 pub mod peer;
 pub mod publication;
 pub mod rewrite;

@@ -50,6 +50,8 @@ pub enum DropReason {
     Duplicate,
     /// The track is muted.
     Muted,
+    /// Video on a leg that starts or resumes, before the first keyframe.
+    AwaitingKeyframe,
     /// The subscriber leg's stack refused the rewritten packet.
     WriteFailed,
     /// The socket send buffer was full.
@@ -57,12 +59,13 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::Garbage,
         DropReason::UnknownSource,
         DropReason::Rejected,
         DropReason::Duplicate,
         DropReason::Muted,
+        DropReason::AwaitingKeyframe,
         DropReason::WriteFailed,
         DropReason::SendBufferFull,
     ];
@@ -74,6 +77,7 @@ impl DropReason {
             DropReason::Rejected => "rejected",
             DropReason::Duplicate => "duplicate",
             DropReason::Muted => "muted",
+            DropReason::AwaitingKeyframe => "awaiting_keyframe",
             DropReason::WriteFailed => "write_failed",
             DropReason::SendBufferFull => "send_buffer_full",
         }
@@ -89,7 +93,7 @@ pub struct ShardCounters {
     pub rtp_bytes_in: u64,
     pub forwarded: u64,
     pub forwarded_bytes: u64,
-    pub dropped: [u64; 7],
+    pub dropped: [u64; DropReason::ALL.len()],
     pub nacks_in: u64,
     pub keyframe_requests_in: u64,
     pub keyframe_requests_out: u64,

@@ -5,6 +5,7 @@
 //! (`harness.rs`) moves its datagrams and drives its clock.
 
 use crate::media::codecs::H264_FMTP;
+use crate::media::keyframe::starts_keyframe;
 use crate::media::peer::PeerKey;
 use crate::protocol::{
     MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackKind, TrackSource, TrackSourceInfo,
@@ -57,6 +58,13 @@ pub struct Client {
     pub received: HashMap<String, u64>,
     /// Keyframe requests (PLI/FIR) received for the tracks it sends.
     pub keyframe_requests: u64,
+    /// The next video packet it sends opens a keyframe (set at start and by each keyframe
+    /// request unless [`Client::ignore_keyframe_requests`]); the others are delta frames.
+    pub keyframe_due: bool,
+    /// A publisher that does not answer keyframe requests.
+    pub ignore_keyframe_requests: bool,
+    /// For each track received: whether each packet opened a keyframe, in arrival order.
+    pub keyframe_flags: HashMap<String, Vec<bool>>,
     pub connected: bool,
     pub next_timeout: Option<Instant>,
     /// Drop the next datagrams the server sends to this client that look like RTP (to
@@ -91,6 +99,9 @@ impl Client {
             out: Vec::new(),
             received: HashMap::new(),
             keyframe_requests: 0,
+            keyframe_due: true,
+            ignore_keyframe_requests: false,
+            keyframe_flags: HashMap::new(),
             connected: false,
             next_timeout: Some(now),
             drop_rtp: 0,
@@ -263,7 +274,12 @@ impl Client {
         }
         while let Some(msg) = self.pc.poll_read() {
             match msg.message {
-                RTCMessage::RtpPacket(track_id, _) => {
+                RTCMessage::RtpPacket(track_id, packet) => {
+                    let key = starts_keyframe("video/VP8", &packet.payload);
+                    self.keyframe_flags
+                        .entry(track_id.clone())
+                        .or_default()
+                        .push(key);
                     *self.received.entry(track_id).or_default() += 1;
                 }
                 RTCMessage::RtcpPacket(_, packets) => {
@@ -271,6 +287,7 @@ impl Client {
                         let any = p.as_any();
                         if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
                             self.keyframe_requests += 1;
+                            self.keyframe_due |= !self.ignore_keyframe_requests;
                         }
                     }
                 }
@@ -285,6 +302,7 @@ impl Client {
             return;
         }
         let video_mime = self.video_mime;
+        let mut sent_video = false;
         for t in self
             .out
             .iter_mut()
@@ -306,14 +324,18 @@ impl Client {
             packet.header.sequence_number = t.seq;
             packet.header.timestamp = t.ts;
             packet.header.ssrc = t.ssrc;
-            // A VP8 descriptor (start of partition) and a keyframe header, or an H264 IDR NAL
-            // unit header, then filler.
-            let start: &[u8] = if t.kind == TrackKind::Video && video_mime == "video/H264" {
-                &[0x65, 0x88, 0x84]
+            // A VP8 descriptor (start of partition) and a keyframe header (P=0) or a delta
+            // frame's (P=1) — for H264 an IDR or a non-IDR slice NAL unit header — then
+            // filler. Audio carries the same bytes (nothing reads them).
+            let video = t.kind == TrackKind::Video;
+            let delta = video && !self.keyframe_due;
+            sent_video |= video;
+            let start: [u8; 5] = if video && video_mime == "video/H264" {
+                [if delta { 0x41 } else { 0x65 }, 0x88, 0x84, 0x00, 0x00]
             } else {
-                &[0x10, 0x00, 0x9d, 0x01, 0x2a]
+                [0x10, u8::from(delta), 0x9d, 0x01, 0x2a]
             };
-            let mut payload = BytesMut::from(start);
+            let mut payload = BytesMut::from(&start[..]);
             payload.resize(160, 0xAB);
             packet.payload = payload.freeze();
             t.seq = t.seq.wrapping_add(1);
@@ -322,6 +344,17 @@ impl Client {
                 let _ = s.write_rtp(now, packet);
             }
         }
+        if sent_video {
+            self.keyframe_due = false;
+        }
+    }
+
+    /// Whether each video packet received on `track_id` opened a keyframe, in order.
+    pub fn keyframe_flags_on(&self, track_id: &str) -> &[bool] {
+        self.keyframe_flags
+            .get(track_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// Asks the server for a keyframe of every track it receives (PLI on each receiver).

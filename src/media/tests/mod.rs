@@ -5,6 +5,7 @@
 mod client;
 mod forwarding;
 mod harness;
+mod keyframes;
 mod lifecycle;
 mod negotiation;
 mod receive_only;
