@@ -53,6 +53,8 @@ pub struct Client {
     pub held: Vec<MediaEvent>,
     /// Keep server offers instead of answering them (to stage glare).
     pub hold_offers: bool,
+    /// Only log what the server sends (a scripted peer whose requests the test makes).
+    pub passive: bool,
     pub out: Vec<OutTrack>,
     /// RTP packets received, by the receiving leg's track id.
     pub received: HashMap<String, u64>,
@@ -96,6 +98,7 @@ impl Client {
             log: Vec::new(),
             held: Vec::new(),
             hold_offers: false,
+            passive: false,
             out: Vec::new(),
             received: HashMap::new(),
             keyframe_requests: 0,
@@ -218,7 +221,9 @@ impl Client {
         }
         while let Ok(event) = self.events.try_recv() {
             self.log.push(event.clone());
-            incoming.push(event);
+            if !self.passive {
+                incoming.push(event);
+            }
         }
         for event in incoming {
             match event {
