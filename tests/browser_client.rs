@@ -83,6 +83,43 @@ async fn three_pages_decode_each_other() {
     no_page_errors(&result);
 }
 
+/// Issue 10, item 1: a page that joins without camera and microphone never offers; it declares
+/// what it decodes in its `join` and, there before them, decodes an H264 and a VP8 publisher
+/// that join at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_page_without_devices_decodes_an_h264_and_a_vp8_publisher() {
+    let test = start().await;
+    let result = test.scenario("receive-only", SCENARIO_TIMEOUT).await;
+    assert_eq!(
+        result["codecs"],
+        serde_json::json!(["video/H264", "video/VP8"]),
+        "{result:#}"
+    );
+    let declared: Vec<&str> = result["declared"]
+        .as_array()
+        .expect("the viewer's join was seen")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for mime in ["audio/opus", "video/VP8", "video/H264"] {
+        assert!(
+            declared.contains(&mime),
+            "join.receive lacks {mime}: {declared:?}"
+        );
+    }
+    let announced = result["announced"].as_array().expect("announced");
+    assert_eq!(announced.len(), 4, "{announced:?}");
+    assert!(
+        announced.iter().all(|t| t["playable"] == true),
+        "{announced:?}"
+    );
+    assert_eq!(
+        result["negotiation"]["offersSent"], 0,
+        "the viewer never offered"
+    );
+    no_page_errors(&result);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publisher_bitrate_reaches_500_kbps_within_15_s() {
     let test = start().await;

@@ -194,6 +194,9 @@ impl SfuClient {
         if let Some(token) = token {
             join["token"] = Value::from(token);
         }
+        if let Some(receive) = &options.receive {
+            join["receive"] = serde_json::to_value(receive).unwrap_or_default();
+        }
         let _ = socket.out.send(Outgoing::Text(join.to_string()));
         let answered = messages
             .wait_for(0, "joined", options.timeout, &|v| {

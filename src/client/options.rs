@@ -1,7 +1,7 @@
 //! Settings of the test client, the description of a track to publish, and the client's error
 //! type. Plain data: nothing here touches the network.
 
-use crate::protocol::{TrackKind, TrackSource};
+use crate::protocol::{ReceiveCapabilities, TrackKind, TrackSource};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -34,6 +34,8 @@ pub struct ClientOptions {
     pub record_hashes: bool,
     /// Upper bound of every wait inside the client (join, negotiation, …).
     pub timeout: Duration,
+    /// What the `join` declares the client can decode (`receive`); `None`: nothing declared.
+    pub receive: Option<ReceiveCapabilities>,
 }
 
 impl Default for ClientOptions {
@@ -51,6 +53,7 @@ impl Default for ClientOptions {
             pause_when_muted: false,
             record_hashes: true,
             timeout: Duration::from_secs(10),
+            receive: None,
         }
     }
 }

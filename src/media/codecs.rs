@@ -11,7 +11,7 @@ use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_VP8, MIME_TYPE_VP9,
 };
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::sdp::extmap::{
     ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, SDES_MID_URI, TRANSPORT_CC_URI, VIDEO_ORIENTATION_URI,
 };
@@ -20,7 +20,9 @@ use std::net::SocketAddr;
 /// Packets of history each sending leg keeps to answer NACKs (a power of two).
 pub const NACK_CACHE_PACKETS: u16 = 512;
 
-const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+/// The one H264 format the server negotiates (constrained baseline, packetization-mode 1).
+pub const H264_FMTP: &str =
+    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 
 /// Mime types (lower case) the SFU forwards.
 const FORWARDABLE: [&str; 5] = [
@@ -36,19 +38,7 @@ const FORWARDABLE: [&str; 5] = [
 /// feedback toward publishers, the tap that hands keyframe requests and reports to the shard,
 /// and the wire-side counter of NACKs sent and retransmissions; ICE-lite with `ufrag`/`pwd`.
 pub fn server_recipe(ufrag: &str, pwd: &str, candidates: &[SocketAddr]) -> Recipe {
-    let video = [
-        (MIME_TYPE_VP8, "", VP8_PAYLOAD_TYPE),
-        (MIME_TYPE_VP9, "profile-id=0", 98),
-        (MIME_TYPE_H264, H264_FMTP, 102),
-        (MIME_TYPE_AV1, "", 45),
-    ];
-    let mut codecs = vec![opus(OPUS_FMTP)];
-    for (mime, fmtp, pt) in video {
-        codecs.push((
-            codec(mime, VIDEO_CLOCK_RATE, 0, fmtp, pt),
-            RtpCodecKind::Video,
-        ));
-    }
+    let codecs = server_codecs();
     let ice = Ice::Lite {
         ufrag: ufrag.to_owned(),
         pwd: pwd.to_owned(),
@@ -85,6 +75,25 @@ pub fn server_recipe(ufrag: &str, pwd: &str, candidates: &[SocketAddr]) -> Recip
             super::stats::wire::WireCounter::default(),
         );
     recipe
+}
+
+/// The codecs of a server leg (RTX excluded), at the leg's payload types: Opus, then VP8, VP9
+/// profile 0, H264 packetization-mode 1 42e01f and AV1.
+pub fn server_codecs() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
+    let video = [
+        (MIME_TYPE_VP8, "", VP8_PAYLOAD_TYPE),
+        (MIME_TYPE_VP9, "profile-id=0", 98),
+        (MIME_TYPE_H264, H264_FMTP, 102),
+        (MIME_TYPE_AV1, "", 45),
+    ];
+    let mut codecs = vec![opus(OPUS_FMTP)];
+    for (mime, fmtp, pt) in video {
+        codecs.push((
+            codec(mime, VIDEO_CLOCK_RATE, 0, fmtp, pt),
+            RtpCodecKind::Video,
+        ));
+    }
+    codecs
 }
 
 /// True if this SFU can forward `mime` (case-insensitive), RTX and FEC excluded.

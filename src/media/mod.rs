@@ -21,6 +21,7 @@
 //! that arrives while it has its own offer outstanding.
 
 pub mod backlog;
+pub mod capabilities;
 pub mod codecs;
 pub mod demux;
 pub mod fault;
@@ -34,6 +35,7 @@ pub mod recycle;
 pub mod rewrite;
 pub mod room;
 pub mod sdp;
+pub mod sending;
 pub mod shard;
 pub mod state;
 pub mod stats;
@@ -45,7 +47,7 @@ mod tests;
 pub use crate::config::MediaConfig;
 use crate::net::thread::pin_to_core;
 use crate::net::udp;
-use crate::protocol::{MediaEvent, MediaRequest};
+use crate::protocol::{CodecCapability, MediaEvent, MediaRequest};
 use heartbeat::ShardHealth;
 pub use peer::MediaGrants;
 use peer::MediaMember;
@@ -268,16 +270,18 @@ impl MediaEngine {
         peer_id: &str,
         events: tokio_mpsc::UnboundedSender<MediaEvent>,
     ) -> MediaLeg {
-        self.join_with_grants(room, peer_id, MediaGrants::default(), events)
+        self.join_with_grants(room, peer_id, MediaGrants::default(), None, events)
     }
 
     /// [`MediaEngine::join`] for a participant whose token limits what it may do: without
     /// `publish` its tracks are refused (`forbidden`), without `subscribe` nothing is sent to it.
+    /// `receive` is what it declared it can decode (`join.receive.codecs`); `None`: the default.
     pub fn join_with_grants(
         &self,
         room: &str,
         peer_id: &str,
         grants: MediaGrants,
+        receive: Option<Vec<CodecCapability>>,
         events: tokio_mpsc::UnboundedSender<MediaEvent>,
     ) -> MediaLeg {
         let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
@@ -294,6 +298,7 @@ impl MediaEngine {
                 peer_id: peer_id.to_owned(),
                 grants,
                 events,
+                receive,
             },
         });
         leg

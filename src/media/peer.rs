@@ -1,29 +1,25 @@
 //! One client's PeerConnection on the server: its construction (own ICE credentials, the shard's
-//! host candidates, ICE-lite), SDP negotiation under the "server is polite" rule, and the
-//! subscription legs it sends. It does not know about rooms or other peers: the room decides
-//! what to subscribe and where packets go; this type only applies it to one connection.
+//! host candidates, ICE-lite), SDP negotiation under the "server is polite" rule, and what the
+//! leg can receive (`capabilities.rs`); the tracks it sends are in `sending.rs`. It does not
+//! know about rooms or other peers: the room decides what to subscribe and where packets go;
+//! this type only applies it to one connection.
 
-use super::codecs::{codec_matches, server_recipe};
+use super::capabilities::ReceiveCaps;
+use super::codecs::server_recipe;
 use super::fault::MediaFault;
 use super::recycle::Recycler;
-use super::rewrite::{ExtensionMap, SequenceRewriter};
-use super::sdp::{
-    check_answer_directions, check_offer, declared_codecs, without_rtcp_candidates, OfferProblem,
-};
+use super::sdp::{check_answer_directions, check_offer, without_rtcp_candidates, OfferProblem};
+pub use super::sending::Subscription;
 use super::stats::ShardCounters;
-use crate::protocol::{IceCandidate, MediaErrorCode, MediaEvent, OfferedTrack, TrackSourceInfo};
+use crate::protocol::{
+    CodecCapability, IceCandidate, MediaErrorCode, MediaEvent, OfferedTrack, TrackSourceInfo,
+};
 use rand::Rng;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::RTCPeerConnection;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters,
-    RtpCodecKind,
-};
-use rtc::rtp_transceiver::{
-    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
-};
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::sdp::description::session::SessionDescription;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -98,34 +94,8 @@ pub struct MediaMember {
     pub peer_id: String,
     pub grants: MediaGrants,
     pub events: UnboundedSender<MediaEvent>,
-}
-
-/// One forwarded track on this peer's connection.
-pub struct Subscription {
-    pub track: TrackKey,
-    pub track_id: String,
-    pub publisher_peer_id: String,
-    pub sender_id: RTCRtpSenderId,
-    pub ssrc: u32,
-    /// Payload type on this leg; `None` until negotiated (nothing is forwarded before).
-    pub payload_type: Option<u8>,
-    pub extensions: ExtensionMap,
-    pub rewriter: SequenceRewriter,
-    pub mid: Option<String>,
-    pub kind: RtpCodecKind,
-    pub codec: RTCRtpCodec,
-    /// Video that starts or resumes on this leg waits for a keyframe: nothing is forwarded
-    /// until a packet that opens one (see `keyframe.rs`).
-    pub awaiting_keyframe: bool,
-}
-
-impl Subscription {
-    /// The stream on this leg starts again (negotiated, unmuted): the next forwarded packet
-    /// re-anchors the numbering and, for video, is the start of a keyframe.
-    pub fn restart(&mut self) {
-        self.rewriter.pause();
-        self.awaiting_keyframe = self.kind == RtpCodecKind::Video;
-    }
+    /// The codecs it declared it can decode at `join`, if it did.
+    pub receive: Option<Vec<CodecCapability>>,
 }
 
 /// A client's connection and everything negotiated on it.
@@ -155,6 +125,11 @@ pub struct Peer {
     pub refused_tracks: HashSet<String>,
     /// Tracks the client unsubscribed from (never re-subscribed automatically).
     pub opted_out: HashSet<String>,
+    /// What this leg can receive (declared, or the default, narrowed by negotiation).
+    pub receive: ReceiveCaps,
+    /// Subscriptions the leg dropped by itself (a server offer the stack refused), with the
+    /// reason: the room takes them out of its index and tells the client.
+    pub dropped: Vec<(TrackKey, String)>,
     /// A server offer is wanted as soon as the signaling state allows.
     pub needs_offer: bool,
     /// When a description of the client was first applied (the DTLS deadline runs from it).
@@ -197,6 +172,8 @@ impl Peer {
             room: member.room,
             room_key,
             grants: member.grants,
+            receive: ReceiveCaps::new(member.receive.as_deref()),
+            dropped: Vec::new(),
             ufrag,
             pwd,
             candidates: candidates.to_vec(),
@@ -228,6 +205,7 @@ impl Peer {
             peer_id: self.peer_id.clone(),
             grants: self.grants,
             events: self.events.clone(),
+            receive: self.receive.declared(),
         }
     }
 
@@ -243,11 +221,11 @@ impl Peer {
         });
     }
 
-    fn has_local_offer(&self) -> bool {
+    pub(super) fn has_local_offer(&self) -> bool {
         self.pc.pending_local_description().is_some()
     }
 
-    fn has_remote_offer(&self) -> bool {
+    pub(super) fn has_remote_offer(&self) -> bool {
         self.pc.pending_remote_description().is_some()
     }
 
@@ -271,6 +249,7 @@ impl Peer {
         }
         let offer = RTCSessionDescription::offer(sdp)
             .map_err(|e| MediaFault::new(MediaErrorCode::BadSdp, e.to_string()))?;
+        let parsed = offer.unmarshal().ok();
         if self.has_local_offer() {
             let rollback = RTCSessionDescription::rollback(None)
                 .map_err(|e| MediaFault::new(MediaErrorCode::Internal, e.to_string()))?;
@@ -285,10 +264,11 @@ impl Peer {
         }
         if let Err(e) = self.pc.set_remote_description(now, offer) {
             self.sources = sources_before;
-            self.undo_refused_offer(now)?;
+            self.undo_refused_offer(parsed.as_ref(), now)?;
             return Err(MediaFault::new(MediaErrorCode::BadSdp, e.to_string()));
         }
         self.negotiated_at.get_or_insert(now);
+        self.learn(parsed.as_ref());
         let answer = match self.pc.create_answer(None) {
             Ok(answer) => answer,
             Err(e) => {
@@ -315,8 +295,15 @@ impl Peer {
     /// the next offer is answered. A leg that was never negotiated is rebuilt (the stack's
     /// rollback leaves the transceivers the refused offer created); a negotiated one is
     /// rolled back.
-    fn undo_refused_offer(&mut self, now: Instant) -> Result<(), MediaFault> {
+    fn undo_refused_offer(
+        &mut self,
+        parsed: Option<&SessionDescription>,
+        now: Instant,
+    ) -> Result<(), MediaFault> {
         if self.pc.current_remote_description().is_some() {
+            // The stack fixed the codecs of a kind this offer brought first before it refused
+            // the rest, and a rollback does not undo that.
+            self.learn(parsed);
             self.rollback_remote(now);
             return Ok(());
         }
@@ -334,6 +321,7 @@ impl Peer {
         let recipe = server_recipe(&self.ufrag, &self.pwd, &self.candidates);
         let (pc, local_candidates) = recipe.build(now)?;
         self.pc = pc;
+        self.receive.forget_locks();
         self.local_candidates = local_candidates;
         self.next_timeout = Some(now);
         self.ssrc_to_track.clear();
@@ -379,11 +367,23 @@ impl Peer {
         if answer.sdp_type != RTCSdpType::Answer {
             return Err(MediaFault::new(MediaErrorCode::BadSdp, "not an answer"));
         }
+        let parsed = answer.unmarshal().ok();
         self.pc
             .set_remote_description(now, answer)
             .map_err(|e| MediaFault::new(MediaErrorCode::BadSdp, e.to_string()))?;
         self.negotiated_at.get_or_insert(now);
+        self.learn(parsed.as_ref());
         Ok(())
+    }
+
+    /// A remote description was applied: the codecs it locks the connection to narrow what
+    /// this leg can receive.
+    fn learn(&mut self, parsed: Option<&SessionDescription>) {
+        if let Some(parsed) = parsed {
+            if self.receive.learn(parsed) {
+                tracing::debug!(peer = %self.peer_id, caps = ?self.receive, "receive codecs locked");
+            }
+        }
     }
 
     /// Sends a server offer if one is needed and the signaling state is stable; otherwise
@@ -392,17 +392,11 @@ impl Peer {
         if !self.needs_offer || self.has_local_offer() || self.has_remote_offer() {
             return;
         }
-        self.needs_offer = false;
         tracing::debug!(peer = %self.peer_id, subscriptions = self.subscriptions.len(), "server offer");
-        let offer = match self.pc.create_offer(None) {
-            Ok(o) => o,
-            Err(e) => {
-                self.fault(MediaFault::new(
-                    MediaErrorCode::Internal,
-                    format!("create offer: {e}"),
-                ));
-                return;
-            }
+        let offer = self.create_offer_or_shed();
+        self.needs_offer = false;
+        let Some(offer) = offer else {
+            return;
         };
         if let Err(e) = self.pc.set_local_description(now, offer) {
             self.fault(MediaFault::new(
@@ -471,185 +465,6 @@ impl Peer {
                 url: None,
             })
             .map_err(|e| MediaFault::new(MediaErrorCode::BadCandidate, e.to_string()))
-    }
-
-    /// Starts sending `track` to this client: a new sender with our own SSRCs; the next
-    /// server offer carries it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn subscribe(
-        &mut self,
-        track: TrackKey,
-        track_id: &str,
-        publisher_peer_id: &str,
-        kind: RtpCodecKind,
-        codec: &RTCRtpCodec,
-        now: Instant,
-    ) -> Result<(), MediaFault> {
-        let mut rng = rand::rng();
-        let ssrc: u32 = rng.random();
-        let rtx = (kind == RtpCodecKind::Video).then(|| RTCRtpRtxParameters { ssrc: rng.random() });
-        let media_track = MediaStreamTrack::new(
-            publisher_peer_id.to_owned(),
-            track_id.to_owned(),
-            track_id.to_owned(),
-            kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    rtx,
-                    ..Default::default()
-                },
-                codec: codec.clone(),
-                ..Default::default()
-            }],
-        );
-        // A transceiver of its own, send-only: `add_track` would reuse the receive transceiver
-        // of one of the client's published tracks, and a send-recv transceiver could be
-        // claimed by the client's next offer (JSEP matching), stealing the subscription. The
-        // m-line of an ended subscription of the same codec is reused first.
-        let reused = self.recycler.reuse(&mut self.pc, &media_track, codec);
-        let transceiver = match reused {
-            Some(transceiver) => transceiver,
-            None => self
-                .pc
-                .add_transceiver_from_track(
-                    media_track,
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Sendonly,
-                        streams: vec![publisher_peer_id.to_owned()],
-                        send_encodings: vec![],
-                    }),
-                )
-                .map_err(|e| {
-                    MediaFault::new(MediaErrorCode::Internal, format!("add transceiver: {e}"))
-                })?,
-        };
-        let sender_id = self
-            .pc
-            .rtp_transceiver(transceiver)
-            .and_then(|t| t.sender())
-            .ok_or_else(|| {
-                MediaFault::new(MediaErrorCode::Internal, "new transceiver has no sender")
-            })?;
-        let clock_rate = codec.clock_rate;
-        self.ssrc_to_track.insert(ssrc, track);
-        self.subscriptions.insert(
-            track,
-            Subscription {
-                track,
-                track_id: track_id.to_owned(),
-                publisher_peer_id: publisher_peer_id.to_owned(),
-                sender_id,
-                ssrc,
-                payload_type: None,
-                extensions: ExtensionMap::default(),
-                rewriter: SequenceRewriter::new(clock_rate, rng.random(), rng.random(), now),
-                mid: None,
-                kind,
-                codec: codec.clone(),
-                awaiting_keyframe: kind == RtpCodecKind::Video,
-            },
-        );
-        self.needs_offer = true;
-        Ok(())
-    }
-
-    /// Stops sending `track`; the next server offer removes it.
-    pub fn unsubscribe(&mut self, track: TrackKey) -> bool {
-        let Some(sub) = self.subscriptions.remove(&track) else {
-            return false;
-        };
-        self.ssrc_to_track.remove(&sub.ssrc);
-        if self.pc.remove_track(sub.sender_id).is_ok() {
-            self.recycler.release(sub.sender_id, &sub.codec);
-        }
-        self.needs_offer = true;
-        true
-    }
-
-    fn refresh_mids(&mut self) {
-        let mut mids = HashMap::new();
-        let ids: Vec<_> = self.pc.get_transceivers().collect();
-        for id in ids {
-            if let Some(t) = self.pc.rtp_transceiver(id) {
-                if let (Some(sender), Some(mid)) = (t.sender(), t.mid().clone()) {
-                    mids.insert(sender, mid);
-                }
-            }
-        }
-        for sub in self.subscriptions.values_mut() {
-            sub.mid = mids.get(&sub.sender_id).cloned();
-        }
-    }
-
-    /// After a negotiation completes: the payload type and extension ids each pending
-    /// subscription got on this leg. `publisher_exts` gives the publisher's negotiated
-    /// (uri, id) list for a track. Returns the tracks that became active (they need a
-    /// keyframe) and those whose codec this leg did not accept.
-    pub fn activate_subscriptions(
-        &mut self,
-        publisher_exts: impl Fn(TrackKey) -> Vec<(String, u8)>,
-    ) -> (Vec<TrackKey>, Vec<TrackKey>) {
-        if self.has_local_offer() || self.has_remote_offer() {
-            return (Vec::new(), Vec::new());
-        }
-        self.refresh_mids();
-        let mut activated = Vec::new();
-        let mut refused = Vec::new();
-        let keys: Vec<TrackKey> = self.subscriptions.keys().copied().collect();
-        for key in keys {
-            let (sender_id, pending) = match self.subscriptions.get(&key) {
-                Some(s) => (s.sender_id, s.payload_type.is_none()),
-                None => continue,
-            };
-            if !pending {
-                continue;
-            }
-            let Some(mut sender) = self.pc.rtp_sender(sender_id) else {
-                continue;
-            };
-            let params = sender.get_parameters();
-            let Some(sub) = self.subscriptions.get(&key) else {
-                continue;
-            };
-            if sub.mid.is_none() {
-                continue; // not yet in a negotiated m-line
-            }
-            let pt = params
-                .rtp_parameters
-                .codecs
-                .iter()
-                .find(|c| codec_matches(&sub.codec, &c.rtp_codec))
-                .map(|c| c.payload_type);
-            let leg_exts: Vec<(String, u8)> = params
-                .rtp_parameters
-                .header_extensions
-                .iter()
-                .map(|h| (h.uri.clone(), h.id as u8))
-                .collect();
-            match pt {
-                Some(pt) => {
-                    let exts = publisher_exts(key);
-                    if let Some(sub) = self.subscriptions.get_mut(&key) {
-                        sub.payload_type = Some(pt);
-                        sub.extensions = ExtensionMap::new(&exts, &leg_exts, sub.mid.as_deref());
-                        sub.restart();
-                    }
-                    activated.push(key);
-                }
-                None => {
-                    tracing::debug!(peer = %self.peer_id, codec = %sub.codec.mime_type, leg = ?params.rtp_parameters.codecs.iter().map(|c| c.rtp_codec.mime_type.clone()).collect::<Vec<_>>(), "subscription refused");
-                    refused.push(key)
-                }
-            }
-        }
-        (activated, refused)
-    }
-
-    /// The codecs of `kind` the client declared in its latest remote description, if any.
-    pub fn remote_codecs(&self, kind: RtpCodecKind) -> Option<Vec<RTCRtpCodec>> {
-        let parsed = self.pc.remote_description()?.unmarshal().ok()?;
-        declared_codecs(&parsed, kind)
     }
 
     /// The mid of the transceiver that holds `receiver`, if negotiated.

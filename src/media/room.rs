@@ -251,6 +251,16 @@ impl MediaRoom {
         let Some(peer) = peers.get_mut(&key) else {
             return;
         };
+        // This negotiation may have locked the connection's codecs: what the leg can no longer
+        // receive is dropped before the next offer (the stack would refuse to offer it).
+        for track in peer.unreceivable() {
+            match self.publications.get_mut(&track) {
+                Some(p) => subscriptions::refuse(p, peer),
+                None => {
+                    peer.unsubscribe(track);
+                }
+            }
+        }
         let publications = &self.publications;
         let (activated, refused) = peer.activate_subscriptions(|t| {
             publications
@@ -269,6 +279,19 @@ impl MediaRoom {
         peer.renegotiate(turn, now);
         for track in activated {
             self.request_keyframe(track, peers, turn, now);
+        }
+    }
+
+    /// Subscriptions member `key`'s leg dropped by itself (a refused server offer): the
+    /// publications forget it as a subscriber and the member is told why.
+    pub fn settle_dropped(&mut self, key: PeerKey, peers: &mut Peers) {
+        let Some(peer) = peers.get_mut(&key) else {
+            return;
+        };
+        for (track, reason) in std::mem::take(&mut peer.dropped) {
+            if let Some(p) = self.publications.get_mut(&track) {
+                subscriptions::dropped(p, peer, reason);
+            }
         }
     }
 

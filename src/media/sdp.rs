@@ -1,12 +1,14 @@
 //! Reading SDP without a PeerConnection: the checks an incoming offer passes before it touches
 //! one (parses, offers a codec we can forward), the direction of each m-line (to refuse an
 //! answer that sends where the server offered send-only, and to see which tracks a re-offer
-//! stopped), and the codecs a description declares per kind.
+//! stopped), and the codecs the first m-line of each kind lists (what the stack locks a
+//! connection to).
 
 use super::codecs::is_forwardable;
 use super::fault::MediaFault;
 use crate::protocol::MediaErrorCode;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
+use rtc::sdp::description::media::MediaDescription;
 use rtc::sdp::description::session::SessionDescription;
 
 /// `sdp` without its component-2 (RTCP) candidates: every leg multiplexes RTCP on the RTP
@@ -82,10 +84,16 @@ pub fn directions(sdp: &str) -> Result<Vec<(Option<String>, &'static str)>, Stri
                 .iter()
                 .find(|a| a.key == "mid")
                 .and_then(|a| a.value.clone());
-            let dir = ["sendonly", "recvonly", "sendrecv", "inactive"]
-                .into_iter()
-                .find(|d| md.attributes.iter().any(|a| a.key == *d))
-                .unwrap_or("sendrecv");
+            // A rejected m-line (port 0) carries nothing, whatever attributes it has.
+            let rejected = md.media_name.port.value == 0;
+            let dir = if rejected {
+                "inactive"
+            } else {
+                ["sendonly", "recvonly", "sendrecv", "inactive"]
+                    .into_iter()
+                    .find(|d| md.attributes.iter().any(|a| a.key == *d))
+                    .unwrap_or("sendrecv")
+            };
             (mid, dir)
         })
         .collect())
@@ -114,60 +122,59 @@ pub fn check_answer_directions(offer: &str, answer: &str) -> Result<(), MediaFau
     Ok(())
 }
 
-/// The codecs of `kind` a parsed description declares; `None` when it has no section of that
-/// kind (unknown, not "unsupported").
-pub fn declared_codecs(
+fn kind_name(kind: RtpCodecKind) -> Option<&'static str> {
+    match kind {
+        RtpCodecKind::Audio => Some("audio"),
+        RtpCodecKind::Video => Some("video"),
+        _ => None,
+    }
+}
+
+/// The codecs the first m-line of `kind` of a parsed description lists; `None` when it has no
+/// section of that kind. The WebRTC stack fixes a connection's codecs of a kind from exactly
+/// this section of the first remote description that has one.
+pub fn first_section_codecs(
     parsed: &SessionDescription,
     kind: RtpCodecKind,
 ) -> Option<Vec<RTCRtpCodec>> {
-    let kind_name = match kind {
-        RtpCodecKind::Audio => "audio",
-        RtpCodecKind::Video => "video",
-        _ => return None,
-    };
-    // No section of this kind yet (first negotiation covered only the other kind, or is
-    // still in flight): unknown, not "unsupported". The answer decides later.
-    if !parsed
+    let kind_name = kind_name(kind)?;
+    let md = parsed
         .media_descriptions
         .iter()
-        .any(|m| m.media_name.media == kind_name)
-    {
-        return None;
-    }
+        .find(|m| m.media_name.media == kind_name)?;
+    Some(section_codecs(md, kind_name))
+}
+
+/// The codecs (rtpmap and fmtp) one m-line lists.
+fn section_codecs(md: &MediaDescription, kind_name: &str) -> Vec<RTCRtpCodec> {
     let mut out = Vec::new();
-    for md in parsed
-        .media_descriptions
-        .iter()
-        .filter(|m| m.media_name.media == kind_name)
-    {
-        for attr in md.attributes.iter().filter(|a| a.key == "rtpmap") {
-            let Some(value) = attr.value.as_deref() else {
-                continue;
-            };
-            let mut parts = value.split_whitespace();
-            let (Some(pt), Some(enc)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            let mut enc = enc.split('/');
-            let name = enc.next().unwrap_or_default();
-            let clock_rate = enc.next().and_then(|c| c.parse().ok()).unwrap_or(0);
-            let fmtp = md
-                .attributes
-                .iter()
-                .filter(|a| a.key == "fmtp")
-                .filter_map(|a| a.value.as_deref())
-                .find_map(|v| v.strip_prefix(pt).and_then(|r| r.strip_prefix(' ')))
-                .unwrap_or_default();
-            out.push(RTCRtpCodec {
-                mime_type: format!("{kind_name}/{name}"),
-                clock_rate,
-                channels: 0,
-                sdp_fmtp_line: fmtp.to_owned(),
-                rtcp_feedback: vec![],
-            });
-        }
+    for attr in md.attributes.iter().filter(|a| a.key == "rtpmap") {
+        let Some(value) = attr.value.as_deref() else {
+            continue;
+        };
+        let mut parts = value.split_whitespace();
+        let (Some(pt), Some(enc)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let mut enc = enc.split('/');
+        let name = enc.next().unwrap_or_default();
+        let clock_rate = enc.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+        let fmtp = md
+            .attributes
+            .iter()
+            .filter(|a| a.key == "fmtp")
+            .filter_map(|a| a.value.as_deref())
+            .find_map(|v| v.strip_prefix(pt).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_default();
+        out.push(RTCRtpCodec {
+            mime_type: format!("{kind_name}/{name}"),
+            clock_rate,
+            channels: 0,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: vec![],
+        });
     }
-    Some(out)
+    out
 }
 
 #[cfg(test)]
@@ -201,6 +208,12 @@ m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=rtpmap:0 PCMU/
             check_offer(pcmu_only),
             Err(OfferProblem::NoCommonCodec(_))
         ));
+        let rejected = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+m=video 0 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=mid:3\r\n";
+        assert_eq!(
+            directions(rejected),
+            Ok(vec![(Some("3".into()), "inactive")])
+        );
         let opus = pcmu_only
             .replace("SAVPF 0", "SAVPF 111")
             .replace("0 PCMU/8000", "111 opus/48000/2");

@@ -102,6 +102,12 @@ impl ShardState {
         self.peers.get(&key)
     }
 
+    /// One peer's connection, to stage states the rooms would not produce (tests only).
+    #[cfg(test)]
+    pub fn peer_mut(&mut self, key: PeerKey) -> Option<&mut Peer> {
+        self.peers.get_mut(&key)
+    }
+
     pub fn rooms(&self) -> &Rooms {
         &self.rooms
     }
@@ -462,6 +468,9 @@ impl ShardState {
 
     /// Drains one peer's events and received media.
     fn drain_peer(&mut self, key: PeerKey, now: Instant) {
+        if self.peers.get(&key).is_some_and(|p| !p.dropped.is_empty()) {
+            self.with_room(key, |room, peers, _| room.settle_dropped(key, peers));
+        }
         loop {
             let Some(peer) = self.peers.get_mut(&key) else {
                 return;

@@ -1,35 +1,33 @@
 //! Who receives which track: the decisions that tie a [`Publication`] to one member's leg, kept
 //! in step on both sides (the publication's `subscribers` index and the leg's `Subscription`).
-//! A member is subscribed when it is told about a track if its leg can play the codec, it holds
-//! the subscribe grant and it did not opt out; it is dropped when it unsubscribes or its
-//! negotiation refuses the codec. The room calls these with one publication and one peer.
+//! A member is subscribed when it is told about a track if its leg can receive the codec
+//! (`capabilities.rs`), it holds the subscribe grant and it did not opt out; it is dropped when
+//! it unsubscribes, its negotiation refuses the codec, or the leg could not offer it. The room calls these with one publication and one peer.
 
-use super::codecs::codec_matches;
 use super::peer::Peer;
 use super::publication::Publication;
 use crate::protocol::MediaEvent;
 use std::time::Instant;
 
-/// The reason a leg does not receive a track whose codec it did not negotiate.
+/// The reason a leg does not receive a track whose codec it cannot take.
 pub fn not_negotiated(publication: &Publication) -> String {
     format!(
-        "this connection did not negotiate {}",
+        "this connection cannot receive {} (not among the codecs it declared or negotiated)",
         publication.codec.mime_type
     )
 }
 
-/// Whether `peer`'s leg can play `publication`: it needs the subscribe grant and, once its
-/// remote description declares codecs of that kind, one matching the track's.
+/// Whether `peer`'s leg can play `publication`: it needs the subscribe grant and the track's
+/// codec among those the leg can receive (declared at `join` or the default, narrowed by what
+/// its negotiations locked the connection to) — known before any transceiver is made.
 pub fn playability(publication: &Publication, peer: &Peer) -> Result<(), String> {
     if !peer.grants.subscribe {
         return Err("your access token has no subscribe grant".into());
     }
-    match peer.remote_codecs(publication.kind) {
-        Some(codecs) if !codecs.iter().any(|c| codec_matches(&publication.codec, c)) => {
-            Err(not_negotiated(publication))
-        }
-        _ => Ok(()),
+    if !peer.receive.can_receive(&publication.codec) {
+        return Err(not_negotiated(publication));
     }
+    Ok(())
 }
 
 /// Announces `publication` to `peer` and subscribes it if its leg can play the codec and it
@@ -66,6 +64,15 @@ pub fn drop_subscriber(publication: &mut Publication, peer: &mut Peer) {
 pub fn refuse(publication: &mut Publication, peer: &mut Peer) {
     drop_subscriber(publication, peer);
     let reason = not_negotiated(publication);
+    peer.send(MediaEvent::TrackPublished(
+        publication.info(Err(reason), None),
+    ));
+}
+
+/// The leg dropped its subscription to `publication` by itself (`reason`): the publication
+/// forgets the subscriber and the member is told.
+pub fn dropped(publication: &mut Publication, peer: &mut Peer, reason: String) {
+    publication.subscribers.retain(|k| *k != peer.key);
     peer.send(MediaEvent::TrackPublished(
         publication.info(Err(reason), None),
     ));

@@ -48,6 +48,26 @@ pub struct TrackSourceInfo {
     pub muted: bool,
 }
 
+/// One codec a client can decode, as `RTCRtpReceiver.getCapabilities(kind).codecs` lists it
+/// (other fields of that object, such as `clockRate`, are accepted and ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CodecCapability {
+    /// `audio/opus`, `video/VP8`, `video/H264`, ... (case-insensitive).
+    pub mime_type: String,
+    /// Format parameters; for H264 they name the profile and packetization mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_fmtp_line: Option<String>,
+}
+
+/// What a participant can receive, declared in its `join` (`receive: {codecs}`): every codec it
+/// can decode, audio and video. Without it the server assumes the codecs every WebRTC browser
+/// must decode (Opus, VP8, H264 constrained baseline), until the client's own SDP says more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ReceiveCapabilities {
+    pub codecs: Vec<CodecCapability>,
+}
+
 /// A track as announced to the room (`track-published`, and inside `joined`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

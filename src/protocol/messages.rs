@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::errors::{ErrorCode, ParseError};
-use super::media::MediaRequest;
+use super::media::{MediaRequest, ReceiveCapabilities};
 
 // ---------------------------------------------------------------------------------------------
 // SFU protocol v1: room membership, chat, errors (everything that is not media).
@@ -30,6 +30,9 @@ pub struct JoinRequest {
     /// Mesh (seed 002) only: the peer ID the client chose for itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_id: Option<String>,
+    /// SFU only: the codecs the client can decode (see [`ReceiveCapabilities`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive: Option<ReceiveCapabilities>,
 }
 
 impl JoinRequest {

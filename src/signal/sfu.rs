@@ -67,6 +67,7 @@ impl Session {
             room,
             &welcome.peer_id,
             media_grants,
+            join.receive.map(|r| r.codecs),
             self.media_events.clone(),
         );
         self.span.record("room", room);

@@ -7,7 +7,7 @@
 // emits `change`, `chat` and `notice` events that the view turns into pixels.
 
 import { Backoff, Signaling, signalingUrl } from './signaling.js';
-import { Negotiator } from './negotiator.js';
+import { Negotiator, receiveCapabilities } from './negotiator.js';
 import { LocalMedia } from './localmedia.js';
 
 /** Errors that end a join attempt for good (retrying cannot fix them). */
@@ -85,6 +85,10 @@ export class Call extends EventTarget {
       onOpen: () => {
         const join = { type: 'join', room: this.room, name: this.name };
         if (this.token) join.token = this.token;
+        // What it can decode: a participant that publishes nothing never offers, so the
+        // server learns it only from here.
+        const receive = receiveCapabilities();
+        if (receive) join.receive = receive;
         signaling.send(join);
       },
       onMessage: (message) => {

@@ -11,6 +11,30 @@ const REJECTIONS = new Set(['bad-sdp', 'no-common-codec', 'wrong-state']);
 const ANSWER_TIMEOUT_MS = 10000;
 const MAX_RETRIES = 3;
 
+/** Codecs that only repair or accompany media; the server wants the media codecs. */
+const NOT_MEDIA = /\/(rtx|red|ulpfec|flexfec-03|cn|telephone-event)$/i;
+
+/**
+ * What this browser can decode, for `join.receive` (README, "What a client can receive"): the
+ * server then offers it only tracks it can play — without it a viewer that never offers would
+ * get the server's default. `null` where the browser cannot tell (the default then applies).
+ */
+export function receiveCapabilities() {
+  if (typeof RTCRtpReceiver === 'undefined' || !RTCRtpReceiver.getCapabilities) return null;
+  const codecs = [];
+  for (const kind of ['audio', 'video']) {
+    const capabilities = RTCRtpReceiver.getCapabilities(kind);
+    if (!capabilities) return null;
+    for (const codec of capabilities.codecs) {
+      if (NOT_MEDIA.test(codec.mimeType)) continue;
+      const entry = { mimeType: codec.mimeType };
+      if (codec.sdpFmtpLine) entry.sdpFmtpLine = codec.sdpFmtpLine;
+      codecs.push(entry);
+    }
+  }
+  return { codecs };
+}
+
 export class Negotiator {
   /**
    * `options`: `iceServers`; `send(message)`; `describeTracks()` → `[{mid, source, muted}]` of

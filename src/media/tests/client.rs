@@ -4,6 +4,7 @@
 //! tracks, and counts what it receives (RTP per track, keyframe requests). The bench
 //! (`harness.rs`) moves its datagrams and drives its clock.
 
+use crate::media::codecs::H264_FMTP;
 use crate::media::keyframe::starts_keyframe;
 use crate::media::peer::PeerKey;
 use crate::protocol::{
@@ -77,6 +78,8 @@ pub struct Client {
     pub drop_dtls: bool,
     /// When its last datagram reached the server.
     pub last_sent: Instant,
+    /// The codec of the video tracks it publishes: `video/VP8` or `video/H264`.
+    pub video_mime: &'static str,
 }
 
 impl Client {
@@ -110,6 +113,7 @@ impl Client {
             offline: false,
             drop_dtls: false,
             last_sent: now,
+            video_mime: "video/VP8",
         }
     }
 
@@ -129,10 +133,14 @@ impl Client {
             TrackKind::Video => (
                 RtpCodecKind::Video,
                 RTCRtpCodec {
-                    mime_type: "video/VP8".into(),
+                    mime_type: self.video_mime.into(),
                     clock_rate: 90_000,
                     channels: 0,
-                    sdp_fmtp_line: String::new(),
+                    sdp_fmtp_line: if self.video_mime == "video/H264" {
+                        H264_FMTP.into()
+                    } else {
+                        String::new()
+                    },
                     rtcp_feedback: vec![],
                 },
             ),
@@ -301,6 +309,7 @@ impl Client {
         if !self.connected {
             return;
         }
+        let video_mime = self.video_mime;
         let mut sent_video = false;
         for t in self
             .out
@@ -324,11 +333,17 @@ impl Client {
             packet.header.timestamp = t.ts;
             packet.header.ssrc = t.ssrc;
             // A VP8 descriptor (start of partition) and a keyframe header (P=0) or a delta
-            // frame's (P=1), then filler. Audio carries the same bytes (nothing reads them).
+            // frame's (P=1) — for H264 an IDR or a non-IDR slice NAL unit header — then
+            // filler. Audio carries the same bytes (nothing reads them).
             let video = t.kind == TrackKind::Video;
-            let p_bit = u8::from(video && !self.keyframe_due);
+            let delta = video && !self.keyframe_due;
             sent_video |= video;
-            let mut payload = BytesMut::from(&[0x10u8, p_bit, 0x9d, 0x01, 0x2a][..]);
+            let start: [u8; 5] = if video && video_mime == "video/H264" {
+                [if delta { 0x41 } else { 0x65 }, 0x88, 0x84, 0x00, 0x00]
+            } else {
+                [0x10, u8::from(delta), 0x9d, 0x01, 0x2a]
+            };
+            let mut payload = BytesMut::from(&start[..]);
             payload.resize(160, 0xAB);
             packet.payload = payload.freeze();
             t.seq = t.seq.wrapping_add(1);

@@ -5,9 +5,10 @@
 //! threads.
 
 use super::client::Client;
+use crate::media::codecs::H264_FMTP;
 use crate::media::peer::{MediaGrants, MediaMember, PeerKey};
 use crate::media::state::ShardState;
-use crate::protocol::{MediaRequest, TrackKind};
+use crate::protocol::{CodecCapability, MediaRequest, TrackKind};
 use crate::rtp::connection::{codec, opus, vp8, Ice, Recipe};
 use crate::rtp::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use rtc::interceptor::{Registry, Slot};
@@ -31,6 +32,8 @@ pub enum Codecs {
     OpusAndVp8,
     /// Opus and VP9 only: it cannot play VP8.
     OpusAndVp9,
+    /// Opus, VP8, VP9 and H264 (packetization-mode 1, 42e01f), like a browser.
+    All,
 }
 
 /// The shard core, its clients and the fake clock.
@@ -81,6 +84,18 @@ impl Bench {
         grants: MediaGrants,
         codecs: Codecs,
     ) -> usize {
+        self.join_declaring(room, peer_id, grants, codecs, None)
+    }
+
+    /// [`Bench::join_with`], the join declaring `receive` (`join.receive.codecs`).
+    pub fn join_declaring(
+        &mut self,
+        room: &str,
+        peer_id: &str,
+        grants: MediaGrants,
+        codecs: Codecs,
+        receive: Option<Vec<CodecCapability>>,
+    ) -> usize {
         let key = self.next_key;
         self.next_key += 1;
         let addr = client_addr(key);
@@ -88,9 +103,14 @@ impl Bench {
             codec("video/VP9", 90_000, 0, "profile-id=0", 98),
             RtpCodecKind::Video,
         );
+        let h264 = (
+            codec("video/H264", 90_000, 0, H264_FMTP, 102),
+            RtpCodecKind::Video,
+        );
         let codec_list = match codecs {
             Codecs::OpusAndVp8 => vec![opus(""), vp8(), vp9],
             Codecs::OpusAndVp9 => vec![opus(""), vp9],
+            Codecs::All => vec![opus(""), vp8(), vp9, h264],
         };
 
         let mut recipe = Recipe::new(codec_list, Ice::Full, vec![addr]);
@@ -104,6 +124,7 @@ impl Bench {
             peer_id: peer_id.to_owned(),
             grants,
             events: tx,
+            receive,
         };
         self.state.join(key, member, self.now);
         let client = Client::new(key, peer_id, addr, pc, rx, self.now);

@@ -10,4 +10,5 @@ mod harness;
 mod keyframes;
 mod lifecycle;
 mod negotiation;
+mod receive_only;
 mod recycling;
