@@ -4,7 +4,7 @@
 //! for the progress line and the report. It must never block on anything but poll.
 
 use super::measure::{LatencyHistogram, Totals};
-use super::synthetic::{PublishSpec, SynthPeer};
+use super::synthetic::{Outbound, PublishSpec, SynthPeer};
 use crate::net::udp::{self, RecvBatch};
 use crate::net::wake::{wait_readable, Waker};
 use crate::protocol::MediaEvent;
@@ -25,7 +25,7 @@ pub enum WorkerCommand {
         index: usize,
         peer_id: String,
         publish: Option<PublishSpec>,
-        signal: UnboundedSender<String>,
+        signal: UnboundedSender<Outbound>,
         joined_at: Instant,
     },
     Event {
@@ -259,6 +259,7 @@ fn service(peer: &mut SynthPeer, now: Instant) {
         peer.queue.flush(&peer.socket);
     }
     peer.next_timeout = peer.pc.poll_timeout();
+    peer.watch(now);
 }
 
 /// Events and received media of one peer.
@@ -266,9 +267,14 @@ fn drain(peer: &mut SynthPeer, now: Instant) {
     use rtc::peer_connection::event::RTCPeerConnectionEvent;
     use rtc::peer_connection::state::RTCPeerConnectionState;
     while let Some(event) = peer.pc.poll_event() {
+        if let RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) = &event {
+            peer.last_state = format!("ice {state}");
+        }
         if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
+            peer.last_state = format!("pc {state}");
             peer.connected = state == RTCPeerConnectionState::Connected;
             if state == RTCPeerConnectionState::Failed {
+                peer.failed = true;
                 peer.failures.push("ice-failed".into());
             }
         }
