@@ -1,14 +1,16 @@
 //! The synthetic participant's watchdog: decides when a media leg is beyond saving and the
 //! participant must reconnect (a fresh WebSocket, join and PeerConnection). A leg is unhealthy
 //! while a publisher is not connected or a subscriber receives fewer tracks than were announced
-//! to it; after [`STUCK_AFTER`] of that — or at once when the connection failed — it asks for a
-//! reconnect, once per leg. Pure logic over instants: no I/O, no clock of its own.
+//! to it; after [`STUCK_AFTER`] of that with no change in what was announced — or at once when
+//! the connection failed — it asks for a reconnect, once per leg. Pure logic over instants: no
+//! I/O, no clock of its own.
 
 use std::time::{Duration, Instant};
 
-/// How long a leg may stay unhealthy before the participant reconnects. Longer than a few
-/// DTLS retransmissions (1 s apart) and ICE checks, shorter than the stack's own give-up.
-pub const STUCK_AFTER: Duration = Duration::from_secs(5);
+/// How long a leg may stay unhealthy before the participant reconnects: longer than a
+/// handshake that needs a few DTLS retransmissions (1 s apart) on a lossy link, shorter than
+/// the stack's own give-up (8 transmissions of one flight).
+pub const STUCK_AFTER: Duration = Duration::from_secs(7);
 
 /// What the watchdog sees of a leg in one turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +21,9 @@ pub struct LegView {
     pub failed: bool,
     pub tracks_announced: usize,
     pub tracks_receiving: usize,
+    /// Counts every track announcement and withdrawal: a change restarts the clock (a
+    /// publisher that just reconnected is given its full time before its subscribers give up).
+    pub announcements: u64,
 }
 
 impl LegView {
@@ -49,6 +54,7 @@ impl GiveUp {
 #[derive(Debug, Default)]
 pub struct Watchdog {
     unhealthy_since: Option<Instant>,
+    announcements: u64,
     gave_up: bool,
 }
 
@@ -57,6 +63,10 @@ impl Watchdog {
     pub fn check(&mut self, leg: LegView, now: Instant) -> Option<GiveUp> {
         if self.gave_up {
             return None;
+        }
+        if leg.announcements != self.announcements {
+            self.announcements = leg.announcements;
+            self.unhealthy_since = None;
         }
         let verdict = if leg.failed {
             Some(GiveUp::Failed)
@@ -91,6 +101,7 @@ mod tests {
             failed: false,
             tracks_announced: announced,
             tracks_receiving: receiving,
+            announcements: announced as u64,
         }
     }
 
@@ -122,6 +133,25 @@ mod tests {
         assert_eq!(w.check(leg(false, true, 3, 2), t1 + STUCK_AFTER / 2), None);
         assert_eq!(
             w.check(leg(false, true, 3, 2), t1 + STUCK_AFTER),
+            Some(GiveUp::Stuck)
+        );
+    }
+
+    #[test]
+    fn a_new_announcement_restarts_the_clock() {
+        let t0 = Instant::now();
+        let mut w = Watchdog::default();
+        let waiting = leg(false, true, 2, 0);
+        assert_eq!(w.check(waiting, t0), None);
+        // The publisher reconnected: its tracks were withdrawn and announced again.
+        let again = LegView {
+            announcements: 4,
+            ..waiting
+        };
+        assert_eq!(w.check(again, t0 + STUCK_AFTER / 2), None);
+        assert_eq!(w.check(again, t0 + STUCK_AFTER), None);
+        assert_eq!(
+            w.check(again, t0 + STUCK_AFTER / 2 + STUCK_AFTER),
             Some(GiveUp::Stuck)
         );
     }

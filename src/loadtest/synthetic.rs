@@ -9,6 +9,7 @@ use super::payload::{self, PayloadCodec};
 use crate::net::udp::{self, SendQueue};
 use crate::protocol::{IceCandidate, MediaEvent, TrackSource, TrackSourceInfo};
 use crate::rtp::connection::{opus, vp8, Ice, Recipe};
+use crate::rtp::dtls_repeat::RepeatFilter;
 use crate::rtp::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use rand::Rng;
 use rtc::interceptor::{Registry, Slot};
@@ -92,6 +93,8 @@ pub struct SynthPeer {
     pending_candidates: Vec<IceCandidate>,
     /// Playable tracks of other participants announced to us.
     announced: std::collections::HashSet<String>,
+    /// Track announcements and withdrawals so far (the watchdog restarts its clock on each).
+    announcements: u64,
     pub next_timeout: Option<Instant>,
     /// When the next paced packet is due.
     pub next_pace: Option<Instant>,
@@ -101,6 +104,8 @@ pub struct SynthPeer {
     /// The last ICE or connection state change, for the give-up log line.
     pub last_state: String,
     watchdog: Watchdog,
+    /// Holds back the server's repeated DTLS flight 4 so our flight 5 is retransmitted.
+    pub dtls_repeats: RepeatFilter,
     joined_at: Instant,
     pub first_packet_ms: Option<f64>,
     pub packets_sent: u64,
@@ -146,12 +151,14 @@ impl SynthPeer {
             incoming: HashMap::new(),
             pending_candidates: Vec::new(),
             announced: Default::default(),
+            announcements: 0,
             next_timeout: Some(now),
             next_pace: None,
             connected: false,
             failed: false,
             last_state: "new".into(),
             watchdog: Watchdog::default(),
+            dtls_repeats: RepeatFilter::for_client(),
             joined_at,
             first_packet_ms: None,
             packets_sent: 0,
@@ -298,11 +305,13 @@ impl SynthPeer {
             }
             MediaEvent::TrackPublished(info) => {
                 if info.peer_id != self.peer_id && info.playable {
+                    self.announcements += 1;
                     self.announced.insert(info.track_id);
                 }
                 Ok(())
             }
             MediaEvent::TrackUnpublished { track_id, .. } => {
+                self.announcements += 1;
                 self.announced.remove(&track_id);
                 self.incoming.remove(&track_id);
                 Ok(())
@@ -477,10 +486,14 @@ impl SynthPeer {
 
     /// The earliest moment this peer needs servicing without new input.
     pub fn next_wake(&self) -> Option<Instant> {
-        [self.next_timeout, self.next_pace, self.watchdog.next_check()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.next_timeout,
+            self.next_pace,
+            self.watchdog.next_check(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Announced tracks of others that deliver media here.
@@ -500,6 +513,7 @@ impl SynthPeer {
             failed: self.failed,
             tracks_announced: self.announced.len(),
             tracks_receiving: self.tracks_receiving(),
+            announcements: self.announcements,
         };
         if let Some(why) = self.watchdog.check(leg, now) {
             tracing::info!(

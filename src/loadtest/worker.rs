@@ -207,6 +207,9 @@ impl Worker {
                 let Some((data, from)) = self.recv.get(i) else {
                     continue;
                 };
+                if peer.dtls_repeats.is_repeat(data) {
+                    continue;
+                }
                 let _ = peer.pc.handle_read(TaggedBytesMut {
                     now,
                     transport: TransportContext {

@@ -9,6 +9,7 @@ use super::rewrite::{ExtensionMap, SequenceRewriter};
 use super::sdp::{check_answer_directions, check_offer, declared_codecs, OfferProblem};
 use super::stats::ShardCounters;
 use crate::protocol::{IceCandidate, MediaErrorCode, MediaEvent, OfferedTrack, TrackSourceInfo};
+use crate::rtp::dtls_repeat::RepeatFilter;
 use rand::Rng;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
@@ -150,6 +151,8 @@ pub struct Peer {
     pub touched: bool,
     /// When the last datagram from this client arrived (media-plane liveness).
     pub last_heard: Instant,
+    /// Holds back the client's repeated DTLS flight 3 so our flight 4 is retransmitted.
+    pub dtls_repeats: RepeatFilter,
 }
 
 fn random_token(len: usize) -> String {
@@ -197,6 +200,7 @@ impl Peer {
             connected: false,
             touched: false,
             last_heard: now,
+            dtls_repeats: RepeatFilter::for_server(),
         })
     }
 

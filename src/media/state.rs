@@ -278,6 +278,10 @@ impl ShardState {
             message: BytesMut::from(data),
         };
         peer.last_heard = now;
+        if peer.dtls_repeats.is_repeat(data) {
+            self.turn.counters.drop(DropReason::DtlsRepeat);
+            return;
+        }
         if peer.pc.handle_read(tagged).is_err() {
             self.turn.counters.drop(DropReason::Rejected);
         }

@@ -54,10 +54,13 @@ pub enum DropReason {
     WriteFailed,
     /// The socket send buffer was full.
     SendBufferFull,
+    /// A client's repeated DTLS handshake flight, held back so that ours is retransmitted
+    /// (see `rtp::dtls_repeat`).
+    DtlsRepeat,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 8] = [
         DropReason::Garbage,
         DropReason::UnknownSource,
         DropReason::Rejected,
@@ -65,6 +68,7 @@ impl DropReason {
         DropReason::Muted,
         DropReason::WriteFailed,
         DropReason::SendBufferFull,
+        DropReason::DtlsRepeat,
     ];
 
     pub fn label(self) -> &'static str {
@@ -76,6 +80,7 @@ impl DropReason {
             DropReason::Muted => "muted",
             DropReason::WriteFailed => "write_failed",
             DropReason::SendBufferFull => "send_buffer_full",
+            DropReason::DtlsRepeat => "dtls_repeat",
         }
     }
 }
@@ -89,7 +94,7 @@ pub struct ShardCounters {
     pub rtp_bytes_in: u64,
     pub forwarded: u64,
     pub forwarded_bytes: u64,
-    pub dropped: [u64; 7],
+    pub dropped: [u64; DropReason::ALL.len()],
     pub nacks_in: u64,
     pub keyframe_requests_in: u64,
     pub keyframe_requests_out: u64,

@@ -8,6 +8,7 @@ use crate::media::peer::PeerKey;
 use crate::protocol::{
     MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackKind, TrackSource, TrackSourceInfo,
 };
+use crate::rtp::dtls_repeat::RepeatFilter;
 use bytes::BytesMut;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
@@ -65,6 +66,8 @@ pub struct Client {
     pub offline: bool,
     /// When its last datagram reached the server.
     pub last_sent: Instant,
+    /// Holds back the server's repeated DTLS flight 4, as the load generator does.
+    pub dtls_repeats: RepeatFilter,
 }
 
 impl Client {
@@ -93,6 +96,7 @@ impl Client {
             drop_rtp: 0,
             offline: false,
             last_sent: now,
+            dtls_repeats: RepeatFilter::for_client(),
         }
     }
 

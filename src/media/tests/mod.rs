@@ -6,4 +6,5 @@ mod client;
 mod forwarding;
 mod harness;
 mod lifecycle;
+mod lossy;
 mod negotiation;
