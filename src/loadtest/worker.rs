@@ -8,6 +8,7 @@ use super::synthetic::{Outbound, PublishSpec, SynthPeer};
 use crate::net::udp::{self, RecvBatch};
 use crate::net::wake::{wait_readable, Waker};
 use crate::protocol::MediaEvent;
+use crate::rtp::dtls_repeat::is_handshake_give_up;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::HashMap;
@@ -251,7 +252,12 @@ impl Worker {
 /// One turn of a peer: timers, events, received media, due sends, writes out.
 fn service(peer: &mut SynthPeer, now: Instant) {
     if peer.next_timeout.is_some_and(|t| t <= now) {
-        let _ = peer.pc.handle_timeout(now);
+        if let Err(e) = peer.pc.handle_timeout(now) {
+            if is_handshake_give_up(&e) && !peer.connected {
+                peer.failed = true;
+                peer.failures.push("dtls-gave-up".into());
+            }
+        }
     }
     drain(peer, now);
     peer.next_pace = peer.pace(now);

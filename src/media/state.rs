@@ -17,6 +17,7 @@ use super::room::{MediaRoom, Rooms};
 use super::sdp::directions;
 use super::stats::{DropReason, ShardCounters, ShardLevels};
 use crate::protocol::{MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackSourceInfo};
+use crate::rtp::dtls_repeat::is_handshake_give_up;
 use bytes::BytesMut;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent, RTCTrackEventInit};
 use rtc::peer_connection::state::RTCPeerConnectionState;
@@ -305,12 +306,20 @@ impl ShardState {
     /// Time passed: connection timers that are due, deferred keyframe requests, and clients
     /// silent for longer than [`MEDIA_SILENCE`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        let mut gave_up = Vec::new();
         for peer in self.peers.values_mut() {
             if peer.next_timeout.is_some_and(|t| t <= now) {
-                let _ = peer.pc.handle_timeout(now);
+                if let Err(e) = peer.pc.handle_timeout(now) {
+                    if is_handshake_give_up(&e) && !peer.connected {
+                        gave_up.push(peer.key);
+                    }
+                }
                 peer.next_timeout = None;
                 self.turn.touch(peer);
             }
+        }
+        for key in gave_up {
+            self.media_failed(key, "failed (DTLS handshake gave up)", now);
         }
         for room in self.rooms.values_mut() {
             room.deferred_keyframes(&mut self.peers, &mut self.turn, now);

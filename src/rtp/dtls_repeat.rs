@@ -6,7 +6,16 @@
 //! dies (`Flight 4 … HandshakeState::Errored` on the server, `Flight 3 …` on the client).
 //! Dropping such a pure repeat — a datagram of nothing but epoch-0 handshake records of the
 //! watched types whose message sequence numbers were all seen before — leaves our timer
-//! running, and our flight goes out again within a second. Sans-IO, per connection.
+//! running, and our flight goes out again within a second. Sans-IO, per connection. A
+//! handshake that still fails (every transmission of a flight lost) is told apart by
+//! [`is_handshake_give_up`], so the leg can be rebuilt instead of left silent.
+
+/// Whether `error`, from a connection's `handle_timeout`, says its DTLS handshake gave up
+/// (a flight retransmitted the most times allowed): the stack reports nothing else and the
+/// connection never leaves `connecting` by itself.
+pub fn is_handshake_give_up(error: &rtc::shared::error::Error) -> bool {
+    matches!(error, rtc::shared::error::Error::ErrInvalidFsmTransition)
+}
 
 /// DTLS content type of handshake records.
 const HANDSHAKE: u8 = 22;

@@ -1,10 +1,11 @@
 //! Lossy links (issue 10 item 11): a lost DTLS flight is sent again although the peer repeats
 //! its own previous flight (which silences the `rtc` stack's retransmit timer unless the
 //! repeat is held back: `rtp::dtls_repeat`), and every leg of a call comes up under random
-//! loss on every datagram, both ways, seeded so that a failing seed replays exactly.
+//! loss on every datagram, both ways, seeded so that a failing seed replays exactly. A
+//! handshake that fails anyway is reported to the client (`media-failed`) and rebuilt.
 
 use super::harness::{random_loss, Bench, LossRule, TICK};
-use crate::protocol::TrackKind;
+use crate::protocol::{MediaErrorCode, TrackKind};
 use crate::rtp::dtls_repeat::message;
 use std::time::Duration;
 
@@ -111,5 +112,35 @@ fn every_leg_connects_under_random_loss_of_5_and_20_percent() {
     assert!(
         failed.is_empty(),
         "(loss %, seed) of calls not connected in 30 s: {failed:?}"
+    );
+}
+
+#[test]
+fn a_handshake_that_gives_up_is_reported_and_the_leg_rebuilt() {
+    let mut bench = Bench::new();
+    // Every flight 4 is lost: the server retransmits it until the stack gives up.
+    bench.loss = Some(lose_first(usize::MAX, true, message::SERVER_HELLO));
+    let alice = bench.join("room", "alice");
+    bench.publish(alice, &[TrackKind::Audio]);
+    let start = bench.now;
+    let old_ufrag = bench
+        .state
+        .peer(bench.clients[alice].key)
+        .unwrap()
+        .ufrag
+        .clone();
+    bench.run_until(12_000 / TICK.as_millis() as usize, "alice is told", |b| {
+        b.clients[alice]
+            .errors()
+            .contains(&MediaErrorCode::MediaFailed)
+    });
+    assert!(
+        bench.now - start >= Duration::from_secs(7),
+        "not before the flight's retransmissions ran out"
+    );
+    let peer = bench.state.peer(bench.clients[alice].key).expect("rebuilt");
+    assert_ne!(
+        peer.ufrag, old_ufrag,
+        "a fresh connection waits for her next offer"
     );
 }
