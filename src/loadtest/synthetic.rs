@@ -99,6 +99,9 @@ pub struct SynthPeer {
     /// When the next paced packet is due.
     pub next_pace: Option<Instant>,
     pub connected: bool,
+    /// DTLS/SRTP came up and the connection has not failed or closed since: media is sent,
+    /// also while ICE calls the link `disconnected` (a browser keeps sending then too).
+    pub media_up: bool,
     /// The connection state reached `failed`.
     pub failed: bool,
     /// The last ICE or connection state change, for the give-up log line.
@@ -155,6 +158,7 @@ impl SynthPeer {
             next_timeout: Some(now),
             next_pace: None,
             connected: false,
+            media_up: false,
             failed: false,
             last_state: "new".into(),
             watchdog: Watchdog::default(),
@@ -411,7 +415,7 @@ impl SynthPeer {
 
     /// Sends the packets that are due; returns when the next one is.
     pub fn pace(&mut self, now: Instant) -> Option<Instant> {
-        if !self.connected {
+        if !self.media_up {
             return None;
         }
         let unix_now = payload::unix_micros();

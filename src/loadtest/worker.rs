@@ -282,6 +282,13 @@ fn drain(peer: &mut SynthPeer, now: Instant) {
         if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
             peer.last_state = format!("pc {state}");
             peer.connected = state == RTCPeerConnectionState::Connected;
+            match state {
+                RTCPeerConnectionState::Connected => peer.media_up = true,
+                RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                    peer.media_up = false
+                }
+                _ => {}
+            }
             if state == RTCPeerConnectionState::Failed {
                 peer.failed = true;
                 peer.failures.push("ice-failed".into());

@@ -144,3 +144,39 @@ fn a_handshake_that_gives_up_is_reported_and_the_leg_rebuilt() {
         "a fresh connection waits for her next offer"
     );
 }
+
+#[test]
+fn a_connected_call_stays_connected_at_20_percent_loss() {
+    let mut dropped_out = Vec::new();
+    for seed in 0..10 {
+        let mut bench = Bench::new();
+        bench.loss = Some(random_loss(20, seed));
+        let alice = bench.join("room", "alice");
+        let bob = bench.join("room", "bob");
+        bench.publish(alice, &[TrackKind::Audio, TrackKind::Video]);
+        let both = |b: &Bench| b.clients[alice].connected && b.clients[bob].connected;
+        let mut up_for = 0;
+        // Until both are up, then 20 s of media in which no leg may leave `connected` (rtc
+        // hears only STUN responses, so the clients' consent checks must be frequent enough
+        // for this loss).
+        for _ in 0..50_000 / TICK.as_millis() {
+            let now = bench.now;
+            bench.clients[alice].send_packet(now, None);
+            bench.step();
+            if both(&bench) {
+                up_for += 1;
+            } else if up_for > 0 {
+                dropped_out.push(seed);
+                break;
+            }
+            if up_for == 20_000 / TICK.as_millis() {
+                break;
+            }
+        }
+        assert!(up_for > 0, "seed {seed}: the call never connected");
+    }
+    assert!(
+        dropped_out.is_empty(),
+        "seeds whose call left `connected`: {dropped_out:?}"
+    );
+}
