@@ -166,11 +166,18 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    if !state.ready.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
+    let stalled = state.signal.media.stalled_shards();
+    if let Some((shard, age)) = stalled.first() {
+        let message = format!(
+            "media shard {shard} stalled: no turn for {:.1} s\n",
+            age.as_secs_f64()
+        );
+        return (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
+    }
+    (StatusCode::OK, "ready\n").into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

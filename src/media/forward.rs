@@ -4,6 +4,7 @@
 //! window, and their receiver reports recorded as loss, jitter and RTT. Runs on the shard
 //! thread; it must not allocate per subscriber beyond the packet copy.
 
+use super::keyframe::starts_keyframe;
 use super::peer::{Peer, Peers, TrackKey, Turn};
 use super::publication::{Publication, Publications};
 use super::rewrite::{abs_send_time, rewrite_packet};
@@ -41,6 +42,9 @@ pub fn fan_out(
     let ast = abs_send_time(now, turn.epoch);
     let (seq, ts) = (packet.header.sequence_number, packet.header.timestamp);
     let track_key = publication.key;
+    // Read once per packet, and only when a leg waits for a keyframe.
+    let mut opens_keyframe = None;
+    let mut legs_waiting = false;
     for &sub_key in &publication.subscribers {
         let Some(peer) = peers.get_mut(&sub_key) else {
             continue;
@@ -51,6 +55,16 @@ pub fn fan_out(
         let Some(pt) = sub.payload_type else {
             continue;
         };
+        if sub.awaiting_keyframe {
+            let key = *opens_keyframe
+                .get_or_insert_with(|| starts_keyframe(&sub.codec.mime_type, &packet.payload));
+            if !key {
+                legs_waiting = true;
+                turn.counters.drop(DropReason::AwaitingKeyframe);
+                continue;
+            }
+            sub.awaiting_keyframe = false;
+        }
         let (out_seq, out_ts) = sub.rewriter.rewrite(seq, ts, now);
         let mut out = packet.clone();
         rewrite_packet(
@@ -75,6 +89,10 @@ pub fn fan_out(
             turn.counters.drop(DropReason::WriteFailed);
         }
         turn.touch(peer);
+    }
+    if legs_waiting {
+        // The request that started the wait may have been lost: ask again (throttled).
+        request_keyframe(publication, peers, turn, now);
     }
 }
 

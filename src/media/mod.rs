@@ -18,10 +18,13 @@
 //! back, answer the client, and re-offer afterwards. A client therefore ignores a server offer
 //! that arrives while it has its own offer outstanding.
 
+pub mod backlog;
 pub mod codecs;
 pub mod demux;
 pub mod fault;
 pub mod forward;
+pub mod heartbeat;
+pub mod keyframe;
 pub mod peer;
 pub mod publication;
 pub mod rewrite;
@@ -38,6 +41,7 @@ pub use crate::config::MediaConfig;
 use crate::net::thread::pin_to_core;
 use crate::net::udp;
 use crate::protocol::{MediaEvent, MediaRequest};
+use heartbeat::ShardHealth;
 pub use peer::MediaGrants;
 use peer::MediaMember;
 use shard::{Command, Shard, ShardSocket, Waker};
@@ -77,6 +81,7 @@ struct EngineInner {
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     next_key: AtomicU64,
     registry: prometheus::Registry,
+    health: ShardHealth,
 }
 
 impl Drop for EngineInner {
@@ -168,6 +173,7 @@ impl MediaEngine {
         } else {
             config.udp_threads
         };
+        let health = ShardHealth::new(threads, &registry)?;
         let mut shards = Vec::new();
         let mut handles = Vec::new();
         for index in 0..threads {
@@ -179,7 +185,8 @@ impl MediaEngine {
                 .collect();
             let (tx, rx) = mpsc::channel();
             let waker = Arc::new(Waker::new()?);
-            let shard = Shard::new(index, sockets, rx, waker.clone(), metrics.clone());
+            let mut shard = Shard::new(index, sockets, rx, waker.clone(), metrics.clone());
+            shard.set_heartbeat(health.heartbeat(index));
             let pin = config.pin_shards.then_some(index);
             let handle = std::thread::Builder::new()
                 .name(format!("chorus-shard-{index}"))
@@ -207,13 +214,22 @@ impl MediaEngine {
                 threads: Mutex::new(handles),
                 next_key: AtomicU64::new(1),
                 registry,
+                health,
             }),
         })
     }
 
-    /// The media metrics (gathered by `/metrics` alongside the signaling ones).
+    /// The media metrics (gathered by `/metrics` alongside the signaling ones), with the
+    /// shard heartbeat ages brought up to date.
     pub fn registry(&self) -> &prometheus::Registry {
+        self.inner.health.refresh(std::time::Instant::now());
         &self.inner.registry
+    }
+
+    /// The shards whose loop has not started a turn for longer than
+    /// [`heartbeat::STALLED_AFTER`], with how long (what `/readyz` reports).
+    pub fn stalled_shards(&self) -> Vec<(usize, std::time::Duration)> {
+        self.inner.health.stalled(std::time::Instant::now())
     }
 
     /// The host candidates of every shard (what clients are told to connect to).

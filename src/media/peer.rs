@@ -112,6 +112,18 @@ pub struct Subscription {
     pub mid: Option<String>,
     pub kind: RtpCodecKind,
     pub codec: RTCRtpCodec,
+    /// Video that starts or resumes on this leg waits for a keyframe: nothing is forwarded
+    /// until a packet that opens one (see `keyframe.rs`).
+    pub awaiting_keyframe: bool,
+}
+
+impl Subscription {
+    /// The stream on this leg starts again (negotiated, unmuted): the next forwarded packet
+    /// re-anchors the numbering and, for video, is the start of a keyframe.
+    pub fn restart(&mut self) {
+        self.rewriter.pause();
+        self.awaiting_keyframe = self.kind == RtpCodecKind::Video;
+    }
 }
 
 /// A client's connection and everything negotiated on it.
@@ -521,6 +533,7 @@ impl Peer {
                 mid: None,
                 kind,
                 codec: codec.clone(),
+                awaiting_keyframe: kind == RtpCodecKind::Video,
             },
         );
         self.needs_offer = true;
@@ -604,7 +617,7 @@ impl Peer {
                     if let Some(sub) = self.subscriptions.get_mut(&key) {
                         sub.payload_type = Some(pt);
                         sub.extensions = ExtensionMap::new(&exts, &leg_exts, sub.mid.as_deref());
-                        sub.rewriter.pause();
+                        sub.restart();
                     }
                     activated.push(key);
                 }

@@ -343,7 +343,7 @@ impl MediaRoom {
                 .get_mut(sub)
                 .and_then(|peer| peer.subscriptions.get_mut(&track))
             {
-                s.rewriter.pause();
+                s.restart();
             }
         }
         let event = MediaEvent::Muted {

@@ -4,6 +4,7 @@
 //! signaling as they arrive, metrics published about once a second. Everything a room does
 //! lives in the sans-IO state; this file only moves bytes, time and commands.
 
+use super::heartbeat::Heartbeat;
 use super::peer::{MediaMember, PeerKey};
 use super::state::ShardState;
 use super::stats::{DropReason, MediaMetrics, ShardLevels};
@@ -63,6 +64,7 @@ pub struct Shard {
     metrics: MediaMetrics,
     reported: ShardLevels,
     recv: RecvBatch,
+    heartbeat: Arc<Heartbeat>,
 }
 
 /// How long a shard sleeps at most without a timer or datagram, to publish metrics.
@@ -91,7 +93,13 @@ impl Shard {
             metrics,
             reported: ShardLevels::default(),
             recv: RecvBatch::new(),
+            heartbeat: Arc::new(Heartbeat::new(Instant::now())),
         }
+    }
+
+    /// Where the loop stamps the start of each turn (see `heartbeat.rs`).
+    pub fn set_heartbeat(&mut self, heartbeat: Arc<Heartbeat>) {
+        self.heartbeat = heartbeat;
     }
 
     /// Runs until shutdown.
@@ -104,16 +112,19 @@ impl Shard {
             let timeout = timeout.unwrap_or(MAX_IDLE).min(MAX_IDLE);
             let readable = self.wait(timeout);
             let started = Instant::now();
+            self.heartbeat.beat(started);
             if let Some(due) = deadline.filter(|d| *d <= started) {
                 self.state.counters_mut().record_lag(started - due);
             }
-            if !self.drain_commands(started) {
-                break;
-            }
+            // Media first; then signaling's commands, whose negotiation work is budgeted per
+            // turn (the rest waits in the state's backlog for the next turns).
             for (i, ready) in readable.iter().enumerate() {
                 if *ready {
                     self.read_socket(i, started);
                 }
+            }
+            if !self.drain_commands(started) {
+                break;
             }
             let now = Instant::now();
             self.state.handle_timeout(now);

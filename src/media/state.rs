@@ -10,6 +10,7 @@
 //! events and received media (which forwards and touches subscribers) and collects what every
 //! touched connection wants to send.
 
+use super::backlog::{is_negotiation, Backlog, Queued, NEGOTIATIONS_PER_TURN};
 use super::demux::Demux;
 use super::fault::MediaFault;
 use super::peer::{MediaMember, Peer, PeerKey, Peers, TrackKey, Turn};
@@ -49,6 +50,11 @@ pub struct ShardState {
     next_track: TrackKey,
     turn: Turn,
     transmits: Vec<Transmit>,
+    /// Requests that wait for a later turn, and the negotiation steps this turn applied.
+    backlog: Backlog,
+    negotiations_this_turn: u32,
+    /// When the last turn ended (a waiting backlog makes the next turn due from then).
+    last_turn: Instant,
 }
 
 impl ShardState {
@@ -63,6 +69,9 @@ impl ShardState {
             next_track: 1,
             turn: Turn::new(epoch, epoch_unix),
             transmits: Vec::new(),
+            backlog: Backlog::default(),
+            negotiations_this_turn: 0,
+            last_turn: epoch,
         }
     }
 
@@ -134,6 +143,7 @@ impl ShardState {
         let Some(mut peer) = self.peers.remove(&key) else {
             return;
         };
+        self.backlog.remove(key);
         self.demux.remove_peer(&peer.ufrag, &peer.addrs);
         self.rooms.close_if_empty(peer.room_key);
         peer.close();
@@ -153,8 +163,49 @@ impl ShardState {
         }
     }
 
-    /// A client media request from the WebSocket.
+    /// A client media request from the WebSocket: applied now, or queued behind the
+    /// participant's waiting requests or when this turn's negotiation budget is spent (see
+    /// `backlog.rs`).
     pub fn handle_request(&mut self, key: PeerKey, request: MediaRequest, now: Instant) {
+        let over_budget = self.negotiations_this_turn >= NEGOTIATIONS_PER_TURN;
+        let must_wait = self.backlog.holds(key) || (over_budget && is_negotiation(&request));
+        if !must_wait {
+            return self.apply_request(key, request, now);
+        }
+        if !self.peers.contains_key(&key) {
+            return;
+        }
+        let counters = &mut self.turn.counters;
+        match self.backlog.push(key, request) {
+            Queued::Waiting => counters.requests_deferred += 1,
+            Queued::Superseded => counters.offers_superseded += 1,
+            Queued::Refused => {
+                counters.requests_refused += 1;
+                if let Some(peer) = self.peers.get(&key) {
+                    peer.fault(MediaFault::new(
+                        MediaErrorCode::Internal,
+                        "too many media requests waiting; send fewer",
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Applies waiting requests, round-robin over participants, until this turn's negotiation
+    /// budget is spent.
+    pub fn run_backlog(&mut self, now: Instant) {
+        while self.negotiations_this_turn < NEGOTIATIONS_PER_TURN {
+            let Some((key, request)) = self.backlog.pop() else {
+                return;
+            };
+            self.apply_request(key, request, now);
+        }
+    }
+
+    fn apply_request(&mut self, key: PeerKey, request: MediaRequest, now: Instant) {
+        if is_negotiation(&request) {
+            self.negotiations_this_turn += 1;
+        }
         let result = match request {
             MediaRequest::Offer { sdp, tracks } => self.client_offer(key, sdp, tracks, now),
             MediaRequest::Answer { sdp } => self.client_answer(key, sdp, now),
@@ -291,6 +342,9 @@ impl ShardState {
 
     /// When the state next needs [`ShardState::handle_timeout`] without new input.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.backlog.is_empty() {
+            return Some(self.last_turn);
+        }
         let peers = self.peers.values().filter_map(|p| p.next_timeout).min();
         let keyframes = self
             .rooms
@@ -306,6 +360,7 @@ impl ShardState {
     /// Time passed: connection timers that are due, deferred keyframe requests, and clients
     /// silent for longer than [`MEDIA_SILENCE`].
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.run_backlog(now);
         let mut gave_up = Vec::new();
         for peer in self.peers.values_mut() {
             if peer.next_timeout.is_some_and(|t| t <= now) {
@@ -362,6 +417,8 @@ impl ShardState {
         }
         touched.clear();
         self.turn.touched = touched;
+        self.negotiations_this_turn = 0;
+        self.last_turn = now;
     }
 
     /// The datagrams produced since the last drain.

@@ -37,6 +37,9 @@ fn kind_index(video: bool) -> usize {
     usize::from(video)
 }
 
+/// The `outcome` labels of `chorus_media_requests_backlog_total`.
+const BACKLOG_OUTCOMES: [&str; 3] = ["deferred", "superseded", "refused"];
+
 /// Why a datagram or packet was not forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DropReason {
@@ -50,6 +53,8 @@ pub enum DropReason {
     Duplicate,
     /// The track is muted.
     Muted,
+    /// Video on a leg that starts or resumes, before the first keyframe.
+    AwaitingKeyframe,
     /// The subscriber leg's stack refused the rewritten packet.
     WriteFailed,
     /// The socket send buffer was full.
@@ -60,12 +65,13 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::Garbage,
         DropReason::UnknownSource,
         DropReason::Rejected,
         DropReason::Duplicate,
         DropReason::Muted,
+        DropReason::AwaitingKeyframe,
         DropReason::WriteFailed,
         DropReason::SendBufferFull,
         DropReason::DtlsRepeat,
@@ -78,6 +84,7 @@ impl DropReason {
             DropReason::Rejected => "rejected",
             DropReason::Duplicate => "duplicate",
             DropReason::Muted => "muted",
+            DropReason::AwaitingKeyframe => "awaiting_keyframe",
             DropReason::WriteFailed => "write_failed",
             DropReason::SendBufferFull => "send_buffer_full",
             DropReason::DtlsRepeat => "dtls_repeat",
@@ -98,6 +105,11 @@ pub struct ShardCounters {
     pub nacks_in: u64,
     pub keyframe_requests_in: u64,
     pub keyframe_requests_out: u64,
+    /// Media requests that waited for a later turn, offers a newer one replaced while they
+    /// waited, and requests refused because too many were waiting (see `backlog.rs`).
+    pub requests_deferred: u64,
+    pub offers_superseded: u64,
+    pub requests_refused: u64,
     pub busy_nanos: u64,
     /// Receiver-report figures by kind (index 0 audio, 1 video).
     pub rtt: [LocalHistogram; 2],
@@ -198,6 +210,7 @@ pub struct MediaMetrics {
     dropped: IntCounterVec,
     nacks_in: IntCounter,
     keyframe_requests: IntCounterVec,
+    backlog: IntCounterVec,
     peer_connections: IntGauge,
     published_tracks: IntGaugeVec,
     subscriptions: IntGauge,
@@ -233,6 +246,9 @@ impl MediaMetrics {
         for reason in DropReason::ALL {
             m.dropped.with_label_values(&[reason.label()]);
         }
+        for outcome in BACKLOG_OUTCOMES {
+            m.backlog.with_label_values(&[outcome]);
+        }
         Ok(m)
     }
 
@@ -255,6 +271,7 @@ impl MediaMetrics {
             Box::new(self.dropped.clone()),
             Box::new(self.nacks_in.clone()),
             Box::new(self.keyframe_requests.clone()),
+            Box::new(self.backlog.clone()),
             Box::new(self.peer_connections.clone()),
             Box::new(self.published_tracks.clone()),
             Box::new(self.subscriptions.clone()),
@@ -296,6 +313,12 @@ impl MediaMetrics {
             nacks_in: IntCounter::new(
                 "chorus_nack_received_total",
                 "RTCP NACK packets received from subscribers",
+            )?,
+            backlog: counter_vec(
+                "chorus_media_requests_backlog_total",
+                "Media requests that waited for a later shard turn (deferred), offers replaced \
+                 by a newer one while waiting (superseded), requests refused (too many waiting)",
+                "outcome",
             )?,
             keyframe_requests: counter_vec(
                 "chorus_keyframe_requests_total",
@@ -367,6 +390,10 @@ impl MediaMetrics {
         self.keyframe_requests
             .with_label_values(&["out"])
             .inc_by(c.keyframe_requests_out);
+        let outcomes = [c.requests_deferred, c.offers_superseded, c.requests_refused];
+        for (outcome, n) in BACKLOG_OUTCOMES.into_iter().zip(outcomes) {
+            self.backlog.with_label_values(&[outcome]).inc_by(n);
+        }
         let wire = wire::take();
         self.nacks_out.inc_by(wire.nacks_out);
         self.retransmitted_packets
@@ -542,7 +569,7 @@ mod tests {
         let metrics = MediaMetrics::new(&registry).expect("metrics");
         metrics.touch_shard(0);
         let families = registry.gather();
-        assert_eq!(families.len(), 21);
+        assert_eq!(families.len(), 22);
         let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
         for name in [
             "chorus_media_datagrams_total",

@@ -4,6 +4,7 @@
 //! tracks, and counts what it receives (RTP per track, keyframe requests). The bench
 //! (`harness.rs`) moves its datagrams and drives its clock.
 
+use crate::media::keyframe::starts_keyframe;
 use crate::media::peer::PeerKey;
 use crate::protocol::{
     MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackKind, TrackSource, TrackSourceInfo,
@@ -52,11 +53,20 @@ pub struct Client {
     pub held: Vec<MediaEvent>,
     /// Keep server offers instead of answering them (to stage glare).
     pub hold_offers: bool,
+    /// Only log what the server sends (a scripted peer whose requests the test makes).
+    pub passive: bool,
     pub out: Vec<OutTrack>,
     /// RTP packets received, by the receiving leg's track id.
     pub received: HashMap<String, u64>,
     /// Keyframe requests (PLI/FIR) received for the tracks it sends.
     pub keyframe_requests: u64,
+    /// The next video packet it sends opens a keyframe (set at start and by each keyframe
+    /// request unless [`Client::ignore_keyframe_requests`]); the others are delta frames.
+    pub keyframe_due: bool,
+    /// A publisher that does not answer keyframe requests.
+    pub ignore_keyframe_requests: bool,
+    /// For each track received: whether each packet opened a keyframe, in arrival order.
+    pub keyframe_flags: HashMap<String, Vec<bool>>,
     pub connected: bool,
     pub next_timeout: Option<Instant>,
     /// Drop the next datagrams the server sends to this client that look like RTP (to
@@ -88,9 +98,13 @@ impl Client {
             log: Vec::new(),
             held: Vec::new(),
             hold_offers: false,
+            passive: false,
             out: Vec::new(),
             received: HashMap::new(),
             keyframe_requests: 0,
+            keyframe_due: true,
+            ignore_keyframe_requests: false,
+            keyframe_flags: HashMap::new(),
             connected: false,
             next_timeout: Some(now),
             drop_rtp: 0,
@@ -203,7 +217,9 @@ impl Client {
         }
         while let Ok(event) = self.events.try_recv() {
             self.log.push(event.clone());
-            incoming.push(event);
+            if !self.passive {
+                incoming.push(event);
+            }
         }
         for event in incoming {
             match event {
@@ -259,7 +275,12 @@ impl Client {
         }
         while let Some(msg) = self.pc.poll_read() {
             match msg.message {
-                RTCMessage::RtpPacket(track_id, _) => {
+                RTCMessage::RtpPacket(track_id, packet) => {
+                    let key = starts_keyframe("video/VP8", &packet.payload);
+                    self.keyframe_flags
+                        .entry(track_id.clone())
+                        .or_default()
+                        .push(key);
                     *self.received.entry(track_id).or_default() += 1;
                 }
                 RTCMessage::RtcpPacket(_, packets) => {
@@ -267,6 +288,7 @@ impl Client {
                         let any = p.as_any();
                         if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
                             self.keyframe_requests += 1;
+                            self.keyframe_due |= !self.ignore_keyframe_requests;
                         }
                     }
                 }
@@ -280,6 +302,7 @@ impl Client {
         if !self.connected {
             return;
         }
+        let mut sent_video = false;
         for t in self
             .out
             .iter_mut()
@@ -301,8 +324,12 @@ impl Client {
             packet.header.sequence_number = t.seq;
             packet.header.timestamp = t.ts;
             packet.header.ssrc = t.ssrc;
-            // A VP8 descriptor (start of partition) and a keyframe header, then filler.
-            let mut payload = BytesMut::from(&[0x10u8, 0x00, 0x9d, 0x01, 0x2a][..]);
+            // A VP8 descriptor (start of partition) and a keyframe header (P=0) or a delta
+            // frame's (P=1), then filler. Audio carries the same bytes (nothing reads them).
+            let video = t.kind == TrackKind::Video;
+            let p_bit = u8::from(video && !self.keyframe_due);
+            sent_video |= video;
+            let mut payload = BytesMut::from(&[0x10u8, p_bit, 0x9d, 0x01, 0x2a][..]);
             payload.resize(160, 0xAB);
             packet.payload = payload.freeze();
             t.seq = t.seq.wrapping_add(1);
@@ -311,6 +338,17 @@ impl Client {
                 let _ = s.write_rtp(now, packet);
             }
         }
+        if sent_video {
+            self.keyframe_due = false;
+        }
+    }
+
+    /// Whether each video packet received on `track_id` opened a keyframe, in order.
+    pub fn keyframe_flags_on(&self, track_id: &str) -> &[bool] {
+        self.keyframe_flags
+            .get(track_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// Asks the server for a keyframe of every track it receives (PLI on each receiver).

@@ -2,9 +2,11 @@
 //! peers: real sans-IO PeerConnections as clients, datagrams moved between them in memory, and
 //! a fake clock ([`harness`]). No sockets, no sleeps. Evidence is counted packets and events.
 
+mod backlog;
 mod client;
 mod forwarding;
 mod harness;
+mod keyframes;
 mod lifecycle;
 mod lossy;
 mod negotiation;

@@ -39,12 +39,15 @@ fn unsubscribe_stops_one_track_and_subscribe_brings_it_back() {
     bench.settle();
     let id = bench.clients[bob].track_id("alice", TrackKind::Video);
     let before = bench.clients[bob].received_on(&id);
-    bench.send(20);
+    // The leg restarts at the keyframe it asks for, at most one throttle window (500 ms =
+    // 100 steps) after the last request for that track.
+    bench.send(120);
     bench.run(5);
     assert!(
         bench.clients[bob].received_on(&id) >= before + 15,
         "video is back"
     );
+    assert!(bench.clients[bob].keyframe_flags_on(&id)[before as usize]);
 }
 
 #[test]
