@@ -15,6 +15,13 @@ pub const DEFAULT_UDP_PORT: u16 = 40000;
 /// Default `--drain-timeout`.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Bytes of an offer or answer allowed per room member when `--max-sdp-bytes` is 0: the
+/// microphone and camera sections of a browser that lists every codec it has in each (Chrome:
+/// about 5.4 KB), with room for a screen share here and there and for JSON escaping.
+pub const SDP_BYTES_PER_PARTICIPANT: usize = 8 * 1024;
+/// Bytes of an offer or answer besides its members' sections (session lines, data channel).
+pub const SDP_BASE_BYTES: usize = 16 * 1024;
+
 /// Settings of the media engine, taken from the command line.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
@@ -28,6 +35,29 @@ pub struct MediaConfig {
     pub advertise_ips: Vec<IpAddr>,
     /// Pin shard k to CPU core k (modulo the core count), for benchmarks and dedicated hosts.
     pub pin_shards: bool,
+    /// Per-connection limits of the shards.
+    pub limits: ShardLimits,
+}
+
+/// Limits a shard applies to each media connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardLimits {
+    /// A connection negotiated this long ago whose ICE and DTLS are not up is failed.
+    pub dtls_timeout: Duration,
+    /// Most remote addresses remembered per connection.
+    pub addrs_per_peer: usize,
+    /// A remote address silent this long is forgotten.
+    pub addr_idle: Duration,
+}
+
+impl Default for ShardLimits {
+    fn default() -> Self {
+        Self {
+            dtls_timeout: Duration::from_secs(20),
+            addrs_per_peer: 8,
+            addr_idle: Duration::from_secs(30),
+        }
+    }
 }
 
 impl Default for MediaConfig {
@@ -38,6 +68,7 @@ impl Default for MediaConfig {
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             advertise_ips: Vec::new(),
             pin_shards: false,
+            limits: ShardLimits::default(),
         }
     }
 }
@@ -82,6 +113,11 @@ pub struct Config {
     /// Largest WebSocket frame/message accepted, in bytes; larger closes with 1009.
     #[arg(long, env = "CHORUS_MAX_FRAME_BYTES", default_value_t = 65536)]
     pub max_frame_bytes: usize,
+
+    /// Largest `offer`/`answer` message of an SFU participant, in bytes (its SDP grows with
+    /// the room); 0 = sized from --max-participants. Never below --max-frame-bytes.
+    #[arg(long, env = "CHORUS_MAX_SDP_BYTES", default_value_t = 0)]
+    pub max_sdp_bytes: usize,
 
     /// Sustained messages per second allowed per connection (token bucket refill rate).
     #[arg(long, env = "CHORUS_RATE_LIMIT", default_value_t = 50.0)]
@@ -152,6 +188,19 @@ pub struct Config {
     #[arg(long, env = "CHORUS_PIN_SHARDS", default_value_t = false)]
     pub pin_shards: bool,
 
+    /// Seconds a media connection may stay without ICE and DTLS up after its first
+    /// negotiation; then the client gets `error media-failed` and the leg is rebuilt.
+    #[arg(long, env = "CHORUS_DTLS_TIMEOUT_SECS", default_value_t = 20)]
+    pub dtls_timeout_secs: u64,
+
+    /// Most remote addresses remembered per media connection (authenticated STUN only).
+    #[arg(long, env = "CHORUS_MEDIA_ADDRS_PER_PEER", default_value_t = 8)]
+    pub media_addrs_per_peer: usize,
+
+    /// Seconds after which a remote media address nothing arrived from is forgotten.
+    #[arg(long, env = "CHORUS_MEDIA_ADDR_IDLE_SECS", default_value_t = 30)]
+    pub media_addr_idle_secs: u64,
+
     /// On SIGTERM, how long calls in progress may go on (joins refused) before the process
     /// exits anyway, e.g. 90s, 15m.
     #[arg(long, env = "CHORUS_DRAIN_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
@@ -207,6 +256,7 @@ impl Default for Config {
             chat_history: 100,
             max_chat_bytes: 4096,
             max_frame_bytes: 65536,
+            max_sdp_bytes: 0,
             rate_limit: 50.0,
             rate_burst: 100,
             rate_strikes: 50,
@@ -222,6 +272,9 @@ impl Default for Config {
             udp_bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             advertise_ips: Vec::new(),
             pin_shards: false,
+            dtls_timeout_secs: 20,
+            media_addrs_per_peer: 8,
+            media_addr_idle_secs: 30,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             admin_key: None,
             metrics_addr: None,
@@ -276,6 +329,15 @@ impl Config {
                  (or http://localhost:* for any port)"
             )));
         }
+        if self.dtls_timeout_secs == 0 {
+            return fail("--dtls-timeout-secs must be at least 1");
+        }
+        if self.media_addrs_per_peer == 0 {
+            return fail("--media-addrs-per-peer must be at least 1");
+        }
+        if self.media_addr_idle_secs == 0 {
+            return fail("--media-addr-idle-secs must be at least 1");
+        }
         if self.send_queue == 0 {
             return fail("--send-queue must be at least 1");
         }
@@ -296,7 +358,31 @@ impl Config {
             bind_ip: self.udp_bind,
             advertise_ips: self.advertise_ips.clone(),
             pin_shards: self.pin_shards,
+            limits: ShardLimits {
+                dtls_timeout: Duration::from_secs(self.dtls_timeout_secs),
+                addrs_per_peer: self.media_addrs_per_peer,
+                addr_idle: Duration::from_secs(self.media_addr_idle_secs),
+            },
         }
+    }
+
+    /// The largest `offer`/`answer` message an SFU participant may send: `--max-sdp-bytes`, or
+    /// when 0 enough for a room of `--max-participants` members whose browser lists every
+    /// codec in every section; never below `--max-frame-bytes`.
+    pub fn sdp_limit(&self) -> usize {
+        let sized = match self.max_sdp_bytes {
+            0 => SDP_BASE_BYTES.saturating_add(
+                self.max_participants
+                    .saturating_mul(SDP_BYTES_PER_PARTICIPANT),
+            ),
+            n => n,
+        };
+        sized.max(self.max_frame_bytes)
+    }
+
+    /// The largest message the WebSocket layer reassembles (fragments included).
+    pub fn message_limit(&self) -> usize {
+        self.sdp_limit()
     }
 
     pub fn ping_interval(&self) -> Duration {
@@ -403,6 +489,29 @@ mod tests {
             ..Config::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn the_sdp_limit_follows_the_room_size() {
+        let config = Config::default();
+        assert_eq!(config.sdp_limit(), 16 * 1024 + 16 * 8 * 1024);
+        let big = Config {
+            max_participants: 100,
+            ..Config::default()
+        };
+        assert_eq!(big.sdp_limit(), 16 * 1024 + 100 * 8 * 1024);
+        let tiny = Config {
+            max_participants: 1,
+            max_frame_bytes: 65536,
+            ..Config::default()
+        };
+        assert_eq!(tiny.sdp_limit(), 65536, "never below --max-frame-bytes");
+        let set = Config {
+            max_sdp_bytes: 300_000,
+            ..Config::default()
+        };
+        assert_eq!(set.sdp_limit(), 300_000);
+        assert_eq!(set.message_limit(), 300_000);
     }
 
     #[test]

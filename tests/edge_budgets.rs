@@ -232,8 +232,14 @@ async fn close_code(stream: &mut TcpStream) -> Option<u16> {
 }
 
 #[tokio::test]
-async fn a_fragmented_message_is_capped_at_max_frame_bytes() {
-    let server = start_with(|c| c.max_frame_bytes = 4096).await;
+async fn a_fragmented_message_is_capped_at_the_largest_message_limit() {
+    // Reassembly stops at the largest message anyone may send: an SFU participant's SDP
+    // (`--max-sdp-bytes`), never below `--max-frame-bytes`.
+    let server = start_with(|c| {
+        c.max_frame_bytes = 4096;
+        c.max_sdp_bytes = 4096;
+    })
+    .await;
     let mut ws = raw_upgrade(server.addr()).await;
     let chunk = vec![b'a'; 1500];
     ws.write_all(&frame(false, 0x1, &chunk))

@@ -1,11 +1,14 @@
 //! Fuzz target: the shard's datagram demux. Arbitrary bytes from an arbitrary source address go
 //! through RFC 7983 classification (STUN/DTLS/RTP/RTCP), the STUN USERNAME parse and the
-//! ufrag/address tables; every datagram is routed to a known peer or dropped with a reason.
+//! ufrag/address tables and the MESSAGE-INTEGRITY check; every datagram is routed to a known
+//! peer or dropped with a reason.
 #![no_main]
 
 use chorus::media::demux::{looks_like_webrtc, stun_username_ufrag, Demux};
+use chorus::media::stun_auth::integrity_ok;
 use libfuzzer_sys::fuzz_target;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Instant;
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 3 {
@@ -22,24 +25,26 @@ fuzz_target!(|data: &[u8]| {
     let local = SocketAddr::from(([127, 0, 0, 1], 50000));
     let datagram = &data[3..];
 
+    let now = Instant::now();
     let mut demux = Demux::default();
     demux.add_peer("ufragA", 1);
     demux.add_peer("ufragB", 2);
-    demux.learn(SocketAddr::from(([127, 0, 0, 2], 4000)), 2, local);
+    let _ = demux.learn(SocketAddr::from(([127, 0, 0, 2], 4000)), 2, local, now);
 
     let classified = looks_like_webrtc(datagram);
     let ufrag = stun_username_ufrag(datagram);
     if let Some(ufrag) = ufrag {
         assert!(!ufrag.contains(':'), "the ufrag is the part before ':'");
     }
-    match demux.route(datagram, from) {
-        Ok(key) => {
-            assert!(classified);
-            assert!(key == 1 || key == 2);
-            demux.learn(from, key, local);
+    if let Ok(routed) = demux.route(datagram, from, now) {
+        assert!(classified);
+        let key = routed.key();
+        assert!(key == 1 || key == 2);
+        let _ = integrity_ok(datagram, "password-of-the-server-leg");
+        if demux.learn(from, key, local, now).is_ok() {
             assert_eq!(demux.local_for(&from), Some(local));
         }
-        Err(_) => {}
     }
-    demux.remove_peer("ufragA", &[from]);
+    demux.remove_peer("ufragA", 1);
+    demux.sweep(now);
 });

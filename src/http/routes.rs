@@ -105,10 +105,12 @@ async fn websocket(
         url_claims,
         remote: Some(remote),
     };
-    // Messages (and their fragments, while reassembled) are capped at `--max-frame-bytes` by
-    // the WebSocket layer itself, which closes with 1009; the read buffer starts small (an idle
-    // connection costs little) and grows for a large frame.
-    let max = signal.config.max_frame_bytes;
+    // Messages (and their fragments, while reassembled) are capped by the WebSocket layer
+    // itself, which closes with 1009, at the largest message any client may send (an SFU
+    // participant's offer or answer, `Config::sdp_limit`); the session refuses other messages
+    // over `--max-frame-bytes`. The read buffer starts small (an idle connection costs little)
+    // and grows for a large frame.
+    let max = signal.config.message_limit();
     upgrade
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BUFFER)

@@ -49,6 +49,12 @@ pub fn fan_out(
         let Some(peer) = peers.get_mut(&sub_key) else {
             continue;
         };
+        // A leg whose DTLS is not up has no SRTP keys: the stack would refuse the packet
+        // (with a warning per packet). It gets a keyframe request when it connects.
+        if !peer.connected {
+            turn.counters.drop(DropReason::NotConnected);
+            continue;
+        }
         let Some(sub) = peer.subscriptions.get_mut(&track_key) else {
             continue;
         };
@@ -144,6 +150,10 @@ pub fn send_pli(publication: &Publication, peers: &mut Peers, turn: &mut Turn, n
     let Some(peer) = peers.get_mut(&publication.publisher) else {
         return;
     };
+    if !peer.connected {
+        turn.counters.drop(DropReason::NotConnected);
+        return;
+    }
     if let Some(mut receiver) = peer.pc.rtp_receiver(publication.receiver_id) {
         let pli = PictureLossIndication {
             sender_ssrc: 0,

@@ -25,14 +25,17 @@ pub mod fault;
 pub mod forward;
 pub mod heartbeat;
 pub mod keyframe;
+pub mod liveness;
 pub mod peer;
 pub mod publication;
+pub mod recycle;
 pub mod rewrite;
 pub mod room;
 pub mod sdp;
 pub mod shard;
 pub mod state;
 pub mod stats;
+pub mod stun_auth;
 pub mod subscriptions;
 #[cfg(test)]
 mod tests;
@@ -185,7 +188,14 @@ impl MediaEngine {
                 .collect();
             let (tx, rx) = mpsc::channel();
             let waker = Arc::new(Waker::new()?);
-            let mut shard = Shard::new(index, sockets, rx, waker.clone(), metrics.clone());
+            let mut shard = Shard::new(
+                index,
+                sockets,
+                rx,
+                waker.clone(),
+                metrics.clone(),
+                config.limits,
+            );
             shard.set_heartbeat(health.heartbeat(index));
             let pin = config.pin_shards.then_some(index);
             let handle = std::thread::Builder::new()

@@ -5,8 +5,11 @@
 
 use super::codecs::{codec_matches, server_recipe};
 use super::fault::MediaFault;
+use super::recycle::Recycler;
 use super::rewrite::{ExtensionMap, SequenceRewriter};
-use super::sdp::{check_answer_directions, check_offer, declared_codecs, OfferProblem};
+use super::sdp::{
+    check_answer_directions, check_offer, declared_codecs, without_rtcp_candidates, OfferProblem,
+};
 use super::stats::ShardCounters;
 use crate::protocol::{IceCandidate, MediaErrorCode, MediaEvent, OfferedTrack, TrackSourceInfo};
 use crate::rtp::dtls_repeat::RepeatFilter;
@@ -145,6 +148,8 @@ pub struct Peer {
     /// The tracks this peer publishes: rtc receiver track id → room track.
     pub published: HashMap<String, (TrackKey, RTCRtpReceiverId)>,
     pub subscriptions: HashMap<TrackKey, Subscription>,
+    /// Transceivers of ended subscriptions, reused by the next ones (bounded SDP).
+    pub recycler: Recycler,
     /// Our sender SSRC on this leg → the forwarded track (for PLI/FIR routing).
     pub ssrc_to_track: HashMap<u32, TrackKey>,
     /// Streams refused because the client may not publish (rtc track ids).
@@ -153,8 +158,10 @@ pub struct Peer {
     pub opted_out: HashSet<String>,
     /// A server offer is wanted as soon as the signaling state allows.
     pub needs_offer: bool,
-    /// Remote addresses this peer was seen at (for demux cleanup).
-    pub addrs: Vec<SocketAddr>,
+    /// When a description of the client was first applied (the DTLS deadline runs from it).
+    pub negotiated_at: Option<Instant>,
+    /// A DTLS alert arrived from the client this turn.
+    pub dtls_alert_in: bool,
     pub next_timeout: Option<Instant>,
     local_candidates: Vec<RTCIceCandidateInit>,
     candidates_sent: bool,
@@ -201,11 +208,13 @@ impl Peer {
             sources: HashMap::new(),
             published: HashMap::new(),
             subscriptions: HashMap::new(),
+            recycler: Recycler::default(),
             ssrc_to_track: HashMap::new(),
             opted_out: HashSet::new(),
             refused_tracks: HashSet::new(),
             needs_offer: false,
-            addrs: Vec::new(),
+            negotiated_at: None,
+            dtls_alert_in: false,
             next_timeout: Some(now),
             local_candidates,
             candidates_sent: false,
@@ -283,6 +292,7 @@ impl Peer {
             self.undo_refused_offer(now)?;
             return Err(MediaFault::new(MediaErrorCode::BadSdp, e.to_string()));
         }
+        self.negotiated_at.get_or_insert(now);
         let answer = match self.pc.create_answer(None) {
             Ok(answer) => answer,
             Err(e) => {
@@ -297,7 +307,7 @@ impl Peer {
         let sdp = self
             .pc
             .local_description()
-            .map(|d| d.sdp)
+            .map(|d| without_rtcp_candidates(&d.sdp))
             .unwrap_or_default();
         self.send(MediaEvent::Answer { sdp });
         self.send_candidates_once();
@@ -331,6 +341,7 @@ impl Peer {
         self.local_candidates = local_candidates;
         self.next_timeout = Some(now);
         self.ssrc_to_track.clear();
+        self.recycler.clear();
         let subscriptions = std::mem::take(&mut self.subscriptions);
         for s in subscriptions.into_values() {
             if let Err(fault) = self.subscribe(
@@ -374,7 +385,9 @@ impl Peer {
         }
         self.pc
             .set_remote_description(now, answer)
-            .map_err(|e| MediaFault::new(MediaErrorCode::BadSdp, e.to_string()))
+            .map_err(|e| MediaFault::new(MediaErrorCode::BadSdp, e.to_string()))?;
+        self.negotiated_at.get_or_insert(now);
+        Ok(())
     }
 
     /// Sends a server offer if one is needed and the signaling state is stable; otherwise
@@ -417,7 +430,7 @@ impl Peer {
         let sdp = self
             .pc
             .local_description()
-            .map(|d| d.sdp)
+            .map(|d| without_rtcp_candidates(&d.sdp))
             .unwrap_or_default();
         self.send(MediaEvent::Offer { sdp, tracks });
         self.send_candidates_once();
@@ -496,20 +509,25 @@ impl Peer {
         );
         // A transceiver of its own, send-only: `add_track` would reuse the receive transceiver
         // of one of the client's published tracks, and a send-recv transceiver could be
-        // claimed by the client's next offer (JSEP matching), stealing the subscription.
-        let transceiver = self
-            .pc
-            .add_transceiver_from_track(
-                media_track,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    streams: vec![publisher_peer_id.to_owned()],
-                    send_encodings: vec![],
-                }),
-            )
-            .map_err(|e| {
-                MediaFault::new(MediaErrorCode::Internal, format!("add transceiver: {e}"))
-            })?;
+        // claimed by the client's next offer (JSEP matching), stealing the subscription. The
+        // m-line of an ended subscription of the same codec is reused first.
+        let reused = self.recycler.reuse(&mut self.pc, &media_track, codec);
+        let transceiver = match reused {
+            Some(transceiver) => transceiver,
+            None => self
+                .pc
+                .add_transceiver_from_track(
+                    media_track,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        streams: vec![publisher_peer_id.to_owned()],
+                        send_encodings: vec![],
+                    }),
+                )
+                .map_err(|e| {
+                    MediaFault::new(MediaErrorCode::Internal, format!("add transceiver: {e}"))
+                })?,
+        };
         let sender_id = self
             .pc
             .rtp_transceiver(transceiver)
@@ -546,7 +564,9 @@ impl Peer {
             return false;
         };
         self.ssrc_to_track.remove(&sub.ssrc);
-        let _ = self.pc.remove_track(sub.sender_id);
+        if self.pc.remove_track(sub.sender_id).is_ok() {
+            self.recycler.release(sub.sender_id, &sub.codec);
+        }
         self.needs_offer = true;
         true
     }

@@ -9,6 +9,22 @@ use crate::protocol::MediaErrorCode;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use rtc::sdp::description::session::SessionDescription;
 
+/// `sdp` without its component-2 (RTCP) candidates: every leg multiplexes RTCP on the RTP
+/// port (`a=rtcp-mux`, required by the bundle policy), so a second component only makes
+/// clients gather and check a pair that is never used.
+pub fn without_rtcp_candidates(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let component = line
+            .strip_prefix("a=candidate:")
+            .and_then(|rest| rest.split_whitespace().nth(1));
+        if component != Some("2") {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 /// Why an offer was refused before it reached the PeerConnection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OfferProblem {
@@ -156,6 +172,21 @@ pub fn declared_codecs(
 
 #[cfg(test)]
 mod tests {
+    use super::without_rtcp_candidates;
+
+    #[test]
+    fn rtcp_candidates_are_removed_and_the_rest_kept() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+            a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n\
+            a=candidate:1 2 udp 2130706431 127.0.0.1 40000 typ host\r\n\
+            a=rtcp-mux\r\n";
+        let out = without_rtcp_candidates(sdp);
+        assert!(out.contains("a=candidate:1 1 udp"));
+        assert!(!out.contains("a=candidate:1 2 udp"));
+        assert!(out.ends_with("a=rtcp-mux\r\n"));
+        assert_eq!(out.lines().count(), sdp.lines().count() - 1);
+    }
+
     use super::*;
 
     #[test]

@@ -8,6 +8,7 @@ use super::heartbeat::Heartbeat;
 use super::peer::{MediaMember, PeerKey};
 use super::state::ShardState;
 use super::stats::{DropReason, MediaMetrics, ShardLevels};
+use crate::config::ShardLimits;
 use crate::net::udp::{RecvBatch, SendQueue, BATCH};
 use crate::net::wake::wait_readable;
 pub use crate::net::wake::Waker;
@@ -79,6 +80,7 @@ impl Shard {
         commands: Receiver<Command>,
         waker: Arc<Waker>,
         metrics: MediaMetrics,
+        limits: ShardLimits,
     ) -> Self {
         let candidates = sockets.iter().map(|s| s.candidate).collect();
         let unix = SystemTime::now()
@@ -89,7 +91,7 @@ impl Shard {
             sockets,
             commands,
             waker,
-            state: ShardState::new(candidates, Instant::now(), unix),
+            state: ShardState::with_limits(candidates, Instant::now(), unix, limits),
             metrics,
             reported: ShardLevels::default(),
             recv: RecvBatch::new(),

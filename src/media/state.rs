@@ -11,12 +11,15 @@
 //! touched connection wants to send.
 
 use super::backlog::{is_negotiation, Backlog, Queued, NEGOTIATIONS_PER_TURN};
-use super::demux::Demux;
+use super::demux::{Demux, Routed};
 use super::fault::MediaFault;
+use super::liveness;
 use super::peer::{MediaMember, Peer, PeerKey, Peers, TrackKey, Turn};
 use super::room::{MediaRoom, Rooms};
 use super::sdp::directions;
 use super::stats::{DropReason, ShardCounters, ShardLevels};
+use super::stun_auth;
+use crate::config::ShardLimits;
 use crate::protocol::{MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackSourceInfo};
 use crate::rtp::dtls_repeat::is_handshake_give_up;
 use bytes::BytesMut;
@@ -28,9 +31,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// Silence after which a connected client's media connection is considered gone. Browsers
-/// send STUN consent checks every few seconds and RTCP about every second.
-pub const MEDIA_SILENCE: Duration = Duration::from_secs(12);
+pub use super::liveness::MEDIA_SILENCE;
 
 /// A datagram to send from local candidate `local` to `to`.
 #[derive(Debug)]
@@ -55,16 +56,27 @@ pub struct ShardState {
     negotiations_this_turn: u32,
     /// When the last turn ended (a waiting backlog makes the next turn due from then).
     last_turn: Instant,
+    limits: ShardLimits,
 }
 
 impl ShardState {
     /// A shard core whose connections advertise `candidates`; `epoch` is its time origin and
     /// `epoch_unix` the Unix time it stands for (the clock of RTCP sender reports).
     pub fn new(candidates: Vec<SocketAddr>, epoch: Instant, epoch_unix: Duration) -> Self {
+        Self::with_limits(candidates, epoch, epoch_unix, ShardLimits::default())
+    }
+
+    /// [`ShardState::new`] with per-connection `limits`.
+    pub fn with_limits(
+        candidates: Vec<SocketAddr>,
+        epoch: Instant,
+        epoch_unix: Duration,
+        limits: ShardLimits,
+    ) -> Self {
         Self {
             candidates,
             peers: Peers::new(),
-            demux: Demux::default(),
+            demux: Demux::new(limits),
             rooms: Rooms::default(),
             next_track: 1,
             turn: Turn::new(epoch, epoch_unix),
@@ -72,7 +84,13 @@ impl ShardState {
             backlog: Backlog::default(),
             negotiations_this_turn: 0,
             last_turn: epoch,
+            limits,
         }
+    }
+
+    /// How many remote addresses the demux tables remember (for tests and diagnostics).
+    pub fn address_count(&self) -> usize {
+        self.demux.address_count()
     }
 
     /// The counters since the last publish (the shard adds its socket-level figures).
@@ -144,10 +162,10 @@ impl ShardState {
             return;
         };
         self.backlog.remove(key);
-        self.demux.remove_peer(&peer.ufrag, &peer.addrs);
+        self.demux.remove_peer(&peer.ufrag, key);
         self.rooms.close_if_empty(peer.room_key);
         peer.close();
-        collect_writes(
+        let _ = collect_writes(
             &self.candidates,
             &self.demux,
             &mut self.transmits,
@@ -306,18 +324,28 @@ impl ShardState {
         data: &[u8],
         now: Instant,
     ) {
-        let key = match self.demux.route(data, from) {
-            Ok(key) => key,
+        let routed = match self.demux.route(data, from, now) {
+            Ok(routed) => routed,
             Err(reason) => {
                 self.turn.counters.drop(reason);
                 return;
             }
         };
+        let key = routed.key();
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if self.demux.learn(from, key, local) {
-            peer.addrs.push(from);
+        if let Routed::Stun(_) = routed {
+            // Nothing is learned from, or handed on for, a STUN message its sender cannot sign.
+            let learned = if stun_auth::integrity_ok(data, &peer.pwd) {
+                self.demux.learn(from, key, local, now)
+            } else {
+                Err(DropReason::Unauthenticated)
+            };
+            if let Err(reason) = learned {
+                self.turn.counters.drop(reason);
+                return;
+            }
         }
         let tagged = TaggedBytesMut {
             now,
@@ -330,6 +358,9 @@ impl ShardState {
             message: BytesMut::from(data),
         };
         peer.last_heard = now;
+        // A DTLS alert (content type 21): if the stack answers it with its own alert, it was
+        // the client's authentic close_notify (see `finish_turn`).
+        peer.dtls_alert_in |= data.first() == Some(&21);
         if peer.dtls_repeats.is_repeat(data) {
             self.turn.counters.drop(DropReason::DtlsRepeat);
             return;
@@ -351,14 +382,16 @@ impl ShardState {
             .values()
             .filter_map(MediaRoom::next_keyframe_due)
             .min();
-        match (peers, keyframes) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let deadline = liveness::next_deadline(&self.peers, self.limits.dtls_timeout);
+        [peers, keyframes, deadline, self.demux.next_sweep()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Time passed: connection timers that are due, deferred keyframe requests, and clients
-    /// silent for longer than [`MEDIA_SILENCE`].
+    /// Time passed: connection timers that are due, deferred keyframe requests, clients
+    /// silent for longer than [`MEDIA_SILENCE`] or not connected by the DTLS deadline, and
+    /// remote addresses gone idle.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.run_backlog(now);
         let mut gave_up = Vec::new();
@@ -379,22 +412,26 @@ impl ShardState {
         for room in self.rooms.values_mut() {
             room.deferred_keyframes(&mut self.peers, &mut self.turn, now);
         }
-        self.expire_silent_peers(now);
+        self.expire_dead_peers(now);
+        self.demux.sweep(now);
     }
 
     /// A connected client that sent nothing (no STUN consent check, no RTCP, no media) for
     /// [`MEDIA_SILENCE`] is gone from the media plane: its tracks leave the room now, without
-    /// waiting for the WebSocket to time out.
-    fn expire_silent_peers(&mut self, now: Instant) {
-        let silent: Vec<PeerKey> = self
-            .peers
-            .values()
-            .filter(|p| p.connected && now.saturating_duration_since(p.last_heard) > MEDIA_SILENCE)
-            .map(|p| p.key)
-            .collect();
-        for key in silent {
+    /// waiting for the WebSocket to time out. A connection negotiated longer than the DTLS
+    /// deadline ago that never came up (handshake failed or its flights never arrived) is
+    /// failed the same way.
+    fn expire_dead_peers(&mut self, now: Instant) {
+        for key in liveness::silent(&self.peers, now) {
             tracing::info!(key, "media connection silent; tearing it down");
             self.media_failed(key, "silent", now);
+        }
+        for key in liveness::unestablished(&self.peers, self.limits.dtls_timeout, now) {
+            tracing::info!(
+                key,
+                "media connection not established in time; tearing it down"
+            );
+            self.media_failed(key, "not established (ICE/DTLS did not complete)", now);
         }
     }
 
@@ -408,9 +445,14 @@ impl ShardState {
             i += 1;
         }
         let mut touched = std::mem::take(&mut self.turn.touched);
+        let mut closed = Vec::new();
         for key in &touched {
             if let Some(peer) = self.peers.get_mut(key) {
-                collect_writes(&self.candidates, &self.demux, &mut self.transmits, peer);
+                let alert_out =
+                    collect_writes(&self.candidates, &self.demux, &mut self.transmits, peer);
+                if std::mem::take(&mut peer.dtls_alert_in) && alert_out && peer.connected {
+                    closed.push(*key);
+                }
                 peer.next_timeout = peer.pc.poll_timeout();
                 peer.touched = false;
             }
@@ -419,6 +461,11 @@ impl ShardState {
         self.turn.touched = touched;
         self.negotiations_this_turn = 0;
         self.last_turn = now;
+        // The client closed its connection (pc.close(): DTLS close_notify, which the stack
+        // only answers when it decrypts): the leg ends now rather than after the silence.
+        for key in closed {
+            self.media_failed(key, "closed by the client", now);
+        }
     }
 
     /// The datagrams produced since the last drain.
@@ -570,14 +617,17 @@ impl ShardState {
 }
 
 /// Moves a peer's outgoing datagrams to `transmits`, each from the local candidate it leaves
-/// on (the one its destination was heard on when the stack names none of ours).
+/// on (the one its destination was heard on when the stack names none of ours). True if one of
+/// them is a DTLS alert.
 fn collect_writes(
     candidates: &[SocketAddr],
     demux: &Demux,
     transmits: &mut Vec<Transmit>,
     peer: &mut Peer,
-) {
+) -> bool {
+    let mut alert = false;
     while let Some(msg) = peer.pc.poll_write() {
+        alert |= msg.message.first() == Some(&21);
         let to = msg.transport.peer_addr;
         let stated = msg.transport.local_addr;
         let local = if candidates.contains(&stated) {
@@ -594,4 +644,5 @@ fn collect_writes(
             data: msg.message,
         });
     }
+    alert
 }

@@ -59,13 +59,21 @@ pub enum DropReason {
     WriteFailed,
     /// The socket send buffer was full.
     SendBufferFull,
+    /// A STUN message naming a connection's ufrag whose MESSAGE-INTEGRITY does not verify
+    /// with that connection's ICE password (its source address is not learned).
+    Unauthenticated,
+    /// An authenticated STUN request from a new address of a connection that already has
+    /// as many live addresses as `--media-addrs-per-peer` allows.
+    AddressLimit,
+    /// A packet for a subscriber leg whose ICE and DTLS are not up yet (no SRTP keys).
+    NotConnected,
     /// A client's repeated DTLS handshake flight, held back so that ours is retransmitted
     /// (see `rtp::dtls_repeat`).
     DtlsRepeat,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::Garbage,
         DropReason::UnknownSource,
         DropReason::Rejected,
@@ -74,6 +82,9 @@ impl DropReason {
         DropReason::AwaitingKeyframe,
         DropReason::WriteFailed,
         DropReason::SendBufferFull,
+        DropReason::Unauthenticated,
+        DropReason::AddressLimit,
+        DropReason::NotConnected,
         DropReason::DtlsRepeat,
     ];
 
@@ -87,6 +98,9 @@ impl DropReason {
             DropReason::AwaitingKeyframe => "awaiting_keyframe",
             DropReason::WriteFailed => "write_failed",
             DropReason::SendBufferFull => "send_buffer_full",
+            DropReason::Unauthenticated => "unauthenticated",
+            DropReason::AddressLimit => "address_limit",
+            DropReason::NotConnected => "not_connected",
             DropReason::DtlsRepeat => "dtls_repeat",
         }
     }

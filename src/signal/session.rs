@@ -232,9 +232,9 @@ impl Session {
             Some(Err(error)) => return classify_read_error(error),
         };
         self.last_seen = Instant::now();
-        let max = self.ctx.config.max_frame_bytes;
-        if matches!(&message, Message::Text(t) if t.len() > max)
-            || matches!(&message, Message::Binary(b) if b.len() > max)
+        let config = &self.ctx.config;
+        if matches!(&message, Message::Text(t) if t.len() > config.message_limit())
+            || matches!(&message, Message::Binary(b) if b.len() > config.max_frame_bytes)
         {
             return Flow::Close(close_code::MESSAGE_TOO_BIG, "message too big");
         }
@@ -277,10 +277,19 @@ impl Session {
     }
 
     async fn on_text(&mut self, frame: Frame) -> Flow {
+        let mut parsed = None;
+        if frame.len() > self.ctx.config.max_frame_bytes {
+            // Only an SFU participant's SDP may be larger (up to `Config::sdp_limit`, which
+            // the WebSocket layer enforced): it grows with the room.
+            match RawFrame::parse(&frame) {
+                Ok(raw) if self.carries_sdp(&raw) => parsed = Some(raw),
+                _ => return Flow::Close(close_code::MESSAGE_TOO_BIG, "message too big"),
+            }
+        }
         if let Some(flow) = self.rate_check().await {
             return flow;
         }
-        let raw = match RawFrame::parse(&frame) {
+        let raw = match parsed.map_or_else(|| RawFrame::parse(&frame), Ok) {
             Ok(raw) => raw,
             Err(error) => return self.send_error(error.code(), error.to_string()).await,
         };
@@ -290,6 +299,12 @@ impl Session {
             Membership::Sfu(_) => self.on_sfu_message(raw).await,
             Membership::Mesh(_) => self.on_mesh_message(raw, frame).await,
         }
+    }
+
+    /// Whether `raw` is an SDP-carrying message of an SFU participant (`offer`, `answer`).
+    fn carries_sdp(&self, raw: &RawFrame) -> bool {
+        matches!(self.membership, Membership::Sfu(_))
+            && matches!(raw.kind.as_str(), "offer" | "answer")
     }
 
     /// A frame from a connection that is in no room yet.

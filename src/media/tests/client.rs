@@ -74,6 +74,8 @@ pub struct Client {
     pub drop_rtp: usize,
     /// The client's network is gone: nothing reaches it or leaves it.
     pub offline: bool,
+    /// Every DTLS record the client sends is lost on the way to the server.
+    pub drop_dtls: bool,
     /// When its last datagram reached the server.
     pub last_sent: Instant,
     /// Holds back the server's repeated DTLS flight 4, as the load generator does.
@@ -109,6 +111,7 @@ impl Client {
             next_timeout: Some(now),
             drop_rtp: 0,
             offline: false,
+            drop_dtls: false,
             last_sent: now,
             dtls_repeats: RepeatFilter::for_client(),
         }

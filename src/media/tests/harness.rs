@@ -60,6 +60,10 @@ pub struct Bench {
     next_key: PeerKey,
 }
 
+fn client_addr(key: PeerKey) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50_000 + key as u16))
+}
+
 fn unix_epoch() -> Duration {
     Duration::from_secs(1_800_000_000)
 }
@@ -78,6 +82,11 @@ impl Bench {
         }
     }
 
+    /// The address the next client to join will send from.
+    pub fn next_client_addr(&self) -> SocketAddr {
+        client_addr(self.next_key)
+    }
+
     /// A client joins `room` with all grants and both codecs; returns its index.
     pub fn join(&mut self, room: &str, peer_id: &str) -> usize {
         self.join_with(room, peer_id, MediaGrants::default(), Codecs::OpusAndVp8)
@@ -93,9 +102,7 @@ impl Bench {
     ) -> usize {
         let key = self.next_key;
         self.next_key += 1;
-        let addr: SocketAddr = format!("127.0.0.1:{}", 50_000 + key)
-            .parse()
-            .expect("address");
+        let addr = client_addr(key);
         let vp9 = (
             codec("video/VP9", 90_000, 0, "profile-id=0", 98),
             RtpCodecKind::Video,
@@ -240,6 +247,7 @@ impl Bench {
             client.drive(now);
             while let Some(msg) = client.pc.poll_write() {
                 if client.offline
+                    || (client.drop_dtls && matches!(msg.message[..], [20..=63, ..]))
                     || self
                         .loss
                         .as_mut()

@@ -2,6 +2,7 @@
 //! peers: real sans-IO PeerConnections as clients, datagrams moved between them in memory, and
 //! a fake clock ([`harness`]). No sockets, no sleeps. Evidence is counted packets and events.
 
+mod abuse;
 mod backlog;
 mod client;
 mod forwarding;
@@ -10,3 +11,4 @@ mod keyframes;
 mod lifecycle;
 mod lossy;
 mod negotiation;
+mod recycling;
