@@ -5,6 +5,7 @@
 //! of subscribers, the measurements ([`measure`]), the server's own figures from `/metrics`
 //! ([`scrape`]) and the summary table, JSON and HTML report ([`report`]).
 
+pub mod health;
 pub mod measure;
 pub mod payload;
 pub mod report;

@@ -68,6 +68,11 @@ pub struct Report {
     pub window_seconds: f64,
     pub tracks_expected: u64,
     pub tracks_receiving: u64,
+    /// Media legs (one per participant) and those connected at the end of the window.
+    pub legs: u64,
+    pub legs_connected: u64,
+    /// Reconnects by why the media leg was given up (failed, stuck, media-failed).
+    pub reconnects: BTreeMap<String, u64>,
     pub join_ms: Quantiles,
     pub first_packet_ms: Quantiles,
     pub latency_ms: Quantiles,
@@ -142,6 +147,9 @@ impl Report {
             window_seconds: secs,
             tracks_expected: i.expected_tracks as u64,
             tracks_receiving: b.tracks_receiving,
+            legs: i.participants as u64,
+            legs_connected: b.peers_connected,
+            reconnects: i.signaling.reconnects.into_iter().collect(),
             join_ms: quantiles(&i.signaling.join_ms),
             first_packet_ms: quantiles(&i.window_end.first_packet_ms),
             latency_ms: Quantiles {
@@ -178,6 +186,10 @@ impl Report {
             (
                 "tracks received / expected".into(),
                 format!("{} / {}", self.tracks_receiving, self.tracks_expected),
+            ),
+            (
+                "legs connected / total".into(),
+                format!("{} / {}", self.legs_connected, self.legs),
             ),
             ("join ms p50/p95/p99".into(), q(&self.join_ms)),
             (
@@ -229,6 +241,15 @@ impl Report {
                 .join(", ")
         };
         rows.push(("errors".into(), errors));
+        if !self.reconnects.is_empty() {
+            let reconnects = self
+                .reconnects
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            rows.push(("reconnects".into(), reconnects));
+        }
         rows
     }
 

@@ -1,9 +1,10 @@
 //! The WebSocket side of one synthetic participant: join (with a token if one was minted),
 //! record the join time, register the participant with its worker, then relay media events to
-//! the worker and the worker's SDP/candidates to the server until told to stop. Counts every
-//! `error` by code. It never touches media.
+//! the worker and the worker's SDP/candidates to the server until told to stop; when the media
+//! leg fails (`media-failed`, or the worker's watchdog) it reconnects with bounded retries and
+//! backoff. Counts every `error` by code and every reconnect by reason. It never touches media.
 
-use super::synthetic::PublishSpec;
+use super::synthetic::{Outbound, PublishSpec};
 use super::worker::{WorkerCommand, WorkerHandle};
 use crate::protocol::MediaEvent;
 use futures::{SinkExt, StreamExt};
@@ -18,6 +19,8 @@ use tokio_tungstenite::tungstenite::Message;
 pub struct SignalingStats {
     pub join_ms: Vec<f64>,
     pub errors: HashMap<String, u64>,
+    /// Reconnects by why the media leg was given up.
+    pub reconnects: HashMap<String, u64>,
 }
 
 /// One participant to run.
@@ -36,13 +39,57 @@ fn count(stats: &Arc<Mutex<SignalingStats>>, code: &str) {
     }
 }
 
-/// Runs one participant until `stop` turns true.
+/// Most reconnects of one participant in a run.
+pub const MAX_RECONNECTS: u32 = 6;
+/// Wait before the first reconnect; doubled on each further one, up to [`BACKOFF_MAX`].
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// How one session (a WebSocket and a join) ended.
+enum SessionEnd {
+    /// Told to stop, or the server refused or dropped us: no retry.
+    Done,
+    /// The media leg failed (why): reconnect.
+    Reconnect(String),
+}
+
+/// Runs one participant until `stop` turns true: a session, and a fresh one (after a short
+/// backoff, at most [`MAX_RECONNECTS`] times) whenever its media leg failed, the server said
+/// `media-failed`, or the worker's watchdog found the leg stuck.
 pub async fn run_peer(
     plan: PeerPlan,
     worker: WorkerHandle,
     stats: Arc<Mutex<SignalingStats>>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut backoff = BACKOFF_FIRST;
+    for attempt in 0..=MAX_RECONNECTS {
+        let end = session(&plan, &worker, &stats, &mut stop).await;
+        worker.send(WorkerCommand::Remove { index: plan.index });
+        let SessionEnd::Reconnect(why) = end else {
+            return;
+        };
+        if let Ok(mut s) = stats.lock() {
+            *s.reconnects.entry(why).or_default() += 1;
+        }
+        if attempt == MAX_RECONNECTS {
+            return count(&stats, "gave-up-reconnecting");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// One WebSocket session: join, relay, until stopped or the leg must be rebuilt.
+async fn session(
+    plan: &PeerPlan,
+    worker: &WorkerHandle,
+    stats: &Arc<Mutex<SignalingStats>>,
+    stop: &mut watch::Receiver<bool>,
+) -> SessionEnd {
     let started = Instant::now();
     let ws = match tokio::time::timeout(
         Duration::from_secs(10),
@@ -51,7 +98,10 @@ pub async fn run_peer(
     .await
     {
         Ok(Ok((ws, _))) => ws,
-        _ => return count(&stats, "connect-failed"),
+        _ => {
+            count(stats, "connect-failed");
+            return SessionEnd::Done;
+        }
     };
     let (mut sink, mut stream) = ws.split();
     let mut join = serde_json::json!({"type": "join", "room": plan.room, "name": plan.name});
@@ -59,20 +109,21 @@ pub async fn run_peer(
         join["token"] = token.clone().into();
     }
     if sink.send(Message::text(join.to_string())).await.is_err() {
-        return count(&stats, "connect-failed");
+        count(stats, "connect-failed");
+        return SessionEnd::Done;
     }
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outbound>();
     let mut joined = false;
-    loop {
+    let end = loop {
         tokio::select! {
             msg = stream.next() => {
                 let Some(Ok(msg)) = msg else {
-                    if !*stop.borrow() { count(&stats, "disconnected"); }
-                    break;
+                    if !*stop.borrow() { count(stats, "disconnected"); }
+                    break SessionEnd::Done;
                 };
                 let Message::Text(text) = msg else { continue };
                 let Ok(value) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
-                    count(&stats, "bad-json-from-server");
+                    count(stats, "bad-json-from-server");
                     continue;
                 };
                 match value["type"].as_str() {
@@ -89,10 +140,13 @@ pub async fn run_peer(
                             joined_at: Instant::now(),
                         });
                     }
+                    Some("error") if joined && value["code"] == "media-failed" => {
+                        break SessionEnd::Reconnect("media-failed".into());
+                    }
                     Some("error") | Some("room-full") => {
                         let code = value["code"].as_str().unwrap_or("room-full");
-                        count(&stats, code);
-                        if !joined { break; }
+                        count(stats, code);
+                        if !joined { break SessionEnd::Done; }
                     }
                     _ => {}
                 }
@@ -102,20 +156,23 @@ pub async fn run_peer(
                     }
                 }
             }
-            Some(out) = out_rx.recv() => {
-                if sink.send(Message::text(out)).await.is_err() {
-                    count(&stats, "disconnected");
-                    break;
+            Some(out) = out_rx.recv() => match out {
+                Outbound::Json(text) => {
+                    if sink.send(Message::text(text)).await.is_err() {
+                        count(stats, "disconnected");
+                        break SessionEnd::Done;
+                    }
                 }
-            }
+                Outbound::Reconnect(why) => break SessionEnd::Reconnect(why.into()),
+            },
             _ = stop.changed() => {
                 if *stop.borrow() {
-                    let _ = sink.send(Message::text(r#"{"type":"leave"}"#)).await;
-                    let _ = sink.close().await;
-                    break;
+                    break SessionEnd::Done;
                 }
             }
         }
-    }
-    worker.send(WorkerCommand::Remove { index: plan.index });
+    };
+    let _ = sink.send(Message::text(r#"{"type":"leave"}"#)).await;
+    let _ = sink.close().await;
+    end
 }

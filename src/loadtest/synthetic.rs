@@ -3,11 +3,13 @@
 //! offer while our own is outstanding), paced synthetic VP8/Opus publishing with a keyframe on
 //! every PLI, and receive measurement. Driven by a worker thread; it never blocks or sleeps.
 
+use super::health::{LegView, Watchdog};
 use super::measure::{Totals, TrackReceive};
 use super::payload::{self, PayloadCodec};
 use crate::net::udp::{self, SendQueue};
 use crate::protocol::{IceCandidate, MediaEvent, TrackSource, TrackSourceInfo};
 use crate::rtp::connection::{opus, vp8, Ice, Recipe};
+use crate::rtp::dtls_repeat::RepeatFilter;
 use crate::rtp::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use rand::Rng;
 use rtc::interceptor::{Registry, Slot};
@@ -26,6 +28,15 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
+
+/// What a synthetic participant asks of its signaling task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    /// A protocol message to send as is.
+    Json(String),
+    /// The media leg is beyond saving (why): leave and join again with a fresh connection.
+    Reconnect(&'static str),
+}
 
 /// What a synthetic participant publishes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,7 +85,7 @@ pub struct SynthPeer {
     pub local: SocketAddr,
     pub pc: RTCPeerConnection,
     pub queue: SendQueue,
-    signal: UnboundedSender<String>,
+    signal: UnboundedSender<Outbound>,
     peer_id: String,
     out: Vec<OutTrack>,
     publish: Option<PublishSpec>,
@@ -82,10 +93,22 @@ pub struct SynthPeer {
     pending_candidates: Vec<IceCandidate>,
     /// Playable tracks of other participants announced to us.
     announced: std::collections::HashSet<String>,
+    /// Track announcements and withdrawals so far (the watchdog restarts its clock on each).
+    announcements: u64,
     pub next_timeout: Option<Instant>,
     /// When the next paced packet is due.
     pub next_pace: Option<Instant>,
     pub connected: bool,
+    /// DTLS/SRTP came up and the connection has not failed or closed since: media is sent,
+    /// also while ICE calls the link `disconnected` (a browser keeps sending then too).
+    pub media_up: bool,
+    /// The connection state reached `failed`.
+    pub failed: bool,
+    /// The last ICE or connection state change, for the give-up log line.
+    pub last_state: String,
+    watchdog: Watchdog,
+    /// Holds back the server's repeated DTLS flight 4 so our flight 5 is retransmitted.
+    pub dtls_repeats: RepeatFilter,
     joined_at: Instant,
     pub first_packet_ms: Option<f64>,
     pub packets_sent: u64,
@@ -112,7 +135,7 @@ impl SynthPeer {
         bind: std::net::IpAddr,
         peer_id: String,
         publish: Option<PublishSpec>,
-        signal: UnboundedSender<String>,
+        signal: UnboundedSender<Outbound>,
         joined_at: Instant,
     ) -> Result<Self, String> {
         let socket = udp::bind(SocketAddr::new(bind, 0)).map_err(|e| e.to_string())?;
@@ -131,9 +154,15 @@ impl SynthPeer {
             incoming: HashMap::new(),
             pending_candidates: Vec::new(),
             announced: Default::default(),
+            announcements: 0,
             next_timeout: Some(now),
             next_pace: None,
             connected: false,
+            media_up: false,
+            failed: false,
+            last_state: "new".into(),
+            watchdog: Watchdog::default(),
+            dtls_repeats: RepeatFilter::for_client(),
             joined_at,
             first_packet_ms: None,
             packets_sent: 0,
@@ -148,7 +177,7 @@ impl SynthPeer {
     }
 
     fn send_json(&self, value: serde_json::Value) {
-        let _ = self.signal.send(value.to_string());
+        let _ = self.signal.send(Outbound::Json(value.to_string()));
     }
 
     fn add_out_track(
@@ -280,12 +309,15 @@ impl SynthPeer {
             }
             MediaEvent::TrackPublished(info) => {
                 if info.peer_id != self.peer_id && info.playable {
+                    self.announcements += 1;
                     self.announced.insert(info.track_id);
                 }
                 Ok(())
             }
             MediaEvent::TrackUnpublished { track_id, .. } => {
+                self.announcements += 1;
                 self.announced.remove(&track_id);
+                self.incoming.remove(&track_id);
                 Ok(())
             }
             MediaEvent::Error { code, .. } => Err(code.as_str().to_owned()),
@@ -383,7 +415,7 @@ impl SynthPeer {
 
     /// Sends the packets that are due; returns when the next one is.
     pub fn pace(&mut self, now: Instant) -> Option<Instant> {
-        if !self.connected {
+        if !self.media_up {
             return None;
         }
         let unix_now = payload::unix_micros();
@@ -458,15 +490,52 @@ impl SynthPeer {
 
     /// The earliest moment this peer needs servicing without new input.
     pub fn next_wake(&self) -> Option<Instant> {
-        match (self.next_timeout, self.next_pace) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [
+            self.next_timeout,
+            self.next_pace,
+            self.watchdog.next_check(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Announced tracks of others that deliver media here.
+    fn tracks_receiving(&self) -> usize {
+        self.announced
+            .iter()
+            .filter(|id| self.incoming.get(*id).is_some_and(|t| t.packets > 0))
+            .count()
+    }
+
+    /// Runs the watchdog: asks the signaling task to reconnect once the leg failed or stayed
+    /// unhealthy too long.
+    pub fn watch(&mut self, now: Instant) {
+        let leg = LegView {
+            publisher: self.publish.is_some(),
+            connected: self.connected,
+            failed: self.failed,
+            tracks_announced: self.announced.len(),
+            tracks_receiving: self.tracks_receiving(),
+            announcements: self.announcements,
+        };
+        if let Some(why) = self.watchdog.check(leg, now) {
+            tracing::info!(
+                peer = %self.peer_id,
+                why = why.as_str(),
+                state = %self.last_state,
+                remote_description = self.pc.remote_description().is_some(),
+                announced = leg.tracks_announced,
+                receiving = leg.tracks_receiving,
+                "media leg given up; reconnecting"
+            );
+            let _ = self.signal.send(Outbound::Reconnect(why.as_str()));
         }
     }
 
     /// This participant's contribution to the run totals.
     pub fn totals(&self) -> Totals {
-        let receiving = self.incoming.values().filter(|t| t.packets > 0).count() as u64;
+        let receiving = self.tracks_receiving() as u64;
         Totals {
             peers_joined: 1,
             peers_connected: self.connected as u64,

@@ -4,10 +4,11 @@
 //! for the progress line and the report. It must never block on anything but poll.
 
 use super::measure::{LatencyHistogram, Totals};
-use super::synthetic::{PublishSpec, SynthPeer};
+use super::synthetic::{Outbound, PublishSpec, SynthPeer};
 use crate::net::udp::{self, RecvBatch};
 use crate::net::wake::{wait_readable, Waker};
 use crate::protocol::MediaEvent;
+use crate::rtp::dtls_repeat::is_handshake_give_up;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ pub enum WorkerCommand {
         index: usize,
         peer_id: String,
         publish: Option<PublishSpec>,
-        signal: UnboundedSender<String>,
+        signal: UnboundedSender<Outbound>,
         joined_at: Instant,
     },
     Event {
@@ -207,6 +208,9 @@ impl Worker {
                 let Some((data, from)) = self.recv.get(i) else {
                     continue;
                 };
+                if peer.dtls_repeats.is_repeat(data) {
+                    continue;
+                }
                 let _ = peer.pc.handle_read(TaggedBytesMut {
                     now,
                     transport: TransportContext {
@@ -248,7 +252,12 @@ impl Worker {
 /// One turn of a peer: timers, events, received media, due sends, writes out.
 fn service(peer: &mut SynthPeer, now: Instant) {
     if peer.next_timeout.is_some_and(|t| t <= now) {
-        let _ = peer.pc.handle_timeout(now);
+        if let Err(e) = peer.pc.handle_timeout(now) {
+            if is_handshake_give_up(&e) && !peer.connected {
+                peer.failed = true;
+                peer.failures.push("dtls-gave-up".into());
+            }
+        }
     }
     drain(peer, now);
     peer.next_pace = peer.pace(now);
@@ -259,6 +268,7 @@ fn service(peer: &mut SynthPeer, now: Instant) {
         peer.queue.flush(&peer.socket);
     }
     peer.next_timeout = peer.pc.poll_timeout();
+    peer.watch(now);
 }
 
 /// Events and received media of one peer.
@@ -266,9 +276,21 @@ fn drain(peer: &mut SynthPeer, now: Instant) {
     use rtc::peer_connection::event::RTCPeerConnectionEvent;
     use rtc::peer_connection::state::RTCPeerConnectionState;
     while let Some(event) = peer.pc.poll_event() {
+        if let RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) = &event {
+            peer.last_state = format!("ice {state}");
+        }
         if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
+            peer.last_state = format!("pc {state}");
             peer.connected = state == RTCPeerConnectionState::Connected;
+            match state {
+                RTCPeerConnectionState::Connected => peer.media_up = true,
+                RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
+                    peer.media_up = false
+                }
+                _ => {}
+            }
             if state == RTCPeerConnectionState::Failed {
+                peer.failed = true;
                 peer.failures.push("ice-failed".into());
             }
         }

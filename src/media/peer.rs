@@ -14,6 +14,7 @@ use super::stats::ShardCounters;
 use crate::protocol::{
     CodecCapability, IceCandidate, MediaErrorCode, MediaEvent, OfferedTrack, TrackSourceInfo,
 };
+use crate::rtp::dtls_repeat::RepeatFilter;
 use rand::Rng;
 use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
@@ -144,6 +145,8 @@ pub struct Peer {
     pub touched: bool,
     /// When the last datagram from this client arrived (media-plane liveness).
     pub last_heard: Instant,
+    /// Holds back the client's repeated DTLS flight 3 so our flight 4 is retransmitted.
+    pub dtls_repeats: RepeatFilter,
 }
 
 fn random_token(len: usize) -> String {
@@ -195,6 +198,7 @@ impl Peer {
             connected: false,
             touched: false,
             last_heard: now,
+            dtls_repeats: RepeatFilter::for_server(),
         })
     }
 

@@ -21,6 +21,7 @@ use super::stats::{DropReason, ShardCounters, ShardLevels};
 use super::stun_auth;
 use crate::config::ShardLimits;
 use crate::protocol::{MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackSourceInfo};
+use crate::rtp::dtls_repeat::is_handshake_give_up;
 use bytes::BytesMut;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent, RTCTrackEventInit};
 use rtc::peer_connection::state::RTCPeerConnectionState;
@@ -366,6 +367,10 @@ impl ShardState {
         // A DTLS alert (content type 21): if the stack answers it with its own alert, it was
         // the client's authentic close_notify (see `finish_turn`).
         peer.dtls_alert_in |= data.first() == Some(&21);
+        if peer.dtls_repeats.is_repeat(data) {
+            self.turn.counters.drop(DropReason::DtlsRepeat);
+            return;
+        }
         if peer.pc.handle_read(tagged).is_err() {
             self.turn.counters.drop(DropReason::Rejected);
         }
@@ -395,12 +400,20 @@ impl ShardState {
     /// remote addresses gone idle.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.run_backlog(now);
+        let mut gave_up = Vec::new();
         for peer in self.peers.values_mut() {
             if peer.next_timeout.is_some_and(|t| t <= now) {
-                let _ = peer.pc.handle_timeout(now);
+                if let Err(e) = peer.pc.handle_timeout(now) {
+                    if is_handshake_give_up(&e) && !peer.connected {
+                        gave_up.push(peer.key);
+                    }
+                }
                 peer.next_timeout = None;
                 self.turn.touch(peer);
             }
+        }
+        for key in gave_up {
+            self.media_failed(key, "failed (DTLS handshake gave up)", now);
         }
         for room in self.rooms.values_mut() {
             room.deferred_keyframes(&mut self.peers, &mut self.turn, now);

@@ -67,10 +67,13 @@ pub enum DropReason {
     AddressLimit,
     /// A packet for a subscriber leg whose ICE and DTLS are not up yet (no SRTP keys).
     NotConnected,
+    /// A client's repeated DTLS handshake flight, held back so that ours is retransmitted
+    /// (see `rtp::dtls_repeat`).
+    DtlsRepeat,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::Garbage,
         DropReason::UnknownSource,
         DropReason::Rejected,
@@ -82,6 +85,7 @@ impl DropReason {
         DropReason::Unauthenticated,
         DropReason::AddressLimit,
         DropReason::NotConnected,
+        DropReason::DtlsRepeat,
     ];
 
     pub fn label(self) -> &'static str {
@@ -97,6 +101,7 @@ impl DropReason {
             DropReason::Unauthenticated => "unauthenticated",
             DropReason::AddressLimit => "address_limit",
             DropReason::NotConnected => "not_connected",
+            DropReason::DtlsRepeat => "dtls_repeat",
         }
     }
 }

@@ -23,6 +23,11 @@ use rtc::shared::error::Error;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// A full-ICE client's consent check interval (load generator, test clients).
+pub const FULL_ICE_KEEPALIVE: Duration = Duration::from_secs(1);
+/// How long a full-ICE client hears no STUN response before it calls itself disconnected.
+pub const FULL_ICE_DISCONNECTED: Duration = Duration::from_secs(10);
+
 /// Opus payload type every Chorus endpoint uses.
 pub const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// VP8 payload type every Chorus endpoint uses (its RTX is one above).
@@ -177,10 +182,14 @@ impl Recipe {
                 .with_answering_dtls_role(RTCDtlsRole::Server)
                 .build(),
             // Browsers pace connectivity checks at ~50 ms; rtc's 200 ms default would
-            // dominate the time to first packet.
+            // dominate the time to first packet. rtc counts only STUN responses as signs of
+            // life (not the media that arrives), so with its 2 s consent checks and 5 s
+            // disconnected timeout a leg at 20 % loss flaps to `disconnected` every few
+            // seconds: check every second, and call it disconnected after 10 s of silence.
             Ice::Full => SettingEngineBuilder::new()
                 .with_answering_dtls_role(RTCDtlsRole::Client)
                 .with_ice_connection_attempts(Some(Duration::from_millis(50)), None)
+                .with_ice_timeouts(Some(FULL_ICE_DISCONNECTED), None, Some(FULL_ICE_KEEPALIVE))
                 .with_host_acceptance_min_wait(Some(Duration::ZERO))
                 .build(),
         };

@@ -10,6 +10,7 @@ use crate::media::peer::PeerKey;
 use crate::protocol::{
     MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackKind, TrackSource, TrackSourceInfo,
 };
+use crate::rtp::dtls_repeat::RepeatFilter;
 use bytes::BytesMut;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
@@ -80,6 +81,8 @@ pub struct Client {
     pub last_sent: Instant,
     /// The codec of the video tracks it publishes: `video/VP8` or `video/H264`.
     pub video_mime: &'static str,
+    /// Holds back the server's repeated DTLS flight 4, as the load generator does.
+    pub dtls_repeats: RepeatFilter,
 }
 
 impl Client {
@@ -114,6 +117,7 @@ impl Client {
             drop_dtls: false,
             last_sent: now,
             video_mime: "video/VP8",
+            dtls_repeats: RepeatFilter::for_client(),
         }
     }
 

@@ -36,12 +36,30 @@ pub enum Codecs {
     All,
 }
 
+/// Which datagrams the network loses: called with `true` for a datagram toward a client,
+/// `false` toward the server.
+pub type LossRule = Box<dyn FnMut(bool, &[u8]) -> bool>;
+
+/// A rule that loses `percent` % of the datagrams each way, decided by a generator seeded
+/// with `seed` so that a failing seed replays exactly (xorshift64*).
+pub fn random_loss(percent: u64, seed: u64) -> LossRule {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    Box::new(move |_, _| {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % 100 < percent
+    })
+}
+
 /// The shard core, its clients and the fake clock.
 pub struct Bench {
     pub now: Instant,
     pub state: ShardState,
     pub server: SocketAddr,
     pub clients: Vec<Client>,
+    /// Datagrams the network loses, both ways (none by default).
+    pub loss: Option<LossRule>,
     next_key: PeerKey,
 }
 
@@ -62,6 +80,7 @@ impl Bench {
             state: ShardState::new(vec![server], now, unix_epoch()),
             server,
             clients: Vec::new(),
+            loss: None,
             next_key: 1,
         }
     }
@@ -200,6 +219,9 @@ impl Bench {
         self.state.finish_turn(self.now);
         let transmits: Vec<_> = self.state.drain_transmits().collect();
         for t in transmits {
+            if self.loss.as_mut().is_some_and(|lose| lose(true, &t.data)) {
+                continue;
+            }
             let Some(client) = self
                 .clients
                 .iter_mut()
@@ -207,6 +229,9 @@ impl Bench {
             else {
                 continue;
             };
+            if client.dtls_repeats.is_repeat(&t.data) {
+                continue;
+            }
             if client.drop_rtp > 0 && t.data.len() > 100 && matches!(t.data[0], 128..=191) {
                 client.drop_rtp -= 1;
                 continue;
@@ -242,7 +267,12 @@ impl Bench {
         for client in &mut self.clients {
             client.drive(now);
             while let Some(msg) = client.pc.poll_write() {
-                if client.offline || (client.drop_dtls && matches!(msg.message[..], [20..=63, ..]))
+                if client.offline
+                    || (client.drop_dtls && matches!(msg.message[..], [20..=63, ..]))
+                    || self
+                        .loss
+                        .as_mut()
+                        .is_some_and(|lose| lose(false, &msg.message))
                 {
                     continue;
                 }

@@ -9,6 +9,7 @@ mod forwarding;
 mod harness;
 mod keyframes;
 mod lifecycle;
+mod lossy;
 mod negotiation;
 mod receive_only;
 mod recycling;
