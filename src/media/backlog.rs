@@ -8,6 +8,7 @@
 use super::peer::PeerKey;
 use crate::protocol::MediaRequest;
 use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
 
 /// Negotiation steps one shard turn applies at most.
 pub const NEGOTIATIONS_PER_TURN: u32 = 2;
@@ -100,6 +101,70 @@ impl Backlog {
         if self.waiting.remove(&key).is_some() {
             self.order.retain(|k| *k != key);
         }
+    }
+}
+
+/// What [`Pacer::admit`] decided.
+pub enum Admitted {
+    /// Apply it now (its cost is counted against this turn's budget).
+    Now(MediaRequest),
+    /// It waits (or was superseded or refused).
+    Later(Queued),
+}
+
+/// The per-turn negotiation budget and the backlog behind it.
+pub struct Pacer {
+    backlog: Backlog,
+    spent: u32,
+    /// When the last turn ended: a waiting backlog makes the next turn due from then.
+    last_turn: Instant,
+}
+
+impl Pacer {
+    pub fn new(epoch: Instant) -> Self {
+        Self {
+            backlog: Backlog::default(),
+            spent: 0,
+            last_turn: epoch,
+        }
+    }
+
+    /// A new request of `key`: now, unless the participant already has requests waiting or it
+    /// is a negotiation step and this turn's budget is spent.
+    pub fn admit(&mut self, key: PeerKey, request: MediaRequest) -> Admitted {
+        let costly = is_negotiation(&request);
+        let over_budget = self.spent >= NEGOTIATIONS_PER_TURN;
+        if self.backlog.holds(key) || (costly && over_budget) {
+            return Admitted::Later(self.backlog.push(key, request));
+        }
+        self.spent += u32::from(costly);
+        Admitted::Now(request)
+    }
+
+    /// The next waiting request to apply this turn, round-robin, while the budget lasts.
+    pub fn next_due(&mut self) -> Option<(PeerKey, MediaRequest)> {
+        if self.spent >= NEGOTIATIONS_PER_TURN {
+            return None;
+        }
+        let (key, request) = self.backlog.pop()?;
+        self.spent += u32::from(is_negotiation(&request));
+        Some((key, request))
+    }
+
+    /// The turn ended at `now`: a fresh budget for the next.
+    pub fn end_turn(&mut self, now: Instant) {
+        self.spent = 0;
+        self.last_turn = now;
+    }
+
+    /// When the next turn is due for the backlog (at once, if anything waits).
+    pub fn due(&self) -> Option<Instant> {
+        (!self.backlog.is_empty()).then_some(self.last_turn)
+    }
+
+    /// `key` left: what it had waiting is dropped.
+    pub fn forget(&mut self, key: PeerKey) {
+        self.backlog.remove(key);
     }
 }
 

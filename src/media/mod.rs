@@ -43,6 +43,7 @@ pub mod stun_auth;
 pub mod subscriptions;
 #[cfg(test)]
 mod tests;
+pub mod transmit;
 
 pub use crate::config::MediaConfig;
 use crate::net::thread::pin_to_core;

@@ -10,7 +10,7 @@
 //! events and received media (which forwards and touches subscribers) and collects what every
 //! touched connection wants to send.
 
-use super::backlog::{is_negotiation, Backlog, Queued, NEGOTIATIONS_PER_TURN};
+use super::backlog::{Admitted, Pacer, Queued};
 use super::demux::{Demux, Routed};
 use super::fault::MediaFault;
 use super::liveness;
@@ -19,6 +19,8 @@ use super::room::{MediaRoom, Rooms};
 use super::sdp::directions;
 use super::stats::{DropReason, ShardCounters, ShardLevels};
 use super::stun_auth;
+use super::transmit::collect_writes;
+pub use super::transmit::Transmit;
 use crate::config::ShardLimits;
 use crate::protocol::{MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackSourceInfo};
 use crate::rtp::dtls_repeat::is_handshake_give_up;
@@ -33,14 +35,6 @@ use std::time::{Duration, Instant};
 
 pub use super::liveness::MEDIA_SILENCE;
 
-/// A datagram to send from local candidate `local` to `to`.
-#[derive(Debug)]
-pub struct Transmit {
-    pub local: SocketAddr,
-    pub to: SocketAddr,
-    pub data: BytesMut,
-}
-
 /// See the module documentation.
 pub struct ShardState {
     /// The host candidates of the shard's sockets (what every connection advertises).
@@ -51,11 +45,8 @@ pub struct ShardState {
     next_track: TrackKey,
     turn: Turn,
     transmits: Vec<Transmit>,
-    /// Requests that wait for a later turn, and the negotiation steps this turn applied.
-    backlog: Backlog,
-    negotiations_this_turn: u32,
-    /// When the last turn ended (a waiting backlog makes the next turn due from then).
-    last_turn: Instant,
+    /// The per-turn negotiation budget and the requests that wait for a later turn.
+    pacer: Pacer,
     limits: ShardLimits,
 }
 
@@ -81,9 +72,7 @@ impl ShardState {
             next_track: 1,
             turn: Turn::new(epoch, epoch_unix),
             transmits: Vec::new(),
-            backlog: Backlog::default(),
-            negotiations_this_turn: 0,
-            last_turn: epoch,
+            pacer: Pacer::new(epoch),
             limits,
         }
     }
@@ -167,7 +156,7 @@ impl ShardState {
         let Some(mut peer) = self.peers.remove(&key) else {
             return;
         };
-        self.backlog.remove(key);
+        self.pacer.forget(key);
         self.demux.remove_peer(&peer.ufrag, key);
         self.rooms.close_if_empty(peer.room_key);
         peer.close();
@@ -191,16 +180,15 @@ impl ShardState {
     /// participant's waiting requests or when this turn's negotiation budget is spent (see
     /// `backlog.rs`).
     pub fn handle_request(&mut self, key: PeerKey, request: MediaRequest, now: Instant) {
-        let over_budget = self.negotiations_this_turn >= NEGOTIATIONS_PER_TURN;
-        let must_wait = self.backlog.holds(key) || (over_budget && is_negotiation(&request));
-        if !must_wait {
-            return self.apply_request(key, request, now);
-        }
         if !self.peers.contains_key(&key) {
             return;
         }
+        let outcome = match self.pacer.admit(key, request) {
+            Admitted::Now(request) => return self.apply_request(key, request, now),
+            Admitted::Later(outcome) => outcome,
+        };
         let counters = &mut self.turn.counters;
-        match self.backlog.push(key, request) {
+        match outcome {
             Queued::Waiting => counters.requests_deferred += 1,
             Queued::Superseded => counters.offers_superseded += 1,
             Queued::Refused => {
@@ -218,18 +206,12 @@ impl ShardState {
     /// Applies waiting requests, round-robin over participants, until this turn's negotiation
     /// budget is spent.
     pub fn run_backlog(&mut self, now: Instant) {
-        while self.negotiations_this_turn < NEGOTIATIONS_PER_TURN {
-            let Some((key, request)) = self.backlog.pop() else {
-                return;
-            };
+        while let Some((key, request)) = self.pacer.next_due() {
             self.apply_request(key, request, now);
         }
     }
 
     fn apply_request(&mut self, key: PeerKey, request: MediaRequest, now: Instant) {
-        if is_negotiation(&request) {
-            self.negotiations_this_turn += 1;
-        }
         let result = match request {
             MediaRequest::Offer { sdp, tracks } => self.client_offer(key, sdp, tracks, now),
             MediaRequest::Answer { sdp } => self.client_answer(key, sdp, now),
@@ -379,8 +361,8 @@ impl ShardState {
 
     /// When the state next needs [`ShardState::handle_timeout`] without new input.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if !self.backlog.is_empty() {
-            return Some(self.last_turn);
+        if let Some(due) = self.pacer.due() {
+            return Some(due);
         }
         let peers = self.peers.values().filter_map(|p| p.next_timeout).min();
         let keyframes = self
@@ -465,8 +447,7 @@ impl ShardState {
         }
         touched.clear();
         self.turn.touched = touched;
-        self.negotiations_this_turn = 0;
-        self.last_turn = now;
+        self.pacer.end_turn(now);
         // The client closed its connection (pc.close(): DTLS close_notify, which the stack
         // only answers when it decrypts): the leg ends now rather than after the silence.
         for key in closed {
@@ -623,35 +604,4 @@ impl ShardState {
             cpu_nanos: 0,
         }
     }
-}
-
-/// Moves a peer's outgoing datagrams to `transmits`, each from the local candidate it leaves
-/// on (the one its destination was heard on when the stack names none of ours). True if one of
-/// them is a DTLS alert.
-fn collect_writes(
-    candidates: &[SocketAddr],
-    demux: &Demux,
-    transmits: &mut Vec<Transmit>,
-    peer: &mut Peer,
-) -> bool {
-    let mut alert = false;
-    while let Some(msg) = peer.pc.poll_write() {
-        alert |= msg.message.first() == Some(&21);
-        let to = msg.transport.peer_addr;
-        let stated = msg.transport.local_addr;
-        let local = if candidates.contains(&stated) {
-            stated
-        } else {
-            demux
-                .local_for(&to)
-                .or_else(|| candidates.first().copied())
-                .unwrap_or(stated)
-        };
-        transmits.push(Transmit {
-            local,
-            to,
-            data: msg.message,
-        });
-    }
-    alert
 }

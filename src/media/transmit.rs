@@ -1,0 +1,47 @@
+//! What a shard sends: each datagram a connection produced, with the local candidate (socket)
+//! it must leave from, collected at the end of a turn for the shard's `sendmmsg` batches.
+
+use super::demux::Demux;
+use super::peer::Peer;
+use bytes::BytesMut;
+use rtc::sansio::Protocol;
+use std::net::SocketAddr;
+
+/// A datagram to send from local candidate `local` to `to`.
+#[derive(Debug)]
+pub struct Transmit {
+    pub local: SocketAddr,
+    pub to: SocketAddr,
+    pub data: BytesMut,
+}
+
+/// Moves a peer's outgoing datagrams to `transmits`, each from the local candidate it leaves
+/// on (the one its destination was heard on when the stack names none of ours). True if one of
+/// them is a DTLS alert.
+pub fn collect_writes(
+    candidates: &[SocketAddr],
+    demux: &Demux,
+    transmits: &mut Vec<Transmit>,
+    peer: &mut Peer,
+) -> bool {
+    let mut alert = false;
+    while let Some(msg) = peer.pc.poll_write() {
+        alert |= msg.message.first() == Some(&21);
+        let to = msg.transport.peer_addr;
+        let stated = msg.transport.local_addr;
+        let local = if candidates.contains(&stated) {
+            stated
+        } else {
+            demux
+                .local_for(&to)
+                .or_else(|| candidates.first().copied())
+                .unwrap_or(stated)
+        };
+        transmits.push(Transmit {
+            local,
+            to,
+            data: msg.message,
+        });
+    }
+    alert
+}
