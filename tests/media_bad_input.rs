@@ -12,42 +12,13 @@ use chorus::metrics::text as metrics_text;
 use serde_json::json;
 use std::time::Duration;
 use support::media::*;
+use support::sdp::sendonly_offer;
 
 const REPLY: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_sdp_and_garbage_datagrams() -> Result<()> {
     tokio::time::timeout(Duration::from_secs(90), run()).await?
-}
-
-/// A plausible browser-style offer whose codecs are `audio` and `video` (rtpmap names).
-fn offer_sdp(audio: &str, video: &str) -> String {
-    let fingerprint: Vec<String> = (0..32).map(|i| format!("{:02X}", i * 7 % 256)).collect();
-    let media = |kind: &str, mid: u8, pt: u8, codec: &str, ssrc: u32| {
-        format!(
-            "m={kind} 9 UDP/TLS/RTP/SAVPF {pt}\r\n\
-             c=IN IP4 0.0.0.0\r\n\
-             a=rtcp:9 IN IP4 0.0.0.0\r\n\
-             a=ice-ufrag:bAdC\r\n\
-             a=ice-pwd:bad0bad0bad0bad0bad0bad0\r\n\
-             a=ice-options:trickle\r\n\
-             a=fingerprint:sha-256 {}\r\n\
-             a=setup:actpass\r\n\
-             a=mid:{mid}\r\n\
-             a=sendonly\r\n\
-             a=msid:bad-stream bad-{kind}\r\n\
-             a=rtcp-mux\r\n\
-             a=rtpmap:{pt} {codec}\r\n\
-             a=ssrc:{ssrc} cname:bad\r\n",
-            fingerprint.join(":")
-        )
-    };
-    format!(
-        "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
-         a=group:BUNDLE 0 1\r\na=msid-semantic: WMS *\r\n{}{}",
-        media("audio", 0, 111, audio, 1111),
-        media("video", 1, 96, video, 2222)
-    )
 }
 
 /// Sends `request` and waits for the next `error` after it; returns its code.
@@ -75,14 +46,14 @@ async fn run() -> Result<()> {
 
     let code = error_code(&mallory, json!({"type": "offer", "sdp": "this is not SDP"})).await?;
     ensure!(code == "bad-sdp", "garbage SDP answered with {code}");
-    let no_codec = offer_sdp("X-NOPE/48000/2", "X-NOPE-VIDEO/90000");
+    let no_codec = sendonly_offer("X-NOPE/48000/2", "X-NOPE-VIDEO/90000");
     let code = error_code(&mallory, json!({"type": "offer", "sdp": no_codec})).await?;
     ensure!(
         code == "no-common-codec",
         "offer without common codec answered with {code}"
     );
     let answer =
-        offer_sdp("opus/48000/2", "VP8/90000").replace("a=setup:actpass", "a=setup:active");
+        sendonly_offer("opus/48000/2", "VP8/90000").replace("a=setup:actpass", "a=setup:active");
     let code = error_code(&mallory, json!({"type": "answer", "sdp": answer})).await?;
     ensure!(
         code == "wrong-state",

@@ -10,6 +10,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 use std::time::Duration;
 use support::media::*;
+use support::sdp::sendonly_offer;
 use support::ws::WsClient;
 
 const ROOM_A: &str = "rejoin-a";
@@ -57,37 +58,6 @@ impl RoomA {
     }
 }
 
-/// A browser-shaped sendonly offer (audio + video), enough for the server to answer it.
-fn offer_sdp() -> String {
-    let fingerprint: Vec<String> = (0..32).map(|i| format!("{:02X}", i * 7 % 256)).collect();
-    let media = |kind: &str, mid: u8, rtpmap: &str, ssrc: u32| {
-        let pt = rtpmap.split(' ').next().unwrap_or_default();
-        format!(
-            "m={kind} 9 UDP/TLS/RTP/SAVPF {pt}\r\n\
-             c=IN IP4 0.0.0.0\r\n\
-             a=rtcp:9 IN IP4 0.0.0.0\r\n\
-             a=ice-ufrag:rjOn\r\n\
-             a=ice-pwd:rejoin0rejoin0rejoin0rejoin0\r\n\
-             a=ice-options:trickle\r\n\
-             a=fingerprint:sha-256 {}\r\n\
-             a=setup:actpass\r\n\
-             a=mid:{mid}\r\n\
-             a=sendonly\r\n\
-             a=msid:rejoin-stream rejoin-{kind}\r\n\
-             a=rtcp-mux\r\n\
-             a=rtpmap:{rtpmap}\r\n\
-             a=ssrc:{ssrc} cname:rejoin\r\n",
-            fingerprint.join(":")
-        )
-    };
-    format!(
-        "v=0\r\no=- 4611731400430051337 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
-         a=group:BUNDLE 0 1\r\na=msid-semantic: WMS *\r\n{}{}",
-        media("audio", 0, "111 opus/48000/2", 3111),
-        media("video", 1, "96 VP8/90000", 3222)
-    )
-}
-
 /// Frames before the first of type `kind`, and that one (each within 5 s of the last).
 async fn until(client: &mut WsClient, kind: &str) -> Result<(Vec<Value>, Value)> {
     let mut before = Vec::new();
@@ -123,7 +93,7 @@ async fn run() -> Result<()> {
         // A's tracks either way. Then the connection goes at once.
         if round % 2 == 0 {
             client
-                .send_json(&json!({"type": "offer", "sdp": offer_sdp(), "tracks": []}))
+                .send_json(&json!({"type": "offer", "sdp": sendonly_offer("opus/48000/2", "VP8/90000"), "tracks": []}))
                 .await;
         }
         client.send_json(&json!({"type": "leave"})).await;

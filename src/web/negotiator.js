@@ -239,9 +239,9 @@ export class Negotiator {
   }
 
   /**
-   * Keeps our own offers small: in a big room they repeat every receiving m-line, and with all
-   * of the browser's codecs that is ~5 KB each, past the server's frame limit at a dozen
-   * people. After a server offer is answered (`'negotiated'`), each receiving m-line is
+   * Keeps our own offers smaller: in a big room they repeat every receiving m-line, and with all
+   * of the browser's codecs that is ~5 KB each (the server's SDP limit grows with the room
+   * size, so this is economy, not a necessity). After a server offer is answered (`'negotiated'`), each receiving m-line is
    * limited to the codec it negotiated (plus RTX); before the next server offer (`null`), the
    * limits are lifted so that offer is answered with every codec.
    */

@@ -1,8 +1,8 @@
 // A full room: 14 synthetic participants (the Rust test client) publish audio and video; a
 // browser page joins as the 15th, shows a tile for each, then shares its screen. Its re-offer
-// repeats every receiving m-line (29 of them): the web client trims each m-line's codecs, so
-// it stays under even the 64 KiB frame limit (a stock browser's untrimmed offer is allowed up to
-// the room-sized --max-sdp-bytes instead), and the screen must get published.
+// repeats every receiving m-line (29 of them), each with the codecs it negotiated (the server
+// offers every codec the page can receive), ~80 KB in all: within the room-sized
+// --max-sdp-bytes, and the screen must get published.
 
 import { openParticipants } from '../lib/call.mjs';
 import { waitFor } from '../lib/client.mjs';
