@@ -246,3 +246,62 @@ fn datagrams_nobody_owns_are_dropped_and_counted() {
     assert_eq!(counters.dropped[DropReason::UnknownSource as usize], 2);
     assert_eq!(counters.dropped[DropReason::Garbage as usize], 1);
 }
+
+/// A client's ICE restart (new credentials in a re-offer): the server's agent starts a new
+/// session with the same server credentials, and media flows again within half a second.
+#[test]
+fn an_ice_restart_resumes_media_within_half_a_second() {
+    use crate::protocol::MediaRequest;
+    use rtc::peer_connection::configuration::RTCOfferOptions;
+    let mut bench = Bench::new();
+    let alice = bench.join("room", "alice");
+    let bob = bench.join("room", "bob");
+    bench.publish(alice, &[TrackKind::Audio]);
+    bench.settle();
+    let audio = bench.clients[bob].track_id("alice", TrackKind::Audio);
+    bench.send(10);
+    let before = bench.clients[bob].received_on(&audio);
+    assert!(before >= 8);
+    let now = bench.now;
+    let client = &mut bench.clients[bob];
+    let offer = client
+        .pc
+        .create_offer(Some(RTCOfferOptions {
+            ice_restart: true,
+            ..Default::default()
+        }))
+        .expect("restart offer");
+    client
+        .pc
+        .set_local_description(now, offer)
+        .expect("set offer");
+    let sdp = client.pc.local_description().map(|d| d.sdp).expect("sdp");
+    let ufrag = |sdp: &str| {
+        sdp.lines()
+            .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+            .map(str::to_owned)
+    };
+    let first = client.pc.current_local_description().map(|d| d.sdp);
+    assert_ne!(
+        ufrag(&sdp),
+        first.as_deref().and_then(ufrag),
+        "a real restart"
+    );
+    let tracks = client.declared_sources();
+    bench.request(bob, MediaRequest::Offer { sdp, tracks });
+    let mut resumed_at = None;
+    for step in 0..800 {
+        let now = bench.now;
+        bench.clients[alice].send_packet(now, Some(TrackKind::Audio));
+        bench.step();
+        if resumed_at.is_none() && bench.clients[bob].received_on(&audio) > before + 1 {
+            resumed_at = Some(step);
+        }
+    }
+    let at = resumed_at.expect("media resumes after the ICE restart");
+    assert!(
+        at <= 100,
+        "media resumed {at} steps (5 ms each) after the restart"
+    );
+    assert!(bench.clients[bob].errors().is_empty());
+}
