@@ -266,10 +266,7 @@ fn an_ice_restart_resumes_media_within_half_a_second() {
     let client = &mut bench.clients[bob];
     let offer = client
         .pc
-        .create_offer(Some(RTCOfferOptions {
-            ice_restart: true,
-            ..Default::default()
-        }))
+        .create_offer(Some(RTCOfferOptions { ice_restart: true }))
         .expect("restart offer");
     client
         .pc
