@@ -524,6 +524,20 @@ async fn pages_reconnect_by_themselves_after_a_server_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ice_restart_does_not_stall_the_video() {
+    let test = start().await;
+    let result = test.scenario("ice-restart", SCENARIO_TIMEOUT).await;
+    eprintln!("ice restart: {result}");
+    assert_eq!(result["mediaState"], "connected");
+    // Bob's decoded frames of Alice never stand still for a second: not while Alice's
+    // (publishing) leg restarts ICE, nor while Bob's own (receiving) leg does.
+    for stall in ["publisherStallMs", "subscriberStallMs"] {
+        assert!(num(&result, &[stall]) < 1_000.0, "{stall}: {result}");
+    }
+    no_page_errors(&result);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_media_path_is_rebuilt_after_media_failed() {
     let test = start().await;
     let result = test.scenario("media-failed", SCENARIO_TIMEOUT).await;

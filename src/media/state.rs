@@ -549,12 +549,15 @@ impl ShardState {
                 };
                 peer.connected = true;
                 // Keyframes requested while the subscriber's DTLS was still coming up were
-                // lost to it: ask again now that it can receive.
+                // lost to it: ask again now that it can receive. A publisher (re)connecting
+                // (first time, or after an ICE restart that lost packets on the way in) has
+                // its own video refreshed for everyone receiving it.
                 let active: Vec<TrackKey> = peer
                     .subscriptions
                     .values()
                     .filter(|s| s.payload_type.is_some())
                     .map(|s| s.track)
+                    .chain(peer.published.values().map(|(track, _)| *track))
                     .collect();
                 self.with_room(key, |room, peers, turn| {
                     for track in active {
