@@ -90,6 +90,18 @@ impl Bench {
         client_addr(self.next_key)
     }
 
+    /// The smallest call: alice publishes audio to bob in "room", settled; returns the bench,
+    /// both indices and the id of alice's track as bob knows it.
+    pub fn audio_call() -> (Self, usize, usize, String) {
+        let mut bench = Self::new();
+        let alice = bench.join("room", "alice");
+        let bob = bench.join("room", "bob");
+        bench.publish(alice, &[TrackKind::Audio]);
+        bench.settle();
+        let audio = bench.clients[bob].track_id("alice", TrackKind::Audio);
+        (bench, alice, bob, audio)
+    }
+
     /// A client joins `room` with all grants and both codecs; returns its index.
     pub fn join(&mut self, room: &str, peer_id: &str) -> usize {
         self.join_with(room, peer_id, MediaGrants::default(), Codecs::OpusAndVp8)

@@ -193,12 +193,7 @@ fn a_member_without_the_subscribe_grant_receives_nothing() {
 
 #[test]
 fn a_silent_connection_is_torn_down_and_rebuilt() {
-    let mut bench = Bench::new();
-    let alice = bench.join("room", "alice");
-    let bob = bench.join("room", "bob");
-    bench.publish(alice, &[TrackKind::Audio]);
-    bench.settle();
-    let audio = bench.clients[bob].track_id("alice", TrackKind::Audio);
+    let (mut bench, alice, bob, audio) = Bench::audio_call();
     let old_ufrag = bench
         .state
         .peer(bench.clients[alice].key)
@@ -253,12 +248,7 @@ fn datagrams_nobody_owns_are_dropped_and_counted() {
 fn an_ice_restart_resumes_media_within_half_a_second() {
     use crate::protocol::MediaRequest;
     use rtc::peer_connection::configuration::RTCOfferOptions;
-    let mut bench = Bench::new();
-    let alice = bench.join("room", "alice");
-    let bob = bench.join("room", "bob");
-    bench.publish(alice, &[TrackKind::Audio]);
-    bench.settle();
-    let audio = bench.clients[bob].track_id("alice", TrackKind::Audio);
+    let (mut bench, alice, bob, audio) = Bench::audio_call();
     bench.send(10);
     let before = bench.clients[bob].received_on(&audio);
     assert!(before >= 8);

@@ -52,12 +52,7 @@ fn unsubscribe_stops_one_track_and_subscribe_brings_it_back() {
 
 #[test]
 fn an_unsubscribed_member_stays_unsubscribed_when_someone_joins() {
-    let mut bench = Bench::new();
-    let alice = bench.join("room", "alice");
-    let bob = bench.join("room", "bob");
-    bench.publish(alice, &[TrackKind::Audio]);
-    bench.settle();
-    let audio = bench.clients[bob].track_id("alice", TrackKind::Audio);
+    let (mut bench, _alice, bob, audio) = Bench::audio_call();
     bench.request(
         bob,
         MediaRequest::Unsubscribe {
