@@ -8,22 +8,19 @@ use super::measure::{Totals, TrackReceive};
 use super::payload::{self, PayloadCodec};
 use crate::net::udp::{self, SendQueue};
 use crate::protocol::{IceCandidate, MediaEvent, TrackSource, TrackSourceInfo};
-use crate::rtp::connection::{opus, vp8, Ice, Recipe};
+use crate::rtp::connection::{add_sendonly_track, opus, vp8, Ice, Recipe, SendTrack};
 use crate::rtp::dtls_repeat::RepeatFilter;
 use crate::rtp::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use rand::Rng;
 use rtc::interceptor::{Registry, Slot};
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
+use rtc::rtp_transceiver::RTCRtpSenderId;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -193,40 +190,21 @@ impl SynthPeer {
         } else {
             (RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000)
         };
-        let track = MediaStreamTrack::new(
-            format!("synthetic-{}", self.peer_id),
-            format!("{}-{}", if video { "video" } else { "audio" }, ssrc),
-            "synthetic".into(),
+        let track = SendTrack {
+            stream_id: format!("synthetic-{}", self.peer_id),
+            track_id: format!("{}-{}", if video { "video" } else { "audio" }, ssrc),
+            label: "synthetic".into(),
             kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec: RTCRtpCodec {
-                    mime_type: mime.into(),
-                    clock_rate: clock,
-                    channels: if video { 0 } else { 2 },
-                    sdp_fmtp_line: String::new(),
-                    rtcp_feedback: vec![],
-                },
-                ..Default::default()
-            }],
-        );
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
-            streams: vec![],
-            send_encodings: vec![],
+            ssrc,
+            codec: RTCRtpCodec {
+                mime_type: mime.into(),
+                clock_rate: clock,
+                channels: if video { 0 } else { 2 },
+                sdp_fmtp_line: String::new(),
+                rtcp_feedback: vec![],
+            },
         };
-        let tid = self
-            .pc
-            .add_transceiver_from_track(track, Some(init))
-            .map_err(|e| e.to_string())?;
-        let sender = self
-            .pc
-            .rtp_transceiver(tid)
-            .and_then(|t| t.sender())
-            .ok_or("transceiver without sender")?;
+        let sender = add_sendonly_track(&mut self.pc, track)?;
         let rate = if video {
             spec.video_packet_rate()
         } else {

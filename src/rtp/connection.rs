@@ -2,10 +2,12 @@
 //! without RTX), header extensions, RTCP feedback, NACK history, TWCC feedback and application
 //! interceptors a connection gets, which ICE role it plays and which host candidates it
 //! advertises; [`Recipe::build`] makes it. The SFU's legs (`media/peer.rs`) and the load
-//! generator's synthetic peers (`loadtest/synthetic.rs`) both come from here. The async test
+//! generator's synthetic peers (`loadtest/synthetic.rs`) both come from here, and both publish
+//! through [`add_sendonly_track`]. The async test
 //! client (`webrtc` crate) cannot use it, but shares the codec constants below.
 
 use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
+use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
@@ -17,8 +19,10 @@ use rtc::peer_connection::transport::{
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::shared::error::Error;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -218,4 +222,48 @@ impl Recipe {
         }
         Ok((pc, inits))
     }
+}
+
+/// What a publishing client sends on one new send-only transceiver: its ids (stream, track,
+/// label), one SSRC and one codec.
+pub struct SendTrack {
+    pub stream_id: String,
+    pub track_id: String,
+    pub label: String,
+    pub kind: RtpCodecKind,
+    pub ssrc: u32,
+    pub codec: RTCRtpCodec,
+}
+
+/// Adds `track` to `pc` on a send-only transceiver of its own and returns its sender (the
+/// load generator's synthetic publishers and the shard's test clients publish this way).
+pub fn add_sendonly_track(
+    pc: &mut RTCPeerConnection,
+    track: SendTrack,
+) -> Result<RTCRtpSenderId, String> {
+    let media = MediaStreamTrack::new(
+        track.stream_id,
+        track.track_id,
+        track.label,
+        track.kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(track.ssrc),
+                ..Default::default()
+            },
+            codec: track.codec,
+            ..Default::default()
+        }],
+    );
+    let init = RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Sendonly,
+        streams: vec![],
+        send_encodings: vec![],
+    };
+    let id = pc
+        .add_transceiver_from_track(media, Some(init))
+        .map_err(|e| e.to_string())?;
+    pc.rtp_transceiver(id)
+        .and_then(|t| t.sender())
+        .ok_or_else(|| "transceiver without sender".to_owned())
 }

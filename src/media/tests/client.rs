@@ -10,9 +10,9 @@ use crate::media::peer::PeerKey;
 use crate::protocol::{
     MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackKind, TrackSource, TrackSourceInfo,
 };
+use crate::rtp::connection::{add_sendonly_track, SendTrack};
 use crate::rtp::dtls_repeat::RepeatFilter;
 use bytes::BytesMut;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -21,10 +21,8 @@ use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
+use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -149,34 +147,15 @@ impl Client {
                 },
             ),
         };
-        let track = MediaStreamTrack::new(
-            format!("stream-{}", self.peer_id),
-            format!("{}-{ssrc}", self.peer_id),
-            "test".into(),
-            rtc_kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                codec,
-                ..Default::default()
-            }],
-        );
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
-            streams: vec![],
-            send_encodings: vec![],
+        let track = SendTrack {
+            stream_id: format!("stream-{}", self.peer_id),
+            track_id: format!("{}-{ssrc}", self.peer_id),
+            label: "test".into(),
+            kind: rtc_kind,
+            ssrc,
+            codec,
         };
-        let id = self
-            .pc
-            .add_transceiver_from_track(track, Some(init))
-            .expect("transceiver");
-        let sender = self
-            .pc
-            .rtp_transceiver(id)
-            .and_then(|t| t.sender())
-            .expect("sender");
+        let sender = add_sendonly_track(&mut self.pc, track).expect("send transceiver");
         self.out.push(OutTrack {
             sender,
             ssrc,

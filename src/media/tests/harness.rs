@@ -90,16 +90,28 @@ impl Bench {
         client_addr(self.next_key)
     }
 
-    /// The smallest call: alice publishes audio to bob in "room", settled; returns the bench,
-    /// both indices and the id of alice's track as bob knows it.
-    pub fn audio_call() -> (Self, usize, usize, String) {
+    /// A settled two-party call in "room": alice publishes `kinds` to bob; returns the bench
+    /// and both indices.
+    pub fn call(kinds: &[TrackKind]) -> (Self, usize, usize) {
         let mut bench = Self::new();
         let alice = bench.join("room", "alice");
         let bob = bench.join("room", "bob");
-        bench.publish(alice, &[TrackKind::Audio]);
+        bench.publish(alice, kinds);
         bench.settle();
+        (bench, alice, bob)
+    }
+
+    /// [`Bench::call`] with audio only, and the id of alice's track as bob knows it.
+    pub fn audio_call() -> (Self, usize, usize, String) {
+        let (bench, alice, bob) = Self::call(&[TrackKind::Audio]);
         let audio = bench.clients[bob].track_id("alice", TrackKind::Audio);
         (bench, alice, bob, audio)
+    }
+
+    /// The server-side ICE ufrag of client `c`'s current connection.
+    pub fn server_ufrag(&self, c: usize) -> String {
+        let peer = self.state.peer(self.clients[c].key).expect("peer");
+        peer.ufrag.clone()
     }
 
     /// A client joins `room` with all grants and both codecs; returns its index.

@@ -16,11 +16,7 @@ fn unpublished(bench: &Bench, c: usize, track_id: &str) -> bool {
 
 #[test]
 fn publishing_announces_the_track_to_every_member() {
-    let mut bench = Bench::new();
-    let alice = bench.join("room", "alice");
-    let bob = bench.join("room", "bob");
-    bench.publish(alice, &[TrackKind::Audio, TrackKind::Video]);
-    bench.settle();
+    let (bench, alice, bob) = Bench::call(&[TrackKind::Audio, TrackKind::Video]);
     let levels = bench.state.levels();
     assert_eq!((levels.published_audio, levels.published_video), (1, 1));
     assert_eq!(levels.subscriptions, 2);
@@ -57,11 +53,7 @@ fn a_late_joiner_receives_the_tracks_already_published() {
 
 #[test]
 fn leaving_unpublishes_and_empties_the_room() {
-    let mut bench = Bench::new();
-    let alice = bench.join("room", "alice");
-    let bob = bench.join("room", "bob");
-    bench.publish(alice, &[TrackKind::Audio, TrackKind::Video]);
-    bench.settle();
+    let (mut bench, alice, bob) = Bench::call(&[TrackKind::Audio, TrackKind::Video]);
     let video = bench.clients[bob].track_id("alice", TrackKind::Video);
     let offers = bench.clients[bob].offers();
     bench.leave(alice);
@@ -90,11 +82,7 @@ fn leaving_unpublishes_and_empties_the_room() {
 
 #[test]
 fn removing_a_track_unpublishes_it_and_keeps_the_others() {
-    let mut bench = Bench::new();
-    let alice = bench.join("room", "alice");
-    let bob = bench.join("room", "bob");
-    bench.publish(alice, &[TrackKind::Audio, TrackKind::Video]);
-    bench.settle();
+    let (mut bench, alice, bob) = Bench::call(&[TrackKind::Audio, TrackKind::Video]);
     let audio = bench.clients[bob].track_id("alice", TrackKind::Audio);
     let video = bench.clients[bob].track_id("alice", TrackKind::Video);
     bench.unpublish(alice, TrackKind::Video);
@@ -194,12 +182,7 @@ fn a_member_without_the_subscribe_grant_receives_nothing() {
 #[test]
 fn a_silent_connection_is_torn_down_and_rebuilt() {
     let (mut bench, alice, bob, audio) = Bench::audio_call();
-    let old_ufrag = bench
-        .state
-        .peer(bench.clients[alice].key)
-        .unwrap()
-        .ufrag
-        .clone();
+    let old_ufrag = bench.server_ufrag(alice);
     // alice vanishes: no datagram reaches or leaves her any more.
     bench.clients[alice].offline = true;
     let silence = (MEDIA_SILENCE.as_millis() / super::harness::TICK.as_millis()) as usize;

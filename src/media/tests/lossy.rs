@@ -123,12 +123,7 @@ fn a_handshake_that_gives_up_is_reported_and_the_leg_rebuilt() {
     let alice = bench.join("room", "alice");
     bench.publish(alice, &[TrackKind::Audio]);
     let start = bench.now;
-    let old_ufrag = bench
-        .state
-        .peer(bench.clients[alice].key)
-        .unwrap()
-        .ufrag
-        .clone();
+    let old_ufrag = bench.server_ufrag(alice);
     bench.run_until(12_000 / TICK.as_millis() as usize, "alice is told", |b| {
         b.clients[alice]
             .errors()

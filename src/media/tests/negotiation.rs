@@ -7,11 +7,7 @@ use crate::protocol::{MediaErrorCode, MediaRequest, TrackKind};
 
 #[test]
 fn unsubscribe_stops_one_track_and_subscribe_brings_it_back() {
-    let mut bench = Bench::new();
-    let alice = bench.join("room", "alice");
-    let bob = bench.join("room", "bob");
-    bench.publish(alice, &[TrackKind::Audio, TrackKind::Video]);
-    bench.settle();
+    let (mut bench, _alice, bob) = Bench::call(&[TrackKind::Audio, TrackKind::Video]);
     let audio = bench.clients[bob].track_id("alice", TrackKind::Audio);
     let video = bench.clients[bob].track_id("alice", TrackKind::Video);
     bench.request(
