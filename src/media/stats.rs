@@ -225,19 +225,11 @@ pub struct MediaMetrics {
     nacks_in: IntCounter,
     keyframe_requests: IntCounterVec,
     backlog: IntCounterVec,
-    peer_connections: IntGauge,
-    published_tracks: IntGaugeVec,
-    subscriptions: IntGauge,
-    media_rooms: IntGauge,
-    shard_busy: CounterVec,
-    shard_cpu: CounterVec,
     nacks_out: IntCounter,
     retransmitted_packets: IntCounter,
     retransmitted_bytes: IntCounter,
-    rtt: HistogramFamily,
-    loss: HistogramFamily,
-    jitter: HistogramFamily,
-    loop_lag: HistogramFamily,
+    levels: Levels,
+    histograms: Histograms,
 }
 
 impl MediaMetrics {
@@ -248,10 +240,10 @@ impl MediaMetrics {
             registry.register(collector)?;
         }
         for kind in KINDS {
-            m.rtt.touch(&[kind]);
-            m.loss.touch(&[kind]);
-            m.jitter.touch(&[kind]);
-            m.published_tracks.with_label_values(&[kind]);
+            m.histograms.rtt.touch(&[kind]);
+            m.histograms.loss.touch(&[kind]);
+            m.histograms.jitter.touch(&[kind]);
+            m.levels.published_tracks.with_label_values(&[kind]);
         }
         for direction in ["in", "out"] {
             m.keyframe_requests.with_label_values(&[direction]);
@@ -272,11 +264,11 @@ impl MediaMetrics {
             Box::new(self.nacks_out.clone()),
             Box::new(self.retransmitted_packets.clone()),
             Box::new(self.retransmitted_bytes.clone()),
-            Box::new(self.rtt.clone()),
-            Box::new(self.loss.clone()),
-            Box::new(self.jitter.clone()),
-            Box::new(self.loop_lag.clone()),
-            Box::new(self.shard_cpu.clone()),
+            Box::new(self.histograms.rtt.clone()),
+            Box::new(self.histograms.loss.clone()),
+            Box::new(self.histograms.jitter.clone()),
+            Box::new(self.histograms.loop_lag.clone()),
+            Box::new(self.levels.shard_cpu.clone()),
             Box::new(self.datagrams.clone()),
             Box::new(self.rtp_packets_in.clone()),
             Box::new(self.rtp_bytes_in.clone()),
@@ -286,11 +278,11 @@ impl MediaMetrics {
             Box::new(self.nacks_in.clone()),
             Box::new(self.keyframe_requests.clone()),
             Box::new(self.backlog.clone()),
-            Box::new(self.peer_connections.clone()),
-            Box::new(self.published_tracks.clone()),
-            Box::new(self.subscriptions.clone()),
-            Box::new(self.media_rooms.clone()),
-            Box::new(self.shard_busy.clone()),
+            Box::new(self.levels.peer_connections.clone()),
+            Box::new(self.levels.published_tracks.clone()),
+            Box::new(self.levels.subscriptions.clone()),
+            Box::new(self.levels.media_rooms.clone()),
+            Box::new(self.levels.shard_busy.clone()),
         ]
     }
 
@@ -351,25 +343,17 @@ impl MediaMetrics {
                 "chorus_rtp_retransmitted_bytes_total",
                 "RTP payload bytes resent to subscribers in answer to their NACKs",
             )?,
-            peer_connections: levels.peer_connections,
-            published_tracks: levels.published_tracks,
-            subscriptions: levels.subscriptions,
-            media_rooms: levels.media_rooms,
-            shard_busy: levels.shard_busy,
-            shard_cpu: levels.shard_cpu,
-            rtt: histograms.rtt,
-            loss: histograms.loss,
-            jitter: histograms.jitter,
-            loop_lag: histograms.loop_lag,
+            levels,
+            histograms,
         })
     }
 
     /// Makes the per-shard series exist before the shard's first publish.
     pub fn touch_shard(&self, shard: usize) {
         let label = shard.to_string();
-        self.shard_busy.with_label_values(&[&label]);
-        self.shard_cpu.with_label_values(&[&label]);
-        self.loop_lag.touch(&[&label]);
+        self.levels.shard_busy.with_label_values(&[&label]);
+        self.levels.shard_cpu.with_label_values(&[&label]);
+        self.histograms.loop_lag.touch(&[&label]);
     }
 
     /// Adds a shard's counters and level changes; resets the counters. Runs on the shard's
@@ -415,9 +399,9 @@ impl MediaMetrics {
         self.retransmitted_bytes.inc_by(wire.retransmitted_bytes);
         for (k, kind) in KINDS.iter().enumerate() {
             for (family, local) in [
-                (&self.rtt, &c.rtt[k]),
-                (&self.loss, &c.loss[k]),
-                (&self.jitter, &c.jitter[k]),
+                (&self.histograms.rtt, &c.rtt[k]),
+                (&self.histograms.loss, &c.loss[k]),
+                (&self.histograms.jitter, &c.jitter[k]),
             ] {
                 if local.count() > 0 {
                     family.merge(&[kind], local);
@@ -425,28 +409,36 @@ impl MediaMetrics {
             }
         }
         if c.loop_lag.count() > 0 {
-            self.loop_lag.merge(&[&shard.to_string()], &c.loop_lag);
+            self.histograms
+                .loop_lag
+                .merge(&[&shard.to_string()], &c.loop_lag);
         }
-        self.shard_busy
+        self.levels
+            .shard_busy
             .with_label_values(&[&shard.to_string()])
             .inc_by(c.busy_nanos as f64 / 1e9);
         let cpu = thread_cpu_nanos();
-        self.shard_cpu
+        self.levels
+            .shard_cpu
             .with_label_values(&[&shard.to_string()])
             .inc_by(cpu.saturating_sub(last.cpu_nanos) as f64 / 1e9);
         last.cpu_nanos = cpu;
         *c = ShardCounters::default();
-        self.peer_connections
+        self.levels
+            .peer_connections
             .add(levels.peer_connections - last.peer_connections);
-        self.published_tracks
+        self.levels
+            .published_tracks
             .with_label_values(&["audio"])
             .add(levels.published_audio - last.published_audio);
-        self.published_tracks
+        self.levels
+            .published_tracks
             .with_label_values(&["video"])
             .add(levels.published_video - last.published_video);
-        self.subscriptions
+        self.levels
+            .subscriptions
             .add(levels.subscriptions - last.subscriptions);
-        self.media_rooms.add(levels.rooms - last.rooms);
+        self.levels.media_rooms.add(levels.rooms - last.rooms);
         *last = ShardLevels {
             cpu_nanos: last.cpu_nanos,
             ..levels
@@ -463,6 +455,7 @@ fn shard_seconds(name: &str, help: &str) -> prometheus::Result<CounterVec> {
 }
 
 /// The gauges and per-shard time counters.
+#[derive(Clone)]
 struct Levels {
     peer_connections: IntGauge,
     published_tracks: IntGaugeVec,
@@ -501,6 +494,7 @@ impl Levels {
 }
 
 /// The receiver-report and loop-lag histograms.
+#[derive(Clone)]
 struct Histograms {
     rtt: HistogramFamily,
     loss: HistogramFamily,
