@@ -48,6 +48,8 @@ pub struct ShardLimits {
     pub addrs_per_peer: usize,
     /// A remote address silent this long is forgotten.
     pub addr_idle: Duration,
+    /// Forward RTP on the fast path (own SRTP, straight to `sendmmsg`) once a leg is up.
+    pub fast_path: bool,
 }
 
 impl Default for ShardLimits {
@@ -56,6 +58,7 @@ impl Default for ShardLimits {
             dtls_timeout: Duration::from_secs(20),
             addrs_per_peer: 8,
             addr_idle: Duration::from_secs(30),
+            fast_path: true,
         }
     }
 }
@@ -193,6 +196,11 @@ pub struct Config {
     #[arg(long, env = "CHORUS_DTLS_TIMEOUT_SECS", default_value_t = 20)]
     pub dtls_timeout_secs: u64,
 
+    /// Forward RTP on the fast path (the server's own SRTP and send batches) once a leg's
+    /// DTLS is up with AES-GCM; `false` sends every packet through the WebRTC stack.
+    #[arg(long, env = "CHORUS_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub fast_path: bool,
+
     /// Most remote addresses remembered per media connection (authenticated STUN only).
     #[arg(long, env = "CHORUS_MEDIA_ADDRS_PER_PEER", default_value_t = 8)]
     pub media_addrs_per_peer: usize,
@@ -273,6 +281,7 @@ impl Default for Config {
             advertise_ips: Vec::new(),
             pin_shards: false,
             dtls_timeout_secs: 20,
+            fast_path: true,
             media_addrs_per_peer: 8,
             media_addr_idle_secs: 30,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
@@ -362,6 +371,7 @@ impl Config {
                 dtls_timeout: Duration::from_secs(self.dtls_timeout_secs),
                 addrs_per_peer: self.media_addrs_per_peer,
                 addr_idle: Duration::from_secs(self.media_addr_idle_secs),
+                fast_path: self.fast_path,
             },
         }
     }

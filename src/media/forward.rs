@@ -4,10 +4,13 @@
 //! window, and their receiver reports recorded as loss, jitter and RTT. Runs on the shard
 //! thread; it must not allocate per subscriber beyond the packet copy.
 
+use super::fast::{self, record_sent, Outgoing};
 use super::keyframe::starts_keyframe;
-use super::peer::{Peer, Peers, TrackKey, Turn};
+use super::leg_packet::LegHeader;
+use super::peer::{Peer, PeerKey, Peers, TrackKey, Turn};
 use super::publication::{Publication, Publications};
 use super::rewrite::{abs_send_time, rewrite_packet};
+use super::stats::wire::count_retransmission;
 use super::stats::{DropReason, ReportSample};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -72,46 +75,163 @@ pub fn fan_out(
             sub.awaiting_keyframe = false;
         }
         let (out_seq, out_ts) = sub.rewriter.rewrite(seq, ts, now);
-        let mut out = packet.clone();
-        rewrite_packet(
-            &mut out,
-            sub.ssrc,
-            pt,
-            out_seq,
-            out_ts,
-            &sub.extensions,
-            ast,
-        );
-        let sender_id = sub.sender_id;
-        let written = peer
-            .pc
-            .rtp_sender(sender_id)
-            .map(|mut s| s.write_rtp(now, out).is_ok())
-            .unwrap_or(false);
+        let header = LegHeader {
+            marker: packet.header.marker,
+            payload_type: pt,
+            seq: out_seq,
+            ts: out_ts,
+            ssrc: sub.ssrc,
+        };
+        let written = match (peer.fast.as_mut(), peer.route) {
+            (Some(fast), Some(route)) => {
+                let out = Outgoing {
+                    packet: &packet,
+                    header,
+                    prefix: &[],
+                    abs_send_time: ast,
+                };
+                let mut rollover = sub.send.rollover;
+                let sent = fast::send(fast, route, sub, out, &mut rollover, turn);
+                sub.send.rollover = rollover;
+                if sent {
+                    record_sent(&mut sub.send, out_ts, packet.payload.len(), now);
+                }
+                sent
+            }
+            _ => {
+                let mut out = packet.clone();
+                rewrite_packet(
+                    &mut out,
+                    sub.ssrc,
+                    pt,
+                    out_seq,
+                    out_ts,
+                    &sub.extensions,
+                    ast,
+                );
+                let sender_id = sub.sender_id;
+                let written = peer
+                    .pc
+                    .rtp_sender(sender_id)
+                    .map(|mut s| s.write_rtp(now, out).is_ok())
+                    .unwrap_or(false);
+                turn.touch(peer);
+                written
+            }
+        };
         if written {
             turn.counters.forwarded += 1;
             turn.counters.forwarded_bytes += packet.payload.len() as u64;
         } else {
             turn.counters.drop(DropReason::WriteFailed);
         }
-        turn.touch(peer);
     }
     if legs_waiting {
         // The request that started the wait may have been lost: ask again (throttled).
         request_keyframe(publication, peers, turn, now);
     }
+    if publication.is_video() {
+        publication.cache.put(packet, ast);
+    }
 }
 
-/// Reads RTCP from a client: counts NACKs, records the reception reports about tracks it
-/// receives, and returns the tracks it asks a keyframe of (PLI/FIR).
+/// Answers a subscriber's NACK for `seq` (its leg's numbering) of `publication` from the
+/// publication's cache, on legs on the fast path (the stack's NACK responder answers the
+/// others): on the leg's RTX stream when it negotiated one; otherwise the very packet again,
+/// byte for byte (same header, extensions and abs-send-time, so the same SRTP nonce protects
+/// the same bytes). A leg with transport-wide numbering but no RTX gets none: its packet
+/// cannot be rebuilt identically.
+pub fn retransmit(
+    publication: &Publication,
+    key: PeerKey,
+    seq: u16,
+    peers: &mut Peers,
+    turn: &mut Turn,
+    now: Instant,
+) {
+    let Some(peer) = peers.get_mut(&key) else {
+        return;
+    };
+    let (Some(fast), Some(route)) = (peer.fast.as_mut(), peer.route) else {
+        return;
+    };
+    let Some(sub) = peer.subscriptions.get_mut(&publication.key) else {
+        return;
+    };
+    let (Some(pt), Some((packet, ast))) = (
+        sub.payload_type,
+        publication.cache.get(sub.rewriter.original_seq(seq)),
+    ) else {
+        return;
+    };
+    let ts = sub.rewriter.out_ts(packet.header.timestamp);
+    let sent = match sub.rtx.filter(|r| r.payload_type.is_some()) {
+        Some(mut rtx) => {
+            let header = LegHeader {
+                marker: packet.header.marker,
+                payload_type: rtx.payload_type.unwrap_or_default(),
+                seq: rtx.seq,
+                ts,
+                ssrc: rtx.ssrc,
+            };
+            let prefix = seq.to_be_bytes();
+            let out = Outgoing {
+                packet,
+                header,
+                prefix: &prefix,
+                abs_send_time: abs_send_time(now, turn.epoch),
+            };
+            let sent = fast::send(fast, route, sub, out, &mut rtx.rollover, turn);
+            rtx.seq = rtx.seq.wrapping_add(sent as u16);
+            sub.rtx = Some(rtx);
+            sent
+        }
+        None if sub.extensions.transport_cc().is_none() => {
+            let header = LegHeader {
+                marker: packet.header.marker,
+                payload_type: pt,
+                seq,
+                ts,
+                ssrc: sub.ssrc,
+            };
+            let out = Outgoing {
+                packet,
+                header,
+                prefix: &[],
+                abs_send_time: ast,
+            };
+            let mut rollover = sub.send.rollover;
+            let sent = fast::send(fast, route, sub, out, &mut rollover, turn);
+            sub.send.rollover = rollover;
+            sent
+        }
+        None => false,
+    };
+    if sent {
+        count_retransmission(packet.payload.len() as u64);
+    }
+}
+
+/// What a client's RTCP asks of the server.
+#[derive(Debug, Default)]
+pub struct Feedback {
+    /// Tracks it wants a keyframe of (PLI/FIR).
+    pub keyframes: Vec<TrackKey>,
+    /// Packets it lost: (track, sequence number on its leg).
+    pub nacks: Vec<(TrackKey, u16)>,
+}
+
+/// Reads RTCP from a client: its NACKs, the reception reports about tracks it receives
+/// (recorded), and the tracks it asks a keyframe of.
 pub fn read_feedback(
     peer: &Peer,
     packets: &[Box<dyn rtc::rtcp::Packet>],
     publications: &Publications,
     turn: &mut Turn,
     now: Instant,
-) -> Vec<TrackKey> {
+) -> Feedback {
     let mut wanted = Vec::new();
+    let mut nacks = Vec::new();
     for packet in packets {
         let any = packet.as_any();
         if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
@@ -120,8 +240,13 @@ pub fn read_feedback(
             for entry in &fir.fir {
                 wanted.extend(peer.ssrc_to_track.get(&entry.ssrc).copied());
             }
-        } else if any.downcast_ref::<TransportLayerNack>().is_some() {
+        } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
             turn.counters.nacks_in += 1;
+            if let Some(track) = peer.ssrc_to_track.get(&nack.media_ssrc) {
+                for pair in &nack.nacks {
+                    nacks.extend(pair.packet_list().into_iter().map(|seq| (*track, seq)));
+                }
+            }
         } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
             record_reports(&rr.reports, peer, publications, turn, now);
         } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
@@ -129,7 +254,10 @@ pub fn read_feedback(
         }
     }
     turn.counters.keyframe_requests_in += wanted.len() as u64;
-    wanted
+    Feedback {
+        keyframes: wanted,
+        nacks,
+    }
 }
 
 /// Asks the publisher of `publication` for a keyframe, at most once per throttle window

@@ -6,15 +6,18 @@
 
 use super::capabilities::ReceiveCaps;
 use super::codecs::server_recipe;
+use super::fast::{FastLeg, Route};
 use super::fault::MediaFault;
 use super::recycle::Recycler;
 use super::sdp::{check_answer_directions, check_offer, without_rtcp_candidates, OfferProblem};
 pub use super::sending::Subscription;
 use super::stats::ShardCounters;
+use super::transmit::Transmit;
 use crate::protocol::{
     CodecCapability, IceCandidate, MediaErrorCode, MediaEvent, OfferedTrack, TrackSourceInfo,
 };
 use crate::rtp::dtls_repeat::RepeatFilter;
+use crate::rtp::key_tap::KeyTap;
 use rand::Rng;
 use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
@@ -23,6 +26,7 @@ use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::sdp::description::session::SessionDescription;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -41,6 +45,8 @@ pub type Peers = HashMap<PeerKey, Peer>;
 /// the shard's clock anchor (for abs-send-time and the NTP time of receiver reports).
 pub struct Turn {
     pub touched: Vec<PeerKey>,
+    /// Datagrams produced this turn (the stack's writes and the fast path's packets).
+    pub transmits: Vec<Transmit>,
     pub counters: ShardCounters,
     /// The shard's time origin, and the Unix time it stands for.
     pub epoch: Instant,
@@ -51,6 +57,7 @@ impl Turn {
     pub fn new(epoch: Instant, epoch_unix: Duration) -> Self {
         Self {
             touched: Vec::new(),
+            transmits: Vec::new(),
             counters: ShardCounters::default(),
             epoch,
             epoch_unix,
@@ -147,6 +154,12 @@ pub struct Peer {
     pub last_heard: Instant,
     /// Holds back the client's repeated DTLS flight 3 so our flight 4 is retransmitted.
     pub dtls_repeats: RepeatFilter,
+    /// The crypto provider that learns the leg's SRTP keys (`rtp::key_tap`).
+    pub key_tap: Arc<KeyTap>,
+    /// The forwarding fast path, once DTLS is up with keys it can use (`fast.rs`).
+    pub fast: Option<FastLeg>,
+    /// Where the connection last sent DTLS/SRTP/SRTCP: the fast path's destination.
+    pub route: Option<Route>,
 }
 
 fn random_token(len: usize) -> String {
@@ -167,7 +180,9 @@ impl Peer {
     ) -> Result<Self, rtc::shared::error::Error> {
         let ufrag = random_token(16);
         let pwd = random_token(24);
-        let recipe = server_recipe(&ufrag, &pwd, candidates);
+        let key_tap = KeyTap::new().map_err(|e| rtc::shared::error::Error::Other(e.to_string()))?;
+        let mut recipe = server_recipe(&ufrag, &pwd, candidates);
+        recipe.crypto = Some(key_tap.clone());
         let (pc, local_candidates) = recipe.build(now)?;
         Ok(Self {
             key,
@@ -199,6 +214,9 @@ impl Peer {
             touched: false,
             last_heard: now,
             dtls_repeats: RepeatFilter::for_server(),
+            key_tap,
+            fast: None,
+            route: None,
         })
     }
 

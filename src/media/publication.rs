@@ -2,6 +2,7 @@
 //! publisher leg's header extensions), who receives it, the duplicate filter its packets pass
 //! on ingress, and the throttle of the keyframe requests relayed to its publisher.
 
+use super::packet_cache::PacketCache;
 use super::peer::{Peer, PeerKey, TrackKey};
 use crate::protocol::{TrackInfo, TrackKind, TrackSource};
 use crate::rtp::dedup::DuplicateFilter;
@@ -35,6 +36,8 @@ pub struct Publication {
     pub subscribers: Vec<PeerKey>,
     pub duplicates: DuplicateFilter,
     pub keyframe: KeyframeThrottle,
+    /// Its last packets, for the fast path's retransmissions (video only).
+    pub cache: PacketCache,
 }
 
 fn track_kind(kind: RtpCodecKind) -> TrackKind {
@@ -94,6 +97,7 @@ impl Publication {
             subscribers: Vec::new(),
             duplicates: DuplicateFilter::default(),
             keyframe: KeyframeThrottle::default(),
+            cache: PacketCache::default(),
         };
         Some((publication, mid))
     }

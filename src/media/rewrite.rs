@@ -29,6 +29,8 @@ pub struct ExtensionMap {
     rules: [Option<ExtensionRule>; 16],
     mid: Option<(u8, bytes::Bytes)>,
     abs_send_time: Option<u8>,
+    /// The leg's transport-wide sequence number id (stamped by the fast path, per leg).
+    transport_cc: Option<u8>,
 }
 
 impl ExtensionMap {
@@ -54,7 +56,37 @@ impl ExtensionMap {
             map.mid = Some((to, bytes::Bytes::copy_from_slice(mid.as_bytes())));
         }
         map.abs_send_time = find(URI_ABS_SEND_TIME);
+        map.transport_cc = find(URI_TRANSPORT_CC);
         map
+    }
+
+    /// The leg's transport-cc extension id, if it negotiated one.
+    pub fn transport_cc(&self) -> Option<u8> {
+        self.transport_cc
+    }
+
+    /// Calls `f` with each (id, value) the leg's packet carries for a publisher packet with
+    /// `extensions`, in [`ExtensionMap::apply`]'s order, without allocating; `ast` is the
+    /// abs-send-time value (3 bytes).
+    pub fn for_each<'a>(
+        &'a self,
+        extensions: &'a [Extension],
+        ast: &'a [u8; 3],
+        mut f: impl FnMut(u8, &'a [u8]),
+    ) {
+        for ext in extensions {
+            if let Some(ExtensionRule::Copy { to }) =
+                self.rules.get(ext.id as usize).copied().flatten()
+            {
+                f(to, &ext.payload);
+            }
+        }
+        if let Some((id, mid)) = &self.mid {
+            f(*id, mid);
+        }
+        if let Some(id) = self.abs_send_time {
+            f(id, ast);
+        }
     }
 
     /// Rewrites `extensions` in place for the subscriber leg; `abs_send_time` is the 24-bit
@@ -146,6 +178,11 @@ impl SequenceRewriter {
             self.last_out = Some((out_seq, out_ts, now));
         }
         (out_seq, out_ts)
+    }
+
+    /// The leg's timestamp for a publisher timestamp (retransmissions).
+    pub fn out_ts(&self, in_ts: u32) -> u32 {
+        in_ts.wrapping_add(self.ts_offset)
     }
 
     /// Maps an outgoing sequence number back to the publisher's (for NACK relays).

@@ -450,9 +450,15 @@ impl MediaRoom {
                 let Some(peer) = peers.get(&key) else {
                     return;
                 };
-                let wanted = forward::read_feedback(peer, &packets, &self.publications, turn, now);
-                for track in wanted {
+                let feedback =
+                    forward::read_feedback(peer, &packets, &self.publications, turn, now);
+                for track in feedback.keyframes {
                     self.request_keyframe(track, peers, turn, now);
+                }
+                for (track, seq) in feedback.nacks {
+                    if let Some(publication) = self.publications.get(&track) {
+                        forward::retransmit(publication, key, seq, peers, turn, now);
+                    }
                 }
             }
             _ => {}

@@ -4,6 +4,7 @@
 //! (`subscriptions.rs`); this applies it to one connection.
 
 use super::codecs::codec_matches;
+use super::fast::{RtxStream, StreamSend};
 use super::fault::MediaFault;
 use super::peer::{Peer, TrackKey};
 use super::rewrite::{ExtensionMap, SequenceRewriter};
@@ -38,6 +39,10 @@ pub struct Subscription {
     /// Video that starts or resumes on this leg waits for a keyframe: nothing is forwarded
     /// until a packet that opens one (see `keyframe.rs`).
     pub awaiting_keyframe: bool,
+    /// The fast path's numbering and report figures of this stream (`fast.rs`).
+    pub send: StreamSend,
+    /// The RTX stream retransmissions go on (video); its payload type once negotiated.
+    pub rtx: Option<RtxStream>,
 }
 
 impl Subscription {
@@ -65,6 +70,12 @@ impl Peer {
         let mut rng = rand::rng();
         let ssrc: u32 = rng.random();
         let rtx = (kind == RtpCodecKind::Video).then(|| RTCRtpRtxParameters { ssrc: rng.random() });
+        let rtx_stream = rtx.as_ref().map(|r| RtxStream {
+            ssrc: r.ssrc,
+            payload_type: None,
+            seq: rng.random(),
+            rollover: Default::default(),
+        });
         let media_track = MediaStreamTrack::new(
             publisher_peer_id.to_owned(),
             track_id.to_owned(),
@@ -126,6 +137,8 @@ impl Peer {
                 kind,
                 codec: codec.clone(),
                 awaiting_keyframe: kind == RtpCodecKind::Video,
+                send: StreamSend::default(),
+                rtx: rtx_stream,
             },
         );
         self.needs_offer = true;
@@ -270,8 +283,12 @@ impl Peer {
             match pt {
                 Some(pt) => {
                     let exts = publisher_exts(key);
+                    let rtx_pt = rtx_payload_type(&params.rtp_parameters.codecs, pt);
                     if let Some(sub) = self.subscriptions.get_mut(&key) {
                         sub.payload_type = Some(pt);
+                        if let Some(rtx) = sub.rtx.as_mut() {
+                            rtx.payload_type = rtx_pt;
+                        }
                         sub.extensions = ExtensionMap::new(&exts, &leg_exts, sub.mid.as_deref());
                         sub.restart();
                     }
@@ -285,4 +302,22 @@ impl Peer {
         }
         (activated, refused)
     }
+}
+
+/// The payload type of the RTX codec (`apt=pt`) negotiated for payload type `pt`.
+fn rtx_payload_type(
+    codecs: &[rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters],
+    pt: u8,
+) -> Option<u8> {
+    let apt = format!("apt={pt}");
+    codecs
+        .iter()
+        .find(|c| {
+            c.rtp_codec.mime_type.eq_ignore_ascii_case("video/rtx")
+                && c.rtp_codec
+                    .sdp_fmtp_line
+                    .split(';')
+                    .any(|p| p.trim() == apt)
+        })
+        .map(|c| c.payload_type)
 }

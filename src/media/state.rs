@@ -12,6 +12,7 @@
 
 use super::backlog::{Admitted, Pacer, Queued};
 use super::demux::{Demux, Routed};
+use super::fast::{self, FastLeg, SENDER_REPORT_INTERVAL};
 use super::fault::MediaFault;
 use super::liveness;
 use super::peer::{MediaMember, Peer, PeerKey, Peers, TrackKey, Turn};
@@ -44,10 +45,11 @@ pub struct ShardState {
     rooms: Rooms,
     next_track: TrackKey,
     turn: Turn,
-    transmits: Vec<Transmit>,
     /// The per-turn negotiation budget and the requests that wait for a later turn.
     pacer: Pacer,
     limits: ShardLimits,
+    /// When the fast path's sender reports are next looked at.
+    reports_due: Instant,
 }
 
 impl ShardState {
@@ -71,9 +73,9 @@ impl ShardState {
             rooms: Rooms::default(),
             next_track: 1,
             turn: Turn::new(epoch, epoch_unix),
-            transmits: Vec::new(),
             pacer: Pacer::new(epoch),
             limits,
+            reports_due: epoch + SENDER_REPORT_INTERVAL,
         }
     }
 
@@ -163,7 +165,7 @@ impl ShardState {
         let _ = collect_writes(
             &self.candidates,
             &self.demux,
-            &mut self.transmits,
+            &mut self.turn.transmits,
             &mut peer,
         );
     }
@@ -371,7 +373,8 @@ impl ShardState {
             .filter_map(MediaRoom::next_keyframe_due)
             .min();
         let deadline = liveness::next_deadline(&self.peers, self.limits.dtls_timeout);
-        [peers, keyframes, deadline, self.demux.next_sweep()]
+        let reports = Some(self.reports_due);
+        [peers, keyframes, deadline, self.demux.next_sweep(), reports]
             .into_iter()
             .flatten()
             .min()
@@ -402,6 +405,10 @@ impl ShardState {
         }
         self.expire_dead_peers(now);
         self.demux.sweep(now);
+        if now >= self.reports_due {
+            self.reports_due = now + SENDER_REPORT_INTERVAL;
+            fast::sender_reports(&mut self.peers, &mut self.turn, now);
+        }
     }
 
     /// A connected client that sent nothing (no STUN consent check, no RTCP, no media) for
@@ -436,8 +443,12 @@ impl ShardState {
         let mut closed = Vec::new();
         for key in &touched {
             if let Some(peer) = self.peers.get_mut(key) {
-                let alert_out =
-                    collect_writes(&self.candidates, &self.demux, &mut self.transmits, peer);
+                let alert_out = collect_writes(
+                    &self.candidates,
+                    &self.demux,
+                    &mut self.turn.transmits,
+                    peer,
+                );
                 if std::mem::take(&mut peer.dtls_alert_in) && alert_out && peer.connected {
                     closed.push(*key);
                 }
@@ -457,7 +468,7 @@ impl ShardState {
 
     /// The datagrams produced since the last drain.
     pub fn drain_transmits(&mut self) -> std::vec::Drain<'_, Transmit> {
-        self.transmits.drain(..)
+        self.turn.transmits.drain(..)
     }
 
     /// Drains one peer's events and received media.
@@ -548,6 +559,9 @@ impl ShardState {
                     return;
                 };
                 peer.connected = true;
+                if self.limits.fast_path && peer.fast.is_none() {
+                    peer.fast = FastLeg::from_tap(&peer.key_tap);
+                }
                 // Keyframes requested while the subscriber's DTLS was still coming up were
                 // lost to it: ask again now that it can receive. A publisher (re)connecting
                 // (first time, or after an ICE restart that lost packets on the way in) has

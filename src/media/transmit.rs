@@ -1,7 +1,9 @@
 //! What a shard sends: each datagram a connection produced, with the local candidate (socket)
-//! it must leave from, collected at the end of a turn for the shard's `sendmmsg` batches.
+//! it must leave from, collected at the end of a turn for the shard's `sendmmsg` batches, and
+//! the route (selected pair) the fast path follows, learned from those datagrams.
 
 use super::demux::Demux;
+use super::fast::Route;
 use super::peer::Peer;
 use bytes::BytesMut;
 use rtc::sansio::Protocol;
@@ -37,6 +39,10 @@ pub fn collect_writes(
                 .or_else(|| candidates.first().copied())
                 .unwrap_or(stated)
         };
+        // Not STUN (RFC 7983: 0–3): DTLS or SRTP/SRTCP goes over the selected pair.
+        if msg.message.first().is_some_and(|b| *b >= 20) {
+            peer.route = Some(Route { local, to });
+        }
         transmits.push(Transmit {
             local,
             to,

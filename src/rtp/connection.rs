@@ -6,6 +6,7 @@
 //! through [`add_sendonly_track`]. The async test
 //! client (`webrtc` crate) cannot use it, but shares the codec constants below.
 
+use rtc::crypto::RTCCryptoProvider;
 use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
@@ -25,6 +26,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::shared::error::Error;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A full-ICE client's consent check interval (load generator, test clients).
@@ -104,6 +106,8 @@ pub struct Recipe {
     pub ice: Ice,
     /// Host candidates this connection advertises.
     pub candidates: Vec<SocketAddr>,
+    /// The crypto provider (default: the stack's own).
+    pub crypto: Option<Arc<dyn RTCCryptoProvider>>,
 }
 
 impl Recipe {
@@ -123,6 +127,7 @@ impl Recipe {
             interceptors: Registry::new(),
             ice,
             candidates,
+            crypto: None,
         }
     }
 
@@ -179,8 +184,12 @@ impl Recipe {
                 rtc::interceptor::TwccReceiverBuilder::new().build(),
             );
         }
+        let builder = match self.crypto {
+            Some(provider) => SettingEngineBuilder::new().with_crypto_provider(provider),
+            None => SettingEngineBuilder::new(),
+        };
         let settings = match self.ice {
-            Ice::Lite { ufrag, pwd } => SettingEngineBuilder::new()
+            Ice::Lite { ufrag, pwd } => builder
                 .with_ice_credentials(ufrag, pwd)
                 .with_lite(true)
                 .with_answering_dtls_role(RTCDtlsRole::Server)
@@ -190,7 +199,7 @@ impl Recipe {
             // life (not the media that arrives), so with its 2 s consent checks and 5 s
             // disconnected timeout a leg at 20 % loss flaps to `disconnected` every few
             // seconds: check every second, and call it disconnected after 10 s of silence.
-            Ice::Full => SettingEngineBuilder::new()
+            Ice::Full => builder
                 .with_answering_dtls_role(RTCDtlsRole::Client)
                 .with_ice_connection_attempts(Some(Duration::from_millis(50)), None)
                 .with_ice_timeouts(Some(FULL_ICE_DISCONNECTED), None, Some(FULL_ICE_KEEPALIVE))

@@ -1,10 +1,13 @@
 //! RTP/RTCP building blocks shared by the SFU's media engine, the load generator and the test
 //! client: the PeerConnection builder ([`connection`]), duplicate suppression ([`dedup`]), the
-//! guard against repeated DTLS flights stalling a handshake ([`dtls_repeat`]) and the
-//! interceptor that hands chosen RTCP to the application ([`rtcp_tap`]). Sans-IO: no
+//! guard against repeated DTLS flights stalling a handshake ([`dtls_repeat`]), the
+//! interceptor that hands chosen RTCP to the application ([`rtcp_tap`]), and the fast path's
+//! SRTP: the keys learned from the stack ([`key_tap`]) and in-place protection ([`srtp_out`]). Sans-IO: no
 //! sockets, no threads.
 
 pub mod connection;
 pub mod dedup;
 pub mod dtls_repeat;
+pub mod key_tap;
 pub mod rtcp_tap;
+pub mod srtp_out;

@@ -40,6 +40,14 @@ pub fn take() -> WireCounts {
     COUNTS.with(Cell::take)
 }
 
+/// A retransmission the forwarding fast path sent itself (it bypasses the chain).
+pub fn count_retransmission(bytes: u64) {
+    bump(|c| {
+        c.retransmitted_packets += 1;
+        c.retransmitted_bytes += bytes;
+    });
+}
+
 fn bump(change: impl FnOnce(&mut WireCounts)) {
     COUNTS.with(|cell| {
         let mut counts = cell.get();

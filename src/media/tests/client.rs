@@ -57,6 +57,8 @@ pub struct Client {
     pub out: Vec<OutTrack>,
     /// RTP packets received, by the receiving leg's track id.
     pub received: HashMap<String, u64>,
+    /// Every RTP packet received per track: (sequence number, timestamp, payload).
+    pub packets: HashMap<String, Vec<(u16, u32, bytes::Bytes)>>,
     /// Keyframe requests (PLI/FIR) received for the tracks it sends.
     pub keyframe_requests: u64,
     /// The next video packet it sends opens a keyframe (set at start and by each keyframe
@@ -104,6 +106,7 @@ impl Client {
             passive: false,
             out: Vec::new(),
             received: HashMap::new(),
+            packets: HashMap::new(),
             keyframe_requests: 0,
             keyframe_due: true,
             ignore_keyframe_requests: false,
@@ -271,6 +274,11 @@ impl Client {
                         .entry(track_id.clone())
                         .or_default()
                         .push(key);
+                    self.packets.entry(track_id.clone()).or_default().push((
+                        packet.header.sequence_number,
+                        packet.header.timestamp,
+                        packet.payload.clone(),
+                    ));
                     *self.received.entry(track_id).or_default() += 1;
                 }
                 RTCMessage::RtcpPacket(_, packets) => {
@@ -328,6 +336,8 @@ impl Client {
             };
             let mut payload = BytesMut::from(&start[..]);
             payload.resize(160, 0xAB);
+            // Which packet this is, so receivers can tell payloads apart.
+            payload[8..10].copy_from_slice(&t.seq.to_be_bytes());
             packet.payload = payload.freeze();
             t.seq = t.seq.wrapping_add(1);
             t.ts = t.ts.wrapping_add(3000);

@@ -5,6 +5,7 @@
 //! threads.
 
 use super::client::Client;
+use crate::config::ShardLimits;
 use crate::media::codecs::H264_FMTP;
 use crate::media::peer::{MediaGrants, MediaMember, PeerKey};
 use crate::media::state::ShardState;
@@ -73,11 +74,16 @@ fn unix_epoch() -> Duration {
 
 impl Bench {
     pub fn new() -> Self {
+        Self::with_limits(ShardLimits::default())
+    }
+
+    /// A bench whose shard has `limits`.
+    pub fn with_limits(limits: ShardLimits) -> Self {
         let now = Instant::now();
         let server: SocketAddr = SERVER.parse().expect("address");
         Self {
             now,
-            state: ShardState::new(vec![server], now, unix_epoch()),
+            state: ShardState::with_limits(vec![server], now, unix_epoch(), limits),
             server,
             clients: Vec::new(),
             loss: None,

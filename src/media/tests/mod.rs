@@ -5,6 +5,7 @@
 mod abuse;
 mod backlog;
 mod client;
+mod fast_path;
 mod forwarding;
 mod harness;
 mod keyframes;
