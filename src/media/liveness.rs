@@ -26,13 +26,3 @@ pub fn unestablished(peers: &Peers, timeout: Duration, now: Instant) -> Vec<Peer
         .map(|p| p.key)
         .collect()
 }
-
-/// The earliest DTLS deadline among peers still waiting for their connection.
-pub fn next_deadline(peers: &Peers, timeout: Duration) -> Option<Instant> {
-    peers
-        .values()
-        .filter(|p| !p.connected)
-        .filter_map(|p| p.negotiated_at)
-        .min()
-        .map(|t| t + timeout)
-}

@@ -28,6 +28,7 @@ pub mod fast;
 pub mod fault;
 pub mod forward;
 pub mod heartbeat;
+pub mod key_map;
 pub mod keyframe;
 pub mod leg_packet;
 pub mod liveness;
@@ -46,6 +47,7 @@ pub mod stun_auth;
 pub mod subscriptions;
 #[cfg(test)]
 mod tests;
+pub mod timers;
 pub mod transmit;
 
 pub use crate::config::MediaConfig;

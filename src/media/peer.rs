@@ -8,6 +8,7 @@ use super::capabilities::ReceiveCaps;
 use super::codecs::server_recipe;
 use super::fast::{FastLeg, Route};
 use super::fault::MediaFault;
+use super::key_map::KeyMap;
 use super::recycle::Recycler;
 use super::sdp::{check_answer_directions, check_offer, without_rtcp_candidates, OfferProblem};
 pub use super::sending::Subscription;
@@ -38,7 +39,7 @@ pub type TrackKey = u64;
 /// Shard-local identity of a media room.
 pub type RoomKey = u64;
 /// Every peer of a shard, by key.
-pub type Peers = HashMap<PeerKey, Peer>;
+pub type Peers = KeyMap<PeerKey, Peer>;
 
 /// What one shard turn collects while rooms and peers act: the peers whose connection needs
 /// servicing at the end of the turn (each also carries a `touched` flag), the counters, and
@@ -124,11 +125,11 @@ pub struct Peer {
     pub sources: HashMap<String, TrackSourceInfo>,
     /// The tracks this peer publishes: rtc receiver track id → room track.
     pub published: HashMap<String, (TrackKey, RTCRtpReceiverId)>,
-    pub subscriptions: HashMap<TrackKey, Subscription>,
+    pub subscriptions: KeyMap<TrackKey, Subscription>,
     /// Transceivers of ended subscriptions, reused by the next ones (bounded SDP).
     pub recycler: Recycler,
     /// Our sender SSRC on this leg → the forwarded track (for PLI/FIR routing).
-    pub ssrc_to_track: HashMap<u32, TrackKey>,
+    pub ssrc_to_track: KeyMap<u32, TrackKey>,
     /// Streams refused because the client may not publish (rtc track ids).
     pub refused_tracks: HashSet<String>,
     /// Tracks the client unsubscribed from (never re-subscribed automatically).
@@ -170,6 +171,20 @@ fn random_token(len: usize) -> String {
         .collect()
 }
 
+/// A server leg's connection with its key tap (`rtp::key_tap`) as crypto provider.
+fn build_connection(
+    ufrag: &str,
+    pwd: &str,
+    candidates: &[SocketAddr],
+    now: Instant,
+) -> Result<(RTCPeerConnection, Vec<RTCIceCandidateInit>, Arc<KeyTap>), rtc::shared::error::Error> {
+    let key_tap = KeyTap::new().map_err(|e| rtc::shared::error::Error::Other(e.to_string()))?;
+    let mut recipe = server_recipe(ufrag, pwd, candidates);
+    recipe.crypto = Some(key_tap.clone());
+    let (pc, local_candidates) = recipe.build(now)?;
+    Ok((pc, local_candidates, key_tap))
+}
+
 impl Peer {
     pub fn new(
         key: PeerKey,
@@ -180,10 +195,7 @@ impl Peer {
     ) -> Result<Self, rtc::shared::error::Error> {
         let ufrag = random_token(16);
         let pwd = random_token(24);
-        let key_tap = KeyTap::new().map_err(|e| rtc::shared::error::Error::Other(e.to_string()))?;
-        let mut recipe = server_recipe(&ufrag, &pwd, candidates);
-        recipe.crypto = Some(key_tap.clone());
-        let (pc, local_candidates) = recipe.build(now)?;
+        let (pc, local_candidates, key_tap) = build_connection(&ufrag, &pwd, candidates, now)?;
         Ok(Self {
             key,
             peer_id: member.peer_id,
@@ -199,9 +211,9 @@ impl Peer {
             events: member.events,
             sources: HashMap::new(),
             published: HashMap::new(),
-            subscriptions: HashMap::new(),
+            subscriptions: KeyMap::default(),
             recycler: Recycler::default(),
-            ssrc_to_track: HashMap::new(),
+            ssrc_to_track: KeyMap::default(),
             opted_out: HashSet::new(),
             refused_tracks: HashSet::new(),
             needs_offer: false,
@@ -340,9 +352,10 @@ impl Peer {
     /// Replaces a never-negotiated connection by a fresh one with the same ICE credentials
     /// and candidates (the demux tables stay valid), carrying the pending subscriptions over.
     fn rebuild_connection(&mut self, now: Instant) -> Result<(), rtc::shared::error::Error> {
-        let recipe = server_recipe(&self.ufrag, &self.pwd, &self.candidates);
-        let (pc, local_candidates) = recipe.build(now)?;
+        let (pc, local_candidates, key_tap) =
+            build_connection(&self.ufrag, &self.pwd, &self.candidates, now)?;
         self.pc = pc;
+        self.key_tap = key_tap;
         self.receive.forget_locks();
         self.local_candidates = local_candidates;
         self.next_timeout = Some(now);

@@ -2,6 +2,7 @@
 //! publisher leg's header extensions), who receives it, the duplicate filter its packets pass
 //! on ingress, and the throttle of the keyframe requests relayed to its publisher.
 
+use super::key_map::KeyMap;
 use super::packet_cache::PacketCache;
 use super::peer::{Peer, PeerKey, TrackKey};
 use crate::protocol::{TrackInfo, TrackKind, TrackSource};
@@ -9,14 +10,13 @@ use crate::rtp::dedup::DuplicateFilter;
 use rtc::peer_connection::event::RTCTrackEventInit;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use rtc::rtp_transceiver::RTCRtpReceiverId;
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Minimum spacing of keyframe requests sent to a publisher for one track.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The publications of one room, by track key.
-pub type Publications = HashMap<TrackKey, Publication>;
+pub type Publications = KeyMap<TrackKey, Publication>;
 
 /// A track a participant publishes, and who receives it.
 pub struct Publication {

@@ -46,7 +46,7 @@ impl Rooms {
                 key,
                 name: name.to_owned(),
                 members: Vec::new(),
-                publications: Publications::new(),
+                publications: Publications::default(),
             },
         );
         key

@@ -20,6 +20,7 @@ use super::room::{MediaRoom, Rooms};
 use super::sdp::directions;
 use super::stats::{DropReason, ShardCounters, ShardLevels};
 use super::stun_auth;
+use super::timers::TimerHeap;
 use super::transmit::collect_writes;
 pub use super::transmit::Transmit;
 use crate::config::ShardLimits;
@@ -50,7 +51,14 @@ pub struct ShardState {
     limits: ShardLimits,
     /// When the fast path's sender reports are next looked at.
     reports_due: Instant,
+    /// When each connection's timers are next due.
+    timers: TimerHeap,
+    /// When silent and never-connected connections are next looked for.
+    liveness_due: Instant,
 }
+
+/// How often the shard looks for silent or never-connected connections.
+const LIVENESS_SWEEP: Duration = Duration::from_millis(250);
 
 impl ShardState {
     /// A shard core whose connections advertise `candidates`; `epoch` is its time origin and
@@ -68,7 +76,7 @@ impl ShardState {
     ) -> Self {
         Self {
             candidates,
-            peers: Peers::new(),
+            peers: Peers::default(),
             demux: Demux::new(limits),
             rooms: Rooms::default(),
             next_track: 1,
@@ -76,6 +84,8 @@ impl ShardState {
             pacer: Pacer::new(epoch),
             limits,
             reports_due: epoch + SENDER_REPORT_INTERVAL,
+            timers: TimerHeap::default(),
+            liveness_due: epoch + LIVENESS_SWEEP,
         }
     }
 
@@ -366,13 +376,13 @@ impl ShardState {
         if let Some(due) = self.pacer.due() {
             return Some(due);
         }
-        let peers = self.peers.values().filter_map(|p| p.next_timeout).min();
+        let peers = self.timers.next();
         let keyframes = self
             .rooms
             .values()
             .filter_map(MediaRoom::next_keyframe_due)
             .min();
-        let deadline = liveness::next_deadline(&self.peers, self.limits.dtls_timeout);
+        let deadline = Some(self.liveness_due);
         let reports = Some(self.reports_due);
         [peers, keyframes, deadline, self.demux.next_sweep(), reports]
             .into_iter()
@@ -386,16 +396,17 @@ impl ShardState {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.run_backlog(now);
         let mut gave_up = Vec::new();
-        for peer in self.peers.values_mut() {
-            if peer.next_timeout.is_some_and(|t| t <= now) {
-                if let Err(e) = peer.pc.handle_timeout(now) {
-                    if is_handshake_give_up(&e) && !peer.connected {
-                        gave_up.push(peer.key);
-                    }
+        for key in self.timers.due(now, &self.peers) {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            if let Err(e) = peer.pc.handle_timeout(now) {
+                if is_handshake_give_up(&e) && !peer.connected {
+                    gave_up.push(peer.key);
                 }
-                peer.next_timeout = None;
-                self.turn.touch(peer);
             }
+            peer.next_timeout = None;
+            self.turn.touch(peer);
         }
         for key in gave_up {
             self.media_failed(key, "failed (DTLS handshake gave up)", now);
@@ -403,7 +414,10 @@ impl ShardState {
         for room in self.rooms.values_mut() {
             room.deferred_keyframes(&mut self.peers, &mut self.turn, now);
         }
-        self.expire_dead_peers(now);
+        if now >= self.liveness_due {
+            self.liveness_due = now + LIVENESS_SWEEP;
+            self.expire_dead_peers(now);
+        }
         self.demux.sweep(now);
         if now >= self.reports_due {
             self.reports_due = now + SENDER_REPORT_INTERVAL;
@@ -453,11 +467,15 @@ impl ShardState {
                     closed.push(*key);
                 }
                 peer.next_timeout = peer.pc.poll_timeout();
+                if let Some(at) = peer.next_timeout {
+                    self.timers.schedule(*key, at);
+                }
                 peer.touched = false;
             }
         }
         touched.clear();
         self.turn.touched = touched;
+        self.timers.compact(&self.peers);
         self.pacer.end_turn(now);
         // The client closed its connection (pc.close(): DTLS close_notify, which the stack
         // only answers when it decrypts): the leg ends now rather than after the silence.
@@ -618,6 +636,7 @@ impl ShardState {
                 .map(|p| p.subscriptions.len())
                 .sum::<usize>() as i64,
             rooms: self.rooms.len() as i64,
+            fast_path_legs: self.peers.values().filter(|p| p.fast.is_some()).count() as i64,
             cpu_nanos: 0,
         }
     }

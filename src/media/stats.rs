@@ -209,6 +209,8 @@ pub struct ShardLevels {
     pub published_video: i64,
     pub subscriptions: i64,
     pub rooms: i64,
+    /// Legs whose forwarded RTP takes the fast path.
+    pub fast_path_legs: i64,
     /// CPU time of the shard thread at the last publish (only meaningful in `last`).
     pub cpu_nanos: u64,
 }
@@ -281,6 +283,7 @@ impl MediaMetrics {
             Box::new(self.levels.peer_connections.clone()),
             Box::new(self.levels.published_tracks.clone()),
             Box::new(self.levels.subscriptions.clone()),
+            Box::new(self.levels.fast_path_legs.clone()),
             Box::new(self.levels.media_rooms.clone()),
             Box::new(self.levels.shard_busy.clone()),
         ]
@@ -438,6 +441,9 @@ impl MediaMetrics {
         self.levels
             .subscriptions
             .add(levels.subscriptions - last.subscriptions);
+        self.levels
+            .fast_path_legs
+            .add(levels.fast_path_legs - last.fast_path_legs);
         self.levels.media_rooms.add(levels.rooms - last.rooms);
         *last = ShardLevels {
             cpu_nanos: last.cpu_nanos,
@@ -460,6 +466,7 @@ struct Levels {
     peer_connections: IntGauge,
     published_tracks: IntGaugeVec,
     subscriptions: IntGauge,
+    fast_path_legs: IntGauge,
     media_rooms: IntGauge,
     shard_busy: CounterVec,
     shard_cpu: CounterVec,
@@ -479,6 +486,10 @@ impl Levels {
             subscriptions: IntGauge::new(
                 "chorus_media_subscriptions",
                 "Forwarded track subscriptions (publisher track → subscriber leg)",
+            )?,
+            fast_path_legs: IntGauge::new(
+                "chorus_media_fast_path_legs",
+                "Connections whose forwarded RTP takes the fast path (own SRTP, send batches)",
             )?,
             media_rooms: IntGauge::new("chorus_media_rooms", "Rooms with a media participant")?,
             shard_busy: shard_seconds(
@@ -577,7 +588,7 @@ mod tests {
         let metrics = MediaMetrics::new(&registry).expect("metrics");
         metrics.touch_shard(0);
         let families = registry.gather();
-        assert_eq!(families.len(), 22);
+        assert_eq!(families.len(), 23);
         let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
         for name in [
             "chorus_media_datagrams_total",
@@ -585,6 +596,7 @@ mod tests {
             "chorus_shard_cpu_seconds_total",
             "chorus_rtcp_rtt_seconds",
             "chorus_media_published_tracks",
+            "chorus_media_fast_path_legs",
         ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }
