@@ -24,7 +24,8 @@
 //! 8. [`http`]: the axum server and [`spawn`] for in-process use.
 //!
 //! Beside them, [`loadtest`] (`chorus loadtest`) speaks the protocol and uses the lower layers,
-//! never the engine; the async Rust test client (`client`) exists only with the `test-client`
+//! never the engine; [`floor`] (`chorus bench-floor`) is a bare rewrite + AES-GCM + `sendmmsg`
+//! forwarder on [`net`] alone, the floor the engine's per-packet cost is measured against; the async Rust test client (`client`) exists only with the `test-client`
 //! cargo feature, which the tests and the bench turn on, so the shipped binary does not link
 //! the async `webrtc` stack.
 //!
@@ -47,6 +48,7 @@ pub mod auth;
 #[cfg(feature = "test-client")]
 pub mod client;
 pub mod config;
+pub mod floor;
 pub mod http;
 pub mod loadtest;
 pub mod log_limit;

@@ -1,5 +1,5 @@
 //! The `chorus` binary: parses the command line, sets up logging and runs a subcommand —
-//! `serve` (the default), `token` or `loadtest`. It only wires library pieces together; `anyhow` is used
+//! `serve` (the default), `token`, `loadtest` or `bench-floor`. It only wires library pieces together; `anyhow` is used
 //! here and nowhere else in the crate.
 
 use anyhow::Context;
@@ -32,6 +32,9 @@ enum Command {
     Token(TokenArgs),
     /// Run synthetic participants against a server and report what they measured.
     Loadtest(chorus::loadtest::LoadConfig),
+    /// Measure the forwarding floor on this machine: a bare rewrite + AES-128-GCM + sendmmsg
+    /// forwarder on 127.0.0.1 (1→N), its CPU per forwarded packet.
+    BenchFloor(chorus::floor::FloorConfig),
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +70,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Token(args)) => print_token(&args),
         Some(Command::Loadtest(config)) => loadtest(config),
+        Some(Command::BenchFloor(config)) => bench_floor(&config),
         Some(Command::Serve(config)) => serve(config),
         None => serve(cli.serve),
     }
@@ -92,6 +96,16 @@ fn loadtest(config: chorus::loadtest::LoadConfig) -> anyhow::Result<()> {
             report.tracks_receiving,
             report.tracks_expected
         );
+    }
+    Ok(())
+}
+
+fn bench_floor(config: &chorus::floor::FloorConfig) -> anyhow::Result<()> {
+    let report = chorus::floor::run(config).map_err(|e| anyhow::anyhow!(e))?;
+    print!("{}", report.text());
+    if let Some(path) = &config.json {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }
