@@ -17,8 +17,13 @@ use rtc::sdp::extmap::{
 };
 use std::net::SocketAddr;
 
-/// Packets of history each sending leg keeps to answer NACKs (a power of two).
+/// Packets of history the stack keeps per sending stream to answer NACKs (a power of two)
+/// when every packet goes through it (`--fast-path false`).
 pub const NACK_CACHE_PACKETS: u16 = 512;
+/// The same with the fast path on: its legs are answered from the publication's cache
+/// (`packet_cache.rs`) and the stack's buffer only serves a leg whose SRTP profile keeps it
+/// on the slow path. 512 slots cost ~60 KiB per video leg even when empty.
+pub const NACK_CACHE_PACKETS_FAST: u16 = 64;
 
 /// The one H264 format the server negotiates (constrained baseline, packetization-mode 1).
 pub const H264_FMTP: &str =
@@ -37,7 +42,12 @@ const FORWARDABLE: [&str; 5] = [
 /// transport-cc and FIR feedback, NACK generator + responder, sender and receiver reports, TWCC
 /// feedback toward publishers, the tap that hands keyframe requests and reports to the shard,
 /// and the wire-side counter of NACKs sent and retransmissions; ICE-lite with `ufrag`/`pwd`.
-pub fn server_recipe(ufrag: &str, pwd: &str, candidates: &[SocketAddr]) -> Recipe {
+pub fn server_recipe(
+    ufrag: &str,
+    pwd: &str,
+    candidates: &[SocketAddr],
+    nack_history: u16,
+) -> Recipe {
     let codecs = server_codecs();
     let ice = Ice::Lite {
         ufrag: ufrag.to_owned(),
@@ -63,7 +73,7 @@ pub fn server_recipe(ufrag: &str, pwd: &str, candidates: &[SocketAddr]) -> Recip
     // The retransmission cache holds packet headers per leg (payloads are shared with the
     // publisher's packet); 512 packets is several seconds of video, far beyond any NACK's
     // useful life, at half the default's memory.
-    recipe.nack_history = Some(NACK_CACHE_PACKETS);
+    recipe.nack_history = Some(nack_history);
     recipe.twcc_receiver = true;
     recipe.interceptors = Registry::new()
         .with(
@@ -161,7 +171,12 @@ mod tests {
     #[test]
     fn server_leg_builds() {
         let candidates = ["127.0.0.1:40000".parse().unwrap()];
-        let recipe = server_recipe("ufrag", "password-of-24-characters", &candidates);
+        let recipe = server_recipe(
+            "ufrag",
+            "password-of-24-characters",
+            &candidates,
+            NACK_CACHE_PACKETS,
+        );
         let (_, advertised) = recipe.build(std::time::Instant::now()).expect("builds");
         assert_eq!(advertised.len(), 1);
     }

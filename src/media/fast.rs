@@ -14,7 +14,6 @@ use super::sending::Subscription;
 use super::transmit::Transmit;
 use crate::rtp::key_tap::KeyTap;
 use crate::rtp::srtp_out::{Rollover, SrtpOut, TAG_LEN};
-use bytes::BytesMut;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp::Packet;
 use std::net::SocketAddr;
@@ -94,7 +93,9 @@ pub fn send(
         fast.transport_seq
     });
     let payload = &out.packet.payload;
-    let mut buf = BytesMut::with_capacity(12 + 64 + out.prefix.len() + payload.len() + TAG_LEN);
+    let size = 12 + 64 + out.prefix.len() + payload.len() + TAG_LEN;
+    let mut buf = turn.buffers.pop().unwrap_or_default();
+    buf.reserve(size);
     let header_len = write_packet(
         &mut buf,
         &out.header,

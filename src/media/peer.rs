@@ -5,7 +5,7 @@
 //! this type only applies it to one connection.
 
 use super::capabilities::ReceiveCaps;
-use super::codecs::server_recipe;
+use super::codecs::{server_recipe, NACK_CACHE_PACKETS, NACK_CACHE_PACKETS_FAST};
 use super::fast::{FastLeg, Route};
 use super::fault::MediaFault;
 use super::key_map::KeyMap;
@@ -48,6 +48,8 @@ pub struct Turn {
     pub touched: Vec<PeerKey>,
     /// Datagrams produced this turn (the stack's writes and the fast path's packets).
     pub transmits: Vec<Transmit>,
+    /// Emptied buffers of sent datagrams, reused by the fast path (no allocation per packet).
+    pub buffers: Vec<bytes::BytesMut>,
     pub counters: ShardCounters,
     /// The shard's time origin, and the Unix time it stands for.
     pub epoch: Instant,
@@ -59,6 +61,7 @@ impl Turn {
         Self {
             touched: Vec::new(),
             transmits: Vec::new(),
+            buffers: Vec::new(),
             counters: ShardCounters::default(),
             epoch,
             epoch_unix,
@@ -161,6 +164,8 @@ pub struct Peer {
     pub fast: Option<FastLeg>,
     /// Where the connection last sent DTLS/SRTP/SRTCP: the fast path's destination.
     pub route: Option<Route>,
+    /// Whether the fast path may serve this leg (`--fast-path`).
+    pub fast_path: bool,
 }
 
 fn random_token(len: usize) -> String {
@@ -176,10 +181,16 @@ fn build_connection(
     ufrag: &str,
     pwd: &str,
     candidates: &[SocketAddr],
+    fast_path: bool,
     now: Instant,
 ) -> Result<(RTCPeerConnection, Vec<RTCIceCandidateInit>, Arc<KeyTap>), rtc::shared::error::Error> {
     let key_tap = KeyTap::new().map_err(|e| rtc::shared::error::Error::Other(e.to_string()))?;
-    let mut recipe = server_recipe(ufrag, pwd, candidates);
+    let history = if fast_path {
+        NACK_CACHE_PACKETS_FAST
+    } else {
+        NACK_CACHE_PACKETS
+    };
+    let mut recipe = server_recipe(ufrag, pwd, candidates, history);
     recipe.crypto = Some(key_tap.clone());
     let (pc, local_candidates) = recipe.build(now)?;
     Ok((pc, local_candidates, key_tap))
@@ -191,11 +202,13 @@ impl Peer {
         member: MediaMember,
         room_key: RoomKey,
         candidates: &[SocketAddr],
+        fast_path: bool,
         now: Instant,
     ) -> Result<Self, rtc::shared::error::Error> {
         let ufrag = random_token(16);
         let pwd = random_token(24);
-        let (pc, local_candidates, key_tap) = build_connection(&ufrag, &pwd, candidates, now)?;
+        let (pc, local_candidates, key_tap) =
+            build_connection(&ufrag, &pwd, candidates, fast_path, now)?;
         Ok(Self {
             key,
             peer_id: member.peer_id,
@@ -229,6 +242,7 @@ impl Peer {
             key_tap,
             fast: None,
             route: None,
+            fast_path,
         })
     }
 
@@ -352,8 +366,13 @@ impl Peer {
     /// Replaces a never-negotiated connection by a fresh one with the same ICE credentials
     /// and candidates (the demux tables stay valid), carrying the pending subscriptions over.
     fn rebuild_connection(&mut self, now: Instant) -> Result<(), rtc::shared::error::Error> {
-        let (pc, local_candidates, key_tap) =
-            build_connection(&self.ufrag, &self.pwd, &self.candidates, now)?;
+        let (pc, local_candidates, key_tap) = build_connection(
+            &self.ufrag,
+            &self.pwd,
+            &self.candidates,
+            self.fast_path,
+            now,
+        )?;
         self.pc = pc;
         self.key_tap = key_tap;
         self.receive.forget_locks();

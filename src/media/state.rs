@@ -57,6 +57,9 @@ pub struct ShardState {
     liveness_due: Instant,
 }
 
+/// Most emptied datagram buffers the shard keeps for reuse.
+const MAX_REUSED: usize = 1024;
+
 /// How often the shard looks for silent or never-connected connections.
 const LIVENESS_SWEEP: Duration = Duration::from_millis(250);
 
@@ -135,7 +138,8 @@ impl ShardState {
     pub fn join(&mut self, key: PeerKey, member: MediaMember, now: Instant) {
         let events = member.events.clone();
         let room_key = self.rooms.open(&member.room);
-        match Peer::new(key, member, room_key, &self.candidates, now) {
+        let fast_path = self.limits.fast_path;
+        match Peer::new(key, member, room_key, &self.candidates, fast_path, now) {
             Ok(peer) => {
                 self.demux.add_peer(&peer.ufrag, key);
                 self.peers.insert(key, peer);
@@ -484,6 +488,14 @@ impl ShardState {
         }
     }
 
+    /// Emptied datagram buffers handed back after sending, for the fast path to reuse.
+    pub fn reuse_buffers(&mut self, spare: &mut Vec<BytesMut>) {
+        let room = MAX_REUSED.saturating_sub(self.turn.buffers.len());
+        let take = spare.len().min(room);
+        self.turn.buffers.extend(spare.drain(..take));
+        spare.clear();
+    }
+
     /// The datagrams produced since the last drain.
     pub fn drain_transmits(&mut self) -> std::vec::Drain<'_, Transmit> {
         self.turn.transmits.drain(..)
@@ -577,7 +589,7 @@ impl ShardState {
                     return;
                 };
                 peer.connected = true;
-                if self.limits.fast_path && peer.fast.is_none() {
+                if peer.fast_path && peer.fast.is_none() {
                     peer.fast = FastLeg::from_tap(&peer.key_tap);
                 }
                 // Keyframes requested while the subscriber's DTLS was still coming up were

@@ -216,7 +216,12 @@ fn std_to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_
 #[derive(Default)]
 pub struct SendQueue {
     datagrams: Vec<(SocketAddr, bytes::BytesMut)>,
+    /// Buffers of sent datagrams, emptied, for the caller to reuse ([`SendQueue::spare`]).
+    spare: Vec<bytes::BytesMut>,
 }
+
+/// Most emptied buffers a queue keeps for reuse.
+const MAX_SPARE: usize = 512;
 
 /// What one flush did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -253,8 +258,18 @@ impl SendQueue {
                 }
             }
         }
-        self.datagrams.clear();
+        for (_, mut buf) in self.datagrams.drain(..) {
+            if self.spare.len() < MAX_SPARE {
+                buf.clear();
+                self.spare.push(buf);
+            }
+        }
         stats
+    }
+
+    /// The emptied buffers of sent datagrams (their capacity kept), to write new ones into.
+    pub fn spare(&mut self) -> &mut Vec<bytes::BytesMut> {
+        &mut self.spare
     }
 }
 
