@@ -34,6 +34,7 @@ pub mod leg_packet;
 pub mod liveness;
 pub mod packet_cache;
 pub mod peer;
+pub mod placement;
 pub mod publication;
 pub mod recycle;
 pub mod rewrite;
@@ -59,7 +60,6 @@ pub use peer::MediaGrants;
 use peer::MediaMember;
 use shard::{Command, Shard, ShardSocket, Waker};
 use stats::MediaMetrics;
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -95,6 +95,7 @@ struct EngineInner {
     next_key: AtomicU64,
     registry: prometheus::Registry,
     health: ShardHealth,
+    placement: placement::Placement,
 }
 
 impl Drop for EngineInner {
@@ -228,11 +229,13 @@ impl MediaEngine {
             candidates = ?shards.iter().flat_map(|s| s.ports.iter()).collect::<Vec<_>>(),
             "media engine started"
         );
+        let placement = placement::Placement::new(shards.len());
         Ok(Self {
             inner: Arc::new(EngineInner {
                 shards,
                 threads: Mutex::new(handles),
                 next_key: AtomicU64::new(1),
+                placement,
                 registry,
                 health,
             }),
@@ -261,12 +264,6 @@ impl MediaEngine {
             .collect()
     }
 
-    fn shard_for(&self, room: &str) -> usize {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        room.hash(&mut h);
-        (h.finish() % self.inner.shards.len().max(1) as u64) as usize
-    }
-
     /// Registers `peer_id` as a media participant of `room`. Events for the client (server
     /// offers, candidates, track announcements, errors) are sent on `events`. Dropping the
     /// returned leg tears the participant's PeerConnection down and unpublishes its tracks.
@@ -291,10 +288,11 @@ impl MediaEngine {
         events: tokio_mpsc::UnboundedSender<MediaEvent>,
     ) -> MediaLeg {
         let key = self.inner.next_key.fetch_add(1, Ordering::Relaxed);
-        let shard = self.shard_for(room);
+        let shard = self.inner.placement.enter(room);
         let leg = MediaLeg {
             key,
             shard,
+            room: room.to_owned(),
             engine: self.clone(),
         };
         leg.send(Command::Join {
@@ -333,8 +331,10 @@ impl MediaEngine {
         answer.await.unwrap_or_default()
     }
 
+    /// The shard hosting `room` (any shard when it has no media legs: it knows no such room).
     fn shard_handle(&self, room: &str) -> &ShardHandle {
-        &self.inner.shards[self.shard_for(room)]
+        let index = self.inner.placement.shard_of(room).unwrap_or(0);
+        &self.inner.shards[index.min(self.inner.shards.len().saturating_sub(1))]
     }
 }
 
@@ -342,6 +342,7 @@ impl MediaEngine {
 pub struct MediaLeg {
     key: u64,
     shard: usize,
+    room: String,
     engine: MediaEngine,
 }
 
@@ -370,5 +371,6 @@ impl MediaLeg {
 impl Drop for MediaLeg {
     fn drop(&mut self) {
         self.send(Command::Leave { key: self.key });
+        self.engine.inner.placement.leave(&self.room);
     }
 }
