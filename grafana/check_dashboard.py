@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Checks grafana/chorus.json: the data source is the `datasource` template variable on every
-panel and query, and every panel expression is valid PromQL. The expressions, with Grafana's
+panel and query, every panel expression is valid PromQL, and the per-node part is there: at
+least one row repeated over a multi-value template variable (one row per Chorus node), whose
+every query is filtered by that variable. The expressions, with Grafana's
 variables replaced by plain values, are written into a Prometheus recording-rules file and
 handed to `promtool check rules`, which parses each one.
 
@@ -32,6 +34,42 @@ def panels(items):
         yield from panels(panel.get("panels", []))
 
 
+def repeated_rows(items):
+    """(row, its panels) for every row with `repeat`: an expanded row owns the panels after it
+    up to the next row, a collapsed one holds them in `panels`."""
+    for index, panel in enumerate(items):
+        if panel.get("type") != "row" or not panel.get("repeat"):
+            continue
+        if panel.get("collapsed"):
+            yield panel, panel.get("panels", [])
+            continue
+        following = []
+        for other in items[index + 1:]:
+            if other.get("type") == "row":
+                break
+            following.append(other)
+        yield panel, following
+
+
+def check_repeats(dashboard, variables):
+    problems = []
+    rows = list(repeated_rows(dashboard.get("panels", [])))
+    if not rows:
+        problems.append("no row repeated over a variable (the per-node rows)")
+    for row, children in rows:
+        name = row["repeat"]
+        variable = variables.get(name)
+        if not variable or not (variable.get("multi") or variable.get("includeAll")):
+            problems.append(f"row `{row.get('title')}` repeats over `{name}`, not a multi-value variable")
+        if not children:
+            problems.append(f"repeated row `{row.get('title')}` has no panels")
+        for child in children:
+            for target in child.get("targets", []):
+                if f'=~"${name}"' not in target.get("expr", "") and f'="${name}"' not in target.get("expr", ""):
+                    problems.append(f"`{child.get('title')}` in repeated row `{row.get('title')}` is not filtered by ${name}")
+    return problems
+
+
 def substitute(expr):
     def value(match):
         name = match.group(1) or match.group(2)
@@ -54,6 +92,7 @@ def main():
     for name in variables:
         if name != "datasource" and name not in VARIABLES:
             problems.append(f"template variable `{name}` has no test value in check_dashboard.py")
+    problems.extend(check_repeats(dashboard, variables))
     rules = []
     for panel in panels(dashboard.get("panels", [])):
         title = panel.get("title", "?")
