@@ -196,12 +196,14 @@ def seconds(text):
 def check_consistency(target, docs):
     problems = []
     for doc in docs:
-        if doc["kind"] != "Deployment":
+        if doc["kind"] not in ("Deployment", "StatefulSet"):
             continue
         spec = doc["spec"]["template"]["spec"]
         pod_security = spec.get("securityContext", {})
         if not pod_security.get("runAsNonRoot"):
-            problems.append("the pod must run as non-root")
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: the pod must run as non-root")
+        if doc["kind"] != "Deployment":
+            continue
         for c in spec["containers"]:
             env = env_of(c)
             shards = int(env.get("CHORUS_UDP_THREADS", {}).get("value", "0"))
