@@ -39,6 +39,7 @@ RUNTIME=${CHORUS_PROOF_RUNTIME:-runc}
 NICE=${CHORUS_PROOF_NICE:-10}
 IMAGE=localhost/chorus:proof
 CONTAINER=chorus-image-proof
+LOADTEST=chorus-image-proof-loadtest
 REBUILD_BASES=false
 [ "${1:-}" = "--rebuild-bases" ] && REBUILD_BASES=true
 
@@ -140,9 +141,13 @@ nice -n "$NICE" timeout 3600 "${PODMAN[@]}" build --network host --layers \
 step "image $IMAGE built in $((SECONDS - BUILD_START)) s ($(podman image inspect --format '{{.Size}}' "$IMAGE") bytes)"
 
 # --- 3. run it, probe it, load it -----------------------------------------------------------
-cleanup() { "${PODMAN[@]}" rm -f -t 5 "$CONTAINER" >/dev/null 2>&1 || true; }
+cleanup() { "${PODMAN[@]}" rm -f -t 5 "$CONTAINER" "$LOADTEST" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 cleanup
+# Something else on the port would answer the probes and the loadtest in the image's place.
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    fail "127.0.0.1:$PORT is already in use (set CHORUS_PROOF_PORT)"
+fi
 "${PODMAN[@]}" run -d --name "$CONTAINER" --network host "${LIMITS[@]}" \
     -e CHORUS_LISTEN="127.0.0.1:$PORT" -e CHORUS_UDP_BIND=127.0.0.1 \
     -e CHORUS_UDP_PORT="$UDP_PORT" -e CHORUS_UDP_THREADS=1 -e CHORUS_ADVERTISE_IPS=127.0.0.1 \
@@ -162,7 +167,7 @@ user=$(stat -c %u "/proc/$(podman inspect -f '{{.State.Pid}}' "$CONTAINER")")
 
 REPORT_DIR=$(mktemp -d)
 chmod 0777 "$REPORT_DIR"
-timeout 120 "${PODMAN[@]}" run --rm --network host "${LIMITS[@]}" -v "$REPORT_DIR:/report" \
+timeout 120 "${PODMAN[@]}" run --rm --name "$LOADTEST" --network host "${LIMITS[@]}" -v "$REPORT_DIR:/report" \
     "$IMAGE" loadtest --url "ws://127.0.0.1:$PORT/ws" --publishers 1 --subscribers 2 \
     --duration 5s --json /report/report.json || fail "loadtest through the image"
 python3 - "$REPORT_DIR/report.json" <<'EOF' || fail "loadtest report"
