@@ -10,11 +10,14 @@ Several SFU pods coordinated through Redis (README "Deploy"):
   * CHORUS_REDIS_URL is either `redis://SERVICE:PORT/...` naming a Service of the render that
     selects a StatefulSet's pods on that port, or a Secret key (and then no in-cluster Redis
     is left in the render);
-  * CHORUS_NODE_ID is the pod's name (downward API);
+  * CHORUS_NODE_ID is the pod's name (downward API), and CHORUS_NODE_URL — where the other
+    pods relay signaling to this one — is `ws://$(VAR):PORT` with VAR the pod's IP defined
+    before it and PORT the one of CHORUS_LISTEN;
   * each pod has a media address of its own: on the host network the node's IP (with one pod
     per node: required anti-affinity), on the pod network with several pods the pod's IP.
 """
 
+import re
 from urllib.parse import urlparse
 
 SFU_CONTAINER = "chorus"
@@ -136,6 +139,24 @@ def check_redis(container, docs):
     return []
 
 
+def check_node_identity(container):
+    env = _env(container)
+    problems = []
+    if _field_ref(env.get("CHORUS_NODE_ID")) != "metadata.name":
+        problems.append("CHORUS_NODE_ID must be the pod's name (fieldRef metadata.name)")
+    url = env.get("CHORUS_NODE_URL", {}).get("value", "")
+    match = re.fullmatch(r"wss?://\$\((\w+)\):(\d+)", url)
+    listen_port = env.get("CHORUS_LISTEN", {}).get("value", "0.0.0.0:8080").rsplit(":", 1)[-1]
+    names = [e["name"] for e in container.get("env", [])]
+    if not match:
+        problems.append(f"CHORUS_NODE_URL {url!r} must be ws://$(POD_IP):PORT (the pod's own address)")
+    elif _field_ref(env.get(match.group(1))) != "status.podIP" or names.index(match.group(1)) > names.index("CHORUS_NODE_URL"):
+        problems.append(f"CHORUS_NODE_URL uses $({match.group(1)}), which must be status.podIP, defined before it")
+    elif match.group(2) != listen_port:
+        problems.append(f"CHORUS_NODE_URL port {match.group(2)} is not the CHORUS_LISTEN port {listen_port}")
+    return problems
+
+
 def check_media_address(deployment, container, single_instance):
     spec = deployment["spec"]["template"]["spec"]
     advertised = _env(container).get("CHORUS_ADVERTISE_IPS", {})
@@ -162,7 +183,6 @@ def check_cluster(target, docs, single_instance=False):
     problems += check_scaling(deployment, container, docs, single_instance)
     problems += check_pdb(deployment, docs)
     problems += check_redis(container, docs)
-    if _field_ref(_env(container).get("CHORUS_NODE_ID")) != "metadata.name":
-        problems.append("CHORUS_NODE_ID must be the pod's name (fieldRef metadata.name)")
+    problems += check_node_identity(container)
     problems += check_media_address(deployment, container, single_instance)
     return [f"{target}: {p}" for p in problems]
