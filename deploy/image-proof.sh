@@ -15,13 +15,19 @@
 #   3. `podman run` of the image on the host network, listening on loopback only; bounded
 #      wait for `/healthz`; then `chorus loadtest` — the image's own binary, in a second
 #      container — with 1 publisher and 2 subscribers for 5 s; the loadtest fails unless every
-#      expected track is received, and this script also wants forwarded packets and no errors.
+#      expected track is received, and this script also wants forwarded packets and no errors;
+#      SIGTERM must drain and exit with 0;
+#   4. when the image's chorus has cluster mode (`--redis-url`): Debian's redis-server on
+#      loopback, two nodes of the image on it, and a loadtest whose room's participants are
+#      spread over both nodes (signaling relayed to the room's node, media straight to it).
 #
 # Needs root, network access to the Debian mirror and crates.io, and ~3 GB under
 # CHORUS_PROOF_DIR. Installs debootstrap, podman, buildah and runc with apt when missing.
 # Every step has a time bound; the script prints the time each one took.
 #
 # Usage: deploy/image-proof.sh [--rebuild-bases]
+# CHORUS_PROOF_CONTEXT=DIR builds another checkout (its Cargo.toml, benches/, src/) with this
+# checkout's Dockerfile.
 # Environment: CHORUS_PROOF_DIR (default /var/tmp/chorus-image-proof), CHORUS_PROOF_MIRROR
 # (default: the first Debian URI of apt's sources), CHORUS_PROOF_SUITE (default bookworm,
 # the public image's Debian), CHORUS_PROOF_PORT / CHORUS_PROOF_UDP_PORT (default 18480 / 41480), CHORUS_PROOF_RUNTIME
@@ -137,40 +143,60 @@ BUILD_START=$SECONDS
 nice -n "$NICE" timeout 3600 "${PODMAN[@]}" build --network host --layers \
     --ignorefile deploy/Dockerfile.dockerignore \
     --build-arg "BUILDER_IMAGE=$BUILDER_BASE" --build-arg "RUNTIME_IMAGE=$RUNTIME_BASE" \
-    -f deploy/Dockerfile -t "$IMAGE" . || fail "podman build"
+    -f deploy/Dockerfile -t "$IMAGE" "${CHORUS_PROOF_CONTEXT:-.}" || fail "podman build"
 step "image $IMAGE built in $((SECONDS - BUILD_START)) s ($(podman image inspect --format '{{.Size}}' "$IMAGE") bytes)"
 
 # --- 3. run it, probe it, load it -----------------------------------------------------------
-cleanup() { "${PODMAN[@]}" rm -f -t 5 "$CONTAINER" "$LOADTEST" >/dev/null 2>&1 || true; }
-trap cleanup EXIT
-cleanup
-# Something else on the port would answer the probes and the loadtest in the image's place.
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-    fail "127.0.0.1:$PORT is already in use (set CHORUS_PROOF_PORT)"
-fi
-"${PODMAN[@]}" run -d --name "$CONTAINER" --network host "${LIMITS[@]}" \
-    -e CHORUS_LISTEN="127.0.0.1:$PORT" -e CHORUS_UDP_BIND=127.0.0.1 \
-    -e CHORUS_UDP_PORT="$UDP_PORT" -e CHORUS_UDP_THREADS=1 -e CHORUS_ADVERTISE_IPS=127.0.0.1 \
-    -e CHORUS_MAX_CONNECTIONS_PER_IP=0 -e CHORUS_DRAIN_TIMEOUT=5s \
-    "$IMAGE" >/dev/null || fail "podman run"
-deadline=$((SECONDS + 30))
-until [ "$(curl -fsS --max-time 2 "http://127.0.0.1:$PORT/healthz" 2>/dev/null)" = ok ]; do
-    if [ $SECONDS -ge $deadline ] || [ "$(podman inspect -f '{{.State.Running}}' "$CONTAINER")" != true ]; then
-        podman logs "$CONTAINER" 2>&1 | tail -20 >&2
-        fail "/healthz did not answer ok within 30 s"
-    fi
-    sleep 0.5
-done
-step "/healthz: $(curl -fsS "http://127.0.0.1:$PORT/healthz"); /readyz: $(curl -fsS "http://127.0.0.1:$PORT/readyz")"
-user=$(stat -c %u "/proc/$(podman inspect -f '{{.State.Pid}}' "$CONTAINER")")
-[ "$user" = 65532 ] || fail "the server runs as uid $user, not 65532"
-
+NODES=()
+REDIS_PID=""
 REPORT_DIR=$(mktemp -d)
 chmod 0777 "$REPORT_DIR"
-timeout 120 "${PODMAN[@]}" run --rm --name "$LOADTEST" --network host "${LIMITS[@]}" -v "$REPORT_DIR:/report" \
-    "$IMAGE" loadtest --url "ws://127.0.0.1:$PORT/ws" --publishers 1 --subscribers 2 \
-    --duration 5s --json /report/report.json || fail "loadtest through the image"
-python3 - "$REPORT_DIR/report.json" <<'EOF' || fail "loadtest report"
+cleanup() {
+    "${PODMAN[@]}" rm -f -t 5 "$CONTAINER" "$LOADTEST" "${NODES[@]}" >/dev/null 2>&1 || true
+    [ -z "$REDIS_PID" ] || kill "$REDIS_PID" 2>/dev/null || true
+    rm -rf "$REPORT_DIR"
+}
+trap cleanup EXIT
+"${PODMAN[@]}" rm -f -t 5 "$CONTAINER" "$LOADTEST" >/dev/null 2>&1 || true
+
+# start_node NAME PORT UDP_PORT [ENV=VALUE...]: the image on the host network, loopback only;
+# waits (30 s at most) for /healthz, and checks the server runs as uid 65532.
+start_node() {
+    local name=$1 port=$2 udp=$3; shift 3
+    # Something else on the port would answer the probes and the loadtest in the image's place.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        fail "127.0.0.1:$port is already in use (set CHORUS_PROOF_PORT)"
+    fi
+    local env=(-e CHORUS_LISTEN="127.0.0.1:$port" -e CHORUS_UDP_BIND=127.0.0.1
+        -e CHORUS_UDP_PORT="$udp" -e CHORUS_UDP_THREADS=1 -e CHORUS_ADVERTISE_IPS=127.0.0.1
+        -e CHORUS_MAX_CONNECTIONS_PER_IP=0 -e CHORUS_DRAIN_TIMEOUT=5s)
+    local pair
+    for pair in "$@"; do env+=(-e "$pair"); done
+    "${PODMAN[@]}" rm -f "$name" >/dev/null 2>&1 || true
+    "${PODMAN[@]}" run -d --name "$name" --network host "${LIMITS[@]}" "${env[@]}" "$IMAGE" \
+        >/dev/null || fail "podman run $name"
+    local deadline=$((SECONDS + 30))
+    until [ "$(curl -fsS --max-time 2 "http://127.0.0.1:$port/healthz" 2>/dev/null)" = ok ]; do
+        if [ $SECONDS -ge $deadline ] || [ "$(podman inspect -f '{{.State.Running}}' "$name")" != true ]; then
+            podman logs "$name" 2>&1 | tail -20 >&2
+            fail "$name: /healthz did not answer ok within 30 s"
+        fi
+        sleep 0.5
+    done
+    local user
+    user=$(stat -c %u "/proc/$(podman inspect -f '{{.State.Pid}}' "$name")")
+    [ "$user" = 65532 ] || fail "$name: the server runs as uid $user, not 65532"
+    step "$name: /healthz $(curl -fsS "http://127.0.0.1:$port/healthz"), /readyz $(curl -fsS "http://127.0.0.1:$port/readyz"), uid 65532"
+}
+
+# loadtest URLS PUBLISHERS SUBSCRIBERS: the image's own `chorus loadtest` in a second container
+# (URLS comma-separated: participants round-robin over them); every expected track must
+# arrive, the server(s) must forward packets, and no error may be counted.
+loadtest() {
+    timeout 120 "${PODMAN[@]}" run --rm --name "$LOADTEST" --network host "${LIMITS[@]}" \
+        -v "$REPORT_DIR:/report" "$IMAGE" loadtest --url "$1" --publishers "$2" \
+        --subscribers "$3" --duration 5s --json /report/report.json || fail "loadtest through the image"
+    python3 - "$REPORT_DIR/report.json" <<'EOF' || fail "loadtest report"
 import json, sys
 r = json.load(open(sys.argv[1]))
 server = r.get("server") or {}
@@ -182,10 +208,48 @@ assert r["tracks_expected"] > 0 and r["tracks_receiving"] == r["tracks_expected"
 assert server.get("forwarded_pps", 0) > 0, "the server forwarded nothing"
 assert not any(errors.values()), "loadtest errors"
 EOF
-rm -rf "$REPORT_DIR"
+}
 
-# A graceful stop: SIGTERM starts the drain; with no room left the server exits with 0.
-"${PODMAN[@]}" stop -t 20 "$CONTAINER" >/dev/null
-status=$(podman inspect -f '{{.State.ExitCode}}' "$CONTAINER")
-[ "$status" = 0 ] || fail "the server exited with $status after SIGTERM"
-step "done: image built from deploy/Dockerfile on Debian bases, /healthz ok, loadtest smoke ok, clean drain"
+# stop_clean NAME: SIGTERM starts the drain; with no room left the server exits with 0.
+stop_clean() {
+    "${PODMAN[@]}" stop -t 20 "$1" >/dev/null
+    local status
+    status=$(podman inspect -f '{{.State.ExitCode}}' "$1")
+    [ "$status" = 0 ] || fail "$1 exited with $status after SIGTERM"
+}
+
+start_node "$CONTAINER" "$PORT" "$UDP_PORT"
+loadtest "ws://127.0.0.1:$PORT/ws" 1 2
+stop_clean "$CONTAINER"
+step "single node: image built from deploy/Dockerfile on Debian bases, /healthz ok, loadtest smoke ok, clean drain"
+
+# --- 4. two nodes and Redis (when the image's chorus has cluster mode) ----------------------
+# Debian's redis-server on loopback; two nodes of the image sharing it; the loadtest spreads
+# one room's participants over both nodes, so the room's node serves clients relayed by the
+# other one, and their media goes straight to the room's node.
+if ! "${PODMAN[@]}" run --rm "${LIMITS[@]}" "$IMAGE" serve --help 2>/dev/null | grep -q -- --redis-url; then
+    step "cluster step skipped: this image's chorus has no --redis-url"
+    exit 0
+fi
+command -v redis-server >/dev/null || {
+    DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q --no-install-recommends redis-server
+}
+REDIS_PORT=$((PORT + 3))
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no \
+    --dir "$REPORT_DIR" >"$REPORT_DIR/redis.log" 2>&1 &
+REDIS_PID=$!
+deadline=$((SECONDS + 10))
+until redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; do
+    [ $SECONDS -lt $deadline ] || fail "redis-server did not start"
+    sleep 0.2
+done
+NODES=(chorus-image-proof-a chorus-image-proof-b)
+for i in 0 1; do
+    port=$((PORT + 1 + i))
+    start_node "${NODES[$i]}" "$port" "$((UDP_PORT + 10 * (i + 1)))" \
+        "CHORUS_REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0" "CHORUS_NODE_ID=proof-$i" \
+        "CHORUS_NODE_URL=ws://127.0.0.1:$port"
+done
+loadtest "ws://127.0.0.1:$((PORT + 1))/ws,ws://127.0.0.1:$((PORT + 2))/ws" 1 3
+for node in "${NODES[@]}"; do stop_clean "$node"; done
+step "cluster: two nodes of the image on one Redis, one room across both (relay), loadtest ok, clean drains"
