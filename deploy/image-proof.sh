@@ -227,7 +227,8 @@ step "single node: image built from deploy/Dockerfile on Debian bases, /healthz 
 # Debian's redis-server on loopback; two nodes of the image sharing it; the loadtest spreads
 # one room's participants over both nodes, so the room's node serves clients relayed by the
 # other one, and their media goes straight to the room's node.
-if ! "${PODMAN[@]}" run --rm "${LIMITS[@]}" "$IMAGE" serve --help 2>/dev/null | grep -q -- --redis-url; then
+serve_help=$("${PODMAN[@]}" run --rm "${LIMITS[@]}" "$IMAGE" serve --help 2>&1) || fail "chorus serve --help"
+if ! grep -q -- --redis-url <<<"$serve_help"; then
     step "cluster step skipped: this image's chorus has no --redis-url"
     exit 0
 fi
@@ -251,5 +252,18 @@ for i in 0 1; do
         "CHORUS_NODE_URL=ws://127.0.0.1:$port"
 done
 loadtest "ws://127.0.0.1:$((PORT + 1))/ws,ws://127.0.0.1:$((PORT + 2))/ws" 1 3
+# Each node saw the other in the registry, and joins really were relayed to the room's node.
+# metric NODE_PORT NAME LABEL: the sum of NAME's series with LABEL on that node.
+metric() {
+    curl -fsS --max-time 5 "http://127.0.0.1:$1/metrics" \
+        | awk -v name="$2" -v label="$3" 'index($1, name "{") == 1 && index($1, label) { s += $NF } END { print s + 0 }'
+}
+relayed=0
+for i in 0 1; do
+    active=$(metric "$((PORT + 1 + i))" chorus_cluster_nodes 'state="active"')
+    [ "$active" = 2 ] || fail "${NODES[$i]} sees $active active nodes in the registry, not 2"
+    relayed=$((relayed + $(metric "$((PORT + 1 + i))" chorus_cluster_placements_total 'result="remote"')))
+done
+[ "$relayed" -ge 1 ] || fail "no join was relayed to the room's node"
 for node in "${NODES[@]}"; do stop_clean "$node"; done
-step "cluster: two nodes of the image on one Redis, one room across both (relay), loadtest ok, clean drains"
+step "cluster: two nodes of the image on one Redis see each other; one room across both ($relayed joins relayed to the room's node), loadtest ok, clean drains"
