@@ -152,12 +152,13 @@ REDIS_PID=""
 REPORT_DIR=$(mktemp -d)
 chmod 0777 "$REPORT_DIR"
 cleanup() {
-    "${PODMAN[@]}" rm -f -t 5 "$CONTAINER" "$LOADTEST" "${NODES[@]}" >/dev/null 2>&1 || true
+    # --ignore: one missing name (the loadtest's --rm container) must not spare the others.
+    "${PODMAN[@]}" rm --ignore -f -t 5 "$CONTAINER" "$LOADTEST" "${NODES[@]}" >/dev/null 2>&1 || true
     [ -z "$REDIS_PID" ] || kill "$REDIS_PID" 2>/dev/null || true
     rm -rf "$REPORT_DIR"
 }
 trap cleanup EXIT
-"${PODMAN[@]}" rm -f -t 5 "$CONTAINER" "$LOADTEST" >/dev/null 2>&1 || true
+"${PODMAN[@]}" rm --ignore -f -t 5 "$CONTAINER" "$LOADTEST" >/dev/null 2>&1 || true
 
 # start_node NAME PORT UDP_PORT [ENV=VALUE...]: the image on the host network, loopback only;
 # waits (30 s at most) for /healthz, and checks the server runs as uid 65532.
@@ -172,7 +173,7 @@ start_node() {
         -e CHORUS_MAX_CONNECTIONS_PER_IP=0 -e CHORUS_DRAIN_TIMEOUT=5s)
     local pair
     for pair in "$@"; do env+=(-e "$pair"); done
-    "${PODMAN[@]}" rm -f "$name" >/dev/null 2>&1 || true
+    "${PODMAN[@]}" rm --ignore -f "$name" >/dev/null 2>&1 || true
     "${PODMAN[@]}" run -d --name "$name" --network host "${LIMITS[@]}" "${env[@]}" "$IMAGE" \
         >/dev/null || fail "podman run $name"
     local deadline=$((SECONDS + 30))
