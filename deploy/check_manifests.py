@@ -15,7 +15,8 @@ overlay, so every component is checked even if no overlay uses it):
      the structural checks in `check_servicemonitor` instead;
   4. check that the pieces agree: one UDP port per media shard, probes on /readyz and /healthz,
      a grace period longer than preStop + drain timeout, non-root, no CPU limit;
-  5. check the cluster (check_cluster.py): an HPA (CPU, minReplicas >= 2, one pod removed at a
+  5. check the cluster (check_cluster.py; check_cluster_test.py makes sure it still reports each
+     of a set of deliberately broken variants): an HPA (CPU, minReplicas >= 2, one pod removed at a
      time) owning the pod count, or exactly one replica where a target is single-instance; a
      PDB letting one pod go at a time; CHORUS_REDIS_URL wired to the in-cluster Redis Service
      or to a Secret (and then no in-cluster Redis left over); the node id from the pod name;
@@ -37,6 +38,7 @@ import tempfile
 import yaml
 
 from check_cluster import check_cluster
+from check_cluster_test import self_test
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kubernetes")
 TARGETS = ["base", "overlays/example", "overlays/external-redis", "overlays/load-balancer"]
@@ -262,6 +264,7 @@ def main():
         os.makedirs(out_dir, exist_ok=True)
     have_kubectl = "--fallback" not in args and shutil.which("kubectl") is not None
     problems = []
+    renders = {}
     work = tempfile.mkdtemp(prefix="chorus-manifests-")
     scratch = tempfile.mkdtemp(prefix=".check-", dir=ROOT)
     try:
@@ -277,6 +280,7 @@ def main():
                     problems.extend(check_servicemonitor(target, doc, docs))
             problems.extend(check_consistency(target, docs))
             problems.extend(check_cluster(target, docs, single_instance=target in SINGLE_INSTANCE))
+            renders[target] = docs
             name = target.replace("/", "-").replace("+", "-")
             path = os.path.join(out_dir or work, f"{name}.yaml")
             with open(path, "w", encoding="utf-8") as f:
@@ -298,6 +302,10 @@ def main():
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
+    broken = self_test(renders, SINGLE_INSTANCE)
+    problems.extend(broken)
+    if not broken:
+        print("manifests: check_cluster reports every deliberately broken variant (check_cluster_test.py)")
     for p in problems:
         print(f"manifests: {p}", file=sys.stderr)
     if not problems:

@@ -10,6 +10,7 @@ Usage: grafana/check_dashboard.py [DASHBOARD.json]   (needs promtool on PATH)
 Exit status: 0 when everything passes, 1 otherwise.
 """
 
+import copy
 import json
 import os
 import re
@@ -70,6 +71,25 @@ def check_repeats(dashboard, variables):
     return problems
 
 
+def self_test_repeats(dashboard, variables):
+    """check_repeats must still see the two ways the per-node part can break: no repeated row,
+    and a query in it that is not filtered by the row's variable."""
+    problems = []
+    unrepeated = copy.deepcopy(dashboard)
+    for panel in unrepeated.get("panels", []):
+        panel.pop("repeat", None)
+    if not check_repeats(unrepeated, variables):
+        problems.append("self-test: a dashboard without a repeated row is not reported")
+    unfiltered = copy.deepcopy(dashboard)
+    for row, children in repeated_rows(unfiltered.get("panels", [])):
+        for child in children[:1]:
+            for target in child.get("targets", []):
+                target["expr"] = re.sub(r'\{[^}]*\$\{?' + row["repeat"] + r'\}?[^}]*\}', "", target["expr"])
+    if not check_repeats(unfiltered, variables):
+        problems.append("self-test: a repeated-row query without the row's variable is not reported")
+    return problems
+
+
 def substitute(expr):
     def value(match):
         name = match.group(1) or match.group(2)
@@ -93,6 +113,7 @@ def main():
         if name != "datasource" and name not in VARIABLES:
             problems.append(f"template variable `{name}` has no test value in check_dashboard.py")
     problems.extend(check_repeats(dashboard, variables))
+    problems.extend(self_test_repeats(dashboard, variables))
     rules = []
     for panel in panels(dashboard.get("panels", [])):
         title = panel.get("title", "?")
