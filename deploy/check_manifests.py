@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Renders the Kubernetes manifests under deploy/kubernetes and checks them.
 
-For the base and every overlay:
+For the base, every overlay, and the base with each component (rendered through a temporary
+overlay, so every component is checked even if no overlay uses it):
   1. render it: `kubectl kustomize` when kubectl is installed, else the small kustomize subset
-     below (resources, components, namespace, labels, images, strategic-merge patches: exactly
-     what these manifests use). With kubectl present, the subset's output is rendered too and
-     must equal kubectl's, so the fallback stays honest;
+     below (resources, components, namespace, labels, images, strategic-merge patches including
+     `$patch: delete`: exactly what these manifests use). With kubectl present, the subset's
+     output is rendered too and must equal kubectl's, so the fallback stays honest;
   2. validate every built-in object with `kubernetes-validate --strict` against the oldest
      Kubernetes these manifests support (1.30: the preStop `sleep` action) and the newest the
      validator knows;
@@ -13,7 +14,13 @@ For the base and every overlay:
      kubernetes-validate on purpose — it has no schema for CRDs and would only warn — and get
      the structural checks in `check_servicemonitor` instead;
   4. check that the pieces agree: one UDP port per media shard, probes on /readyz and /healthz,
-     a grace period longer than preStop + drain timeout, non-root, no CPU limit.
+     a grace period longer than preStop + drain timeout, non-root, no CPU limit;
+  5. check the cluster (check_cluster.py; check_cluster_test.py makes sure it still reports each
+     of a set of deliberately broken variants): an HPA (CPU, minReplicas >= 2, one pod removed at a
+     time) owning the pod count, or exactly one replica where a target is single-instance; a
+     PDB letting one pod go at a time; CHORUS_REDIS_URL wired to the in-cluster Redis Service
+     or to a Secret (and then no in-cluster Redis left over); the node id from the pod name;
+     a media address of each pod's own.
 
 Usage: deploy/check_manifests.py [--fallback] [--out DIR]   (needs PyYAML and kubernetes-validate)
   --fallback   render with the built-in subset even when kubectl is installed
@@ -30,8 +37,13 @@ import tempfile
 
 import yaml
 
+from check_cluster import check_cluster
+from check_cluster_test import self_test
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kubernetes")
-TARGETS = ["base", "overlays/example", "overlays/load-balancer"]
+TARGETS = ["base", "overlays/example", "overlays/external-redis", "overlays/load-balancer"]
+# Targets that run one SFU pod on purpose (one load-balancer address per pod): no HPA.
+SINGLE_INSTANCE = {"overlays/load-balancer"}
 K8S_VERSIONS = ["1.30.0", None]  # None: kubernetes-validate's newest
 CUSTOM_KINDS = {"ServiceMonitor"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
@@ -134,11 +146,32 @@ def apply_patch(path, docs):
         matches = [i for i, d in enumerate(out) if same_object(d, patch)]
         if len(matches) != 1:
             raise SystemExit(f"{path}: patch target {patch['kind']}/{patch['metadata']['name']} not found once")
-        out[matches[0]] = merge(out[matches[0]], patch)
+        if patch.get("$patch") == "delete":
+            del out[matches[0]]
+        else:
+            out[matches[0]] = merge(out[matches[0]], patch)
     return out
 
 
 # --- rendering and validation ---------------------------------------------------------------
+
+
+def component_overlays(parent):
+    """A temporary overlay `base + component` for every component, inside the kubernetes
+    directory (kustomize refuses absolute paths). Yields (target name, directory)."""
+    components = sorted(os.listdir(os.path.join(ROOT, "components")))
+    for name in components:
+        directory = os.path.join(parent, name)
+        os.makedirs(directory)
+        rel = os.path.relpath(ROOT, directory)
+        with open(os.path.join(directory, "kustomization.yaml"), "w", encoding="utf-8") as f:
+            yaml.safe_dump({
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [f"{rel}/base"],
+                "components": [f"{rel}/components/{name}"],
+            }, f)
+        yield f"base+components/{name}", directory
 
 
 def kubectl_render(directory):
@@ -165,12 +198,14 @@ def seconds(text):
 def check_consistency(target, docs):
     problems = []
     for doc in docs:
-        if doc["kind"] != "Deployment":
+        if doc["kind"] not in ("Deployment", "StatefulSet"):
             continue
         spec = doc["spec"]["template"]["spec"]
         pod_security = spec.get("securityContext", {})
         if not pod_security.get("runAsNonRoot"):
-            problems.append("the pod must run as non-root")
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: the pod must run as non-root")
+        if doc["kind"] != "Deployment":
+            continue
         for c in spec["containers"]:
             env = env_of(c)
             shards = int(env.get("CHORUS_UDP_THREADS", {}).get("value", "0"))
@@ -229,10 +264,12 @@ def main():
         os.makedirs(out_dir, exist_ok=True)
     have_kubectl = "--fallback" not in args and shutil.which("kubectl") is not None
     problems = []
+    renders = {}
     work = tempfile.mkdtemp(prefix="chorus-manifests-")
+    scratch = tempfile.mkdtemp(prefix=".check-", dir=ROOT)
     try:
-        for target in TARGETS:
-            directory = os.path.join(ROOT, target)
+        targets = [(t, os.path.join(ROOT, t)) for t in TARGETS] + list(component_overlays(scratch))
+        for target, directory in targets:
             fallback = build(directory)
             docs = kubectl_render(directory) if have_kubectl else fallback
             if have_kubectl and keyed(docs) != keyed(fallback):
@@ -242,7 +279,9 @@ def main():
                 if doc["kind"] == "ServiceMonitor":
                     problems.extend(check_servicemonitor(target, doc, docs))
             problems.extend(check_consistency(target, docs))
-            name = target.replace("/", "-")
+            problems.extend(check_cluster(target, docs, single_instance=target in SINGLE_INSTANCE))
+            renders[target] = docs
+            name = target.replace("/", "-").replace("+", "-")
             path = os.path.join(out_dir or work, f"{name}.yaml")
             with open(path, "w", encoding="utf-8") as f:
                 yaml.safe_dump_all(builtin, f, sort_keys=False)
@@ -262,6 +301,11 @@ def main():
             print(f"manifests: {target}: {len(docs)} objects via {renderer}: {kinds}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+    broken = self_test(renders, SINGLE_INSTANCE)
+    problems.extend(broken)
+    if not broken:
+        print("manifests: check_cluster reports every deliberately broken variant (check_cluster_test.py)")
     for p in problems:
         print(f"manifests: {p}", file=sys.stderr)
     if not problems:
