@@ -9,7 +9,7 @@
 //! keeps the slow path (`rtc`'s `write_rtp`), as does every leg when the fast path is off.
 
 use super::leg_packet::{write_packet, LegHeader};
-use super::peer::{Peers, Turn};
+use super::peer::{Peer, Peers, Turn};
 use super::sending::Subscription;
 use super::transmit::Transmit;
 use crate::rtp::key_tap::KeyTap;
@@ -46,6 +46,24 @@ impl FastLeg {
 pub struct Route {
     pub local: SocketAddr,
     pub to: SocketAddr,
+}
+
+/// The selected candidate pair of `peer`'s connection as a route, when the stack names one
+/// (read through one of its senders' transport; `None` before negotiation).
+pub fn selected_route(peer: &mut Peer, candidates: &[SocketAddr]) -> Option<Route> {
+    let sender_id = peer.subscriptions.values().next()?.sender_id;
+    let sender = peer.pc.rtp_sender(sender_id)?;
+    let pair = sender
+        .transport()?
+        .ice_transport()
+        .get_selected_candidate_pair()?;
+    let remote: std::net::IpAddr = pair.remote().address.parse().ok()?;
+    let local: std::net::IpAddr = pair.local().address.parse().ok()?;
+    let local = SocketAddr::new(local, pair.local().port);
+    candidates.contains(&local).then_some(Route {
+        local,
+        to: SocketAddr::new(remote, pair.remote().port),
+    })
 }
 
 /// The RTX stream of a video subscription: its SSRC, payload type (once negotiated) and

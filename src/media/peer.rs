@@ -166,6 +166,8 @@ pub struct Peer {
     pub route: Option<Route>,
     /// Whether the fast path may serve this leg (`--fast-path`).
     pub fast_path: bool,
+    /// A STUN message from the client arrived this turn.
+    pub stun_in: bool,
 }
 
 fn random_token(len: usize) -> String {
@@ -243,6 +245,7 @@ impl Peer {
             fast: None,
             route: None,
             fast_path,
+            stun_in: false,
         })
     }
 

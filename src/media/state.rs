@@ -341,6 +341,7 @@ impl ShardState {
         };
         if let Routed::Stun(_) = routed {
             // Nothing is learned from, or handed on for, a STUN message its sender cannot sign.
+            peer.stun_in = true;
             let learned = if stun_auth::integrity_ok(data, &peer.pwd) {
                 self.demux.learn(from, key, local, now)
             } else {
@@ -469,6 +470,13 @@ impl ShardState {
                 );
                 if std::mem::take(&mut peer.dtls_alert_in) && alert_out && peer.connected {
                     closed.push(*key);
+                }
+                // A connectivity check may have moved the selected pair (the client's
+                // nomination, an ICE restart): the fast path follows it at once.
+                if std::mem::take(&mut peer.stun_in) && peer.fast.is_some() {
+                    if let Some(route) = fast::selected_route(peer, &self.candidates) {
+                        peer.route = Some(route);
+                    }
                 }
                 peer.next_timeout = peer.pc.poll_timeout();
                 if let Some(at) = peer.next_timeout {

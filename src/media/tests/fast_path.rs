@@ -124,3 +124,22 @@ fn the_fast_path_delivers_what_the_stack_delivers() {
         "the same payloads in the same order"
     );
 }
+
+#[test]
+fn the_fast_path_sends_where_the_stack_sends_and_follows_the_selected_pair() {
+    let (mut bench, _alice, bob) = Bench::call(&[TrackKind::Video]);
+    let server = bench.server;
+    let client = bench.clients[bob].addr;
+    let key = bench.clients[bob].key;
+    let peer = bench.state.peer_mut(key).expect("bob's leg");
+    let learned = peer
+        .route
+        .expect("a route learned from the stack's own datagrams");
+    assert_eq!((learned.local, learned.to), (server, client));
+    let selected = crate::media::fast::selected_route(peer, &[server]).expect("selected pair");
+    assert_eq!(selected, learned);
+    assert!(
+        crate::media::fast::selected_route(peer, &[]).is_none(),
+        "a pair on no socket of ours is not followed"
+    );
+}
