@@ -78,10 +78,9 @@ impl Forwarder {
             }
             // As the shard's turn: batches until one comes back short.
             loop {
-                let n = self.batch.recv(&self.socket).unwrap_or(0);
+                let n = self.forward_once();
                 if n > 0 {
                     first.get_or_insert_with(Instant::now);
-                    self.forward_batch(n);
                     last = Instant::now();
                 }
                 if n < BATCH {
@@ -93,6 +92,20 @@ impl Forwarder {
         if let Some(first) = first {
             self.stats.active_nanos = last.saturating_duration_since(first).as_nanos() as u64;
         }
+        self.stats
+    }
+
+    /// One `recvmmsg` batch (without waiting), forwarded; how many datagrams it held.
+    pub fn forward_once(&mut self) -> usize {
+        let n = self.batch.recv(&self.socket).unwrap_or(0);
+        if n > 0 {
+            self.forward_batch(n);
+        }
+        n
+    }
+
+    /// What it has done so far (the CPU figures are filled in by [`Forwarder::run`]).
+    pub fn stats(&self) -> ForwardStats {
         self.stats
     }
 
@@ -196,8 +209,7 @@ mod tests {
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         while fwd.stats.received < 2 && Instant::now() < deadline {
-            let n = fwd.batch.recv(&fwd.socket).unwrap_or(0);
-            fwd.forward_batch(n);
+            fwd.forward_once();
         }
         assert_eq!((fwd.stats.received, fwd.stats.forwarded), (2, 4));
         assert_eq!(
