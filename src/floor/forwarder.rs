@@ -28,6 +28,9 @@ pub struct ForwardStats {
     pub forwarded: u64,
     /// Sealed datagrams dropped because the send buffer was full.
     pub send_dropped: u64,
+    /// `poll` calls (turns), and `recvmmsg` batches that held packets.
+    pub polls: u64,
+    pub batches: u64,
     /// The thread's CPU time over its whole run.
     pub cpu_nanos: u64,
     /// Wall time from the first packet received to the last flush.
@@ -73,6 +76,7 @@ impl Forwarder {
         let mut last = Instant::now();
         let fd = self.socket.as_raw_fd();
         while !stop.load(Ordering::Acquire) {
+            self.stats.polls += 1;
             if !wait_readable(&[fd], waker, IDLE_POLL)[0] {
                 continue;
             }
@@ -99,6 +103,7 @@ impl Forwarder {
     pub fn forward_once(&mut self) -> usize {
         let n = self.batch.recv(&self.socket).unwrap_or(0);
         if n > 0 {
+            self.stats.batches += 1;
             self.forward_batch(n);
         }
         n
