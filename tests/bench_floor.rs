@@ -44,6 +44,10 @@ fn bench_floor_forwards_seals_and_reports() {
     assert!(num("cpu_us_per_forwarded") > 0.0, "{text}");
     assert!(num("forwarder_core_pct") > 0.0, "{text}");
     assert!(
+        num("batches") > 0.0 && num("polls") >= num("batches"),
+        "{text}"
+    );
+    assert!(
         num("verified") > 0.0,
         "leg 0's datagrams open with its key: {text}"
     );

@@ -28,6 +28,9 @@ pub struct ForwardStats {
     pub forwarded: u64,
     /// Sealed datagrams dropped because the send buffer was full.
     pub send_dropped: u64,
+    /// `poll` calls (turns), and `recvmmsg` batches that held packets.
+    pub polls: u64,
+    pub batches: u64,
     /// The thread's CPU time over its whole run.
     pub cpu_nanos: u64,
     /// Wall time from the first packet received to the last flush.
@@ -73,15 +76,15 @@ impl Forwarder {
         let mut last = Instant::now();
         let fd = self.socket.as_raw_fd();
         while !stop.load(Ordering::Acquire) {
+            self.stats.polls += 1;
             if !wait_readable(&[fd], waker, IDLE_POLL)[0] {
                 continue;
             }
             // As the shard's turn: batches until one comes back short.
             loop {
-                let n = self.batch.recv(&self.socket).unwrap_or(0);
+                let n = self.forward_once();
                 if n > 0 {
                     first.get_or_insert_with(Instant::now);
-                    self.forward_batch(n);
                     last = Instant::now();
                 }
                 if n < BATCH {
@@ -93,6 +96,21 @@ impl Forwarder {
         if let Some(first) = first {
             self.stats.active_nanos = last.saturating_duration_since(first).as_nanos() as u64;
         }
+        self.stats
+    }
+
+    /// One `recvmmsg` batch (without waiting), forwarded; how many datagrams it held.
+    pub fn forward_once(&mut self) -> usize {
+        let n = self.batch.recv(&self.socket).unwrap_or(0);
+        if n > 0 {
+            self.stats.batches += 1;
+            self.forward_batch(n);
+        }
+        n
+    }
+
+    /// What it has done so far (the CPU figures are filled in by [`Forwarder::run`]).
+    pub fn stats(&self) -> ForwardStats {
         self.stats
     }
 
@@ -198,8 +216,7 @@ mod tests {
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         while fwd.stats.received < 2 && Instant::now() < deadline {
-            let n = fwd.batch.recv(&fwd.socket).unwrap_or(0);
-            fwd.forward_batch(n);
+            fwd.forward_once();
         }
         assert_eq!((fwd.stats.received, fwd.stats.forwarded), (2, 4));
         assert_eq!(

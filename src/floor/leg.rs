@@ -1,6 +1,7 @@
 //! One subscriber leg of the floor benchmark: the per-leg RTP header rewrite (its own SSRC,
-//! sequence and timestamp offsets) and SRTP AES-128-GCM sealing per RFC 7714, plus the opener
-//! `--verify` and the tests use to prove the sealing is real.
+//! sequence and timestamp offsets) and SRTP AES-128-GCM sealing per RFC 7714 (session key and
+//! salt derived once from the leg's master key and salt), plus the opener `--verify` and the
+//! tests use to prove the sealing is real.
 
 use bytes::{BufMut, BytesMut};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
@@ -10,7 +11,7 @@ pub const RTP_HEADER: usize = 12;
 /// AES-GCM authentication tag appended to each SRTP packet (RFC 7714 §7.2).
 pub const TAG: usize = 16;
 
-/// Master key and salt of one leg (what DTLS-SRTP would export).
+/// Master key and salt of one leg (what DTLS-SRTP would export for SRTP_AEAD_AES_128_GCM).
 #[derive(Clone, Copy, Debug)]
 pub struct LegSecret {
     pub key: [u8; 16],
@@ -24,6 +25,32 @@ impl LegSecret {
             salt: rand::random(),
         }
     }
+
+    /// The SRTP session key and salt (RFC 3711 §4.3 AES-CM PRF, labels 0 and 2, kdr 0), as
+    /// RFC 7714 §11 prescribes for AEAD_AES_128_GCM. Once per leg, not per packet.
+    fn session(&self) -> ([u8; 16], [u8; 12]) {
+        let derive = |label: u8| {
+            let mut block = [0u8; 16];
+            block[..12].copy_from_slice(&self.salt);
+            block[7] ^= label;
+            aes_block(&self.key, &mut block);
+            block
+        };
+        let key = derive(0x00);
+        let mut salt = [0u8; 12];
+        salt.copy_from_slice(&derive(0x02)[..12]);
+        (key, salt)
+    }
+}
+
+/// AES-128 of one block, with the crypto provider the `rtc` stack uses (ring).
+fn aes_block(key: &[u8; 16], block: &mut [u8; 16]) {
+    use rtc::crypto::BlockCipherAlgorithm;
+    let provider = rtc::crypto::default_provider().expect("rtc is built with its ring provider");
+    provider
+        .crypto()
+        .block_encrypt(BlockCipherAlgorithm::Aes128, key, block)
+        .expect("AES-128 encrypts a block");
 }
 
 /// The rewrite and cipher of one leg.
@@ -39,12 +66,13 @@ impl Leg {
     /// A leg sending as `ssrc`, its first packet numbered `seq_start` (ROC 0), timestamps
     /// shifted by `ts_offset`.
     pub fn new(ssrc: u32, seq_start: u16, ts_offset: u32, secret: LegSecret) -> Self {
+        let (key, salt) = secret.session();
         Self {
             ssrc,
             seq_start,
             ts_offset,
-            salt: secret.salt,
-            key: cipher(&secret.key),
+            salt,
+            key: cipher(&key),
         }
     }
 
@@ -87,9 +115,10 @@ pub struct Opener {
 
 impl Opener {
     pub fn new(secret: LegSecret) -> Self {
+        let (key, salt) = secret.session();
         Self {
-            key: cipher(&secret.key),
-            salt: secret.salt,
+            key: cipher(&key),
+            salt,
             roc: 0,
             last_seq: None,
         }
@@ -186,6 +215,43 @@ mod tests {
             assert_eq!(plain, &payload[..]);
         }
         assert_eq!(opener.roc, 1);
+    }
+
+    /// The webrtc-rs SRTP context (the one the server's PeerConnections use), given the same
+    /// master key and salt, opens the floor's packets: the sealing is standard SRTP.
+    #[test]
+    fn rtc_srtp_opens_what_the_floor_seals() {
+        use rtc::srtp::{context::Context, protection_profile::ProtectionProfile};
+        let secret = LegSecret::random();
+        let provider = rtc::crypto::default_provider().unwrap();
+        let profile = ProtectionProfile::AeadAes128Gcm;
+        let mut ctx = Context::new(
+            &secret.key,
+            &secret.salt,
+            profile,
+            None,
+            None,
+            provider.crypto(),
+        )
+        .unwrap();
+        let leg = Leg::new(0x0BAD_CAFE, 65_535, 7, secret);
+        let payload: Vec<u8> = (0..1200u32).map(|i| (i * 7) as u8).collect();
+        let mut buf = BytesMut::with_capacity(4096);
+        // seq 65535 (ROC 0), then 0 and 1 (ROC 1): the ROC goes into the nonce.
+        for count in 0..3u64 {
+            leg.seal_into(
+                &plain_rtp(count as u16, 0, &payload),
+                RTP_HEADER,
+                count,
+                &mut buf,
+            );
+            let sealed = buf.split();
+            let opened = ctx
+                .decrypt_rtp(&sealed)
+                .expect("rtc's SRTP opens the packet");
+            assert_eq!(&opened[..RTP_HEADER], &sealed[..RTP_HEADER]);
+            assert_eq!(&opened[RTP_HEADER..], &payload[..]);
+        }
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub struct FloorReport {
     /// Sealed datagrams `sendmmsg` accepted.
     pub forwarded: u64,
     pub send_dropped: u64,
+    /// The forwarder's `poll` calls (its turns, idle 10 ms timeouts included) and the
+    /// `recvmmsg` batches that held packets: at low rates each packet is a turn of its own.
+    pub polls: u64,
+    pub batches: u64,
+    pub packets_per_batch: f64,
     /// Forwarded datagrams per second over the forwarder's active window.
     pub forwarded_pps: f64,
     /// Datagrams the subscriber sockets received, and published × subscribers.
@@ -56,6 +61,10 @@ impl FloorReport {
         s += &format!(
             "  forwarded      {} datagrams ({:.0} /s), send drops {}\n",
             self.forwarded, self.forwarded_pps, self.send_dropped
+        );
+        s += &format!(
+            "  turns          {} polls, {} receive batches ({:.1} packets each)\n",
+            self.polls, self.batches, self.packets_per_batch
         );
         s += &format!(
             "  received       {} of {} expected (loss {:.3} %, per leg {}..{})\n",
