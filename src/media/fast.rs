@@ -140,6 +140,29 @@ pub fn send(
     true
 }
 
+/// Sends `packet` as `header` on the subscription's own stream (not its RTX stream), keeping
+/// that stream's rollover counter.
+pub fn send_media(
+    fast: &mut FastLeg,
+    route: Route,
+    sub: &mut Subscription,
+    packet: &Packet,
+    header: LegHeader,
+    abs_send_time: u32,
+    turn: &mut Turn,
+) -> bool {
+    let out = Outgoing {
+        packet,
+        header,
+        prefix: &[],
+        abs_send_time,
+    };
+    let mut rollover = sub.send.rollover;
+    let sent = send(fast, route, sub, out, &mut rollover, turn);
+    sub.send.rollover = rollover;
+    sent
+}
+
 /// Counts a packet sent on `stream` for its sender reports.
 pub fn record_sent(stream: &mut StreamSend, ts: u32, payload_len: usize, now: Instant) {
     stream.packets = stream.packets.wrapping_add(1);

@@ -84,15 +84,7 @@ pub fn fan_out(
         };
         let written = match (peer.fast.as_mut(), peer.route) {
             (Some(fast), Some(route)) => {
-                let out = Outgoing {
-                    packet: &packet,
-                    header,
-                    prefix: &[],
-                    abs_send_time: ast,
-                };
-                let mut rollover = sub.send.rollover;
-                let sent = fast::send(fast, route, sub, out, &mut rollover, turn);
-                sub.send.rollover = rollover;
+                let sent = fast::send_media(fast, route, sub, &packet, header, ast, turn);
                 if sent {
                     record_sent(&mut sub.send, out_ts, packet.payload.len(), now);
                 }
@@ -194,16 +186,7 @@ pub fn retransmit(
                 ts,
                 ssrc: sub.ssrc,
             };
-            let out = Outgoing {
-                packet,
-                header,
-                prefix: &[],
-                abs_send_time: ast,
-            };
-            let mut rollover = sub.send.rollover;
-            let sent = fast::send(fast, route, sub, out, &mut rollover, turn);
-            sub.send.rollover = rollover;
-            sent
+            fast::send_media(fast, route, sub, packet, header, ast, turn)
         }
         None => false,
     };

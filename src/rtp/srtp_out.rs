@@ -138,14 +138,10 @@ mod tests {
         p.marshal().unwrap().to_vec()
     }
 
-    #[test]
-    fn protects_exactly_as_the_stacks_srtp_context_does() {
-        let master = SrtpMaster {
-            key: [5; 16],
-            salt: [6; 12],
-        };
+    /// The stack's own AES-128-GCM SRTP context for `master`.
+    fn gcm_context(master: &SrtpMaster) -> Context {
         let provider = rtc::crypto::default_provider().unwrap();
-        let mut reference = Context::new(
+        Context::new(
             &master.key,
             &master.salt,
             ProtectionProfile::AeadAes128Gcm,
@@ -153,7 +149,16 @@ mod tests {
             None,
             provider.crypto(),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn protects_exactly_as_the_stacks_srtp_context_does() {
+        let master = SrtpMaster {
+            key: [5; 16],
+            salt: [6; 12],
+        };
+        let mut reference = gcm_context(&master);
         let ours = SrtpOut::new(&master).unwrap();
         let mut roc = Rollover::default();
         // Across a sequence-number wrap, so the rollover counter matters.
@@ -166,15 +171,7 @@ mod tests {
             assert_eq!(&buf[..], &expected[..], "seq {seq}");
         }
         // And the stack's receiving side opens what we protect.
-        let mut receiver = Context::new(
-            &master.key,
-            &master.salt,
-            ProtectionProfile::AeadAes128Gcm,
-            None,
-            None,
-            provider.crypto(),
-        )
-        .unwrap();
+        let mut receiver = gcm_context(&master);
         let mut buf = BytesMut::from(&packet(9, 7)[..]);
         ours.protect(&mut buf, 12, 9, 7, 0).unwrap();
         let opened = receiver.decrypt_rtp(&buf).unwrap();
