@@ -7,8 +7,10 @@
 //! tests (`media/tests/`) are its two drivers.
 //!
 //! A turn: inputs touch peers; [`ShardState::finish_turn`] then drains each touched peer's
-//! events and received media (which forwards and touches subscribers) and collects what every
-//! touched connection wants to send.
+//! events (handled in `state/events.rs`) and received media (which forwards: on the fast path
+//! straight into the turn's datagrams, otherwise through the subscriber's connection, which it
+//! touches) and collects what every touched connection wants to send. Connection timers come
+//! due from a heap (`timers.rs`), not a scan of every connection.
 
 use super::backlog::{Admitted, Pacer, Queued};
 use super::demux::{Demux, Routed};
