@@ -23,6 +23,7 @@
 pub mod backlog;
 pub mod capabilities;
 pub mod codecs;
+pub mod datagram;
 pub mod demux;
 pub mod fast;
 pub mod fault;

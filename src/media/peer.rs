@@ -6,14 +6,14 @@
 
 use super::capabilities::ReceiveCaps;
 use super::codecs::{server_recipe, NACK_CACHE_PACKETS, NACK_CACHE_PACKETS_FAST};
-use super::fast::{FastLeg, Route};
+use super::datagram::Transmit;
+use super::fast::leg::{FastLeg, Route};
 use super::fault::MediaFault;
 use super::key_map::KeyMap;
 use super::recycle::Recycler;
 use super::sdp::{check_answer_directions, check_offer, without_rtcp_candidates, OfferProblem};
 pub use super::sending::Subscription;
 use super::stats::ShardCounters;
-use super::transmit::Transmit;
 use crate::protocol::{
     CodecCapability, IceCandidate, MediaErrorCode, MediaEvent, OfferedTrack, TrackSourceInfo,
 };

@@ -4,7 +4,7 @@
 //! (`subscriptions.rs`); this applies it to one connection.
 
 use super::codecs::codec_matches;
-use super::fast::{RtxStream, StreamSend};
+use super::fast::leg::{RtxStream, StreamSend};
 use super::fault::MediaFault;
 use super::peer::{Peer, TrackKey};
 use super::rewrite::{ExtensionMap, SequenceRewriter};

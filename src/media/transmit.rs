@@ -2,20 +2,12 @@
 //! it must leave from, collected at the end of a turn for the shard's `sendmmsg` batches, and
 //! the route (selected pair) the fast path follows, learned from those datagrams.
 
+pub use super::datagram::Transmit;
 use super::demux::Demux;
-use super::fast::Route;
+use super::fast::leg::Route;
 use super::peer::Peer;
-use bytes::BytesMut;
 use rtc::sansio::Protocol;
 use std::net::SocketAddr;
-
-/// A datagram to send from local candidate `local` to `to`.
-#[derive(Debug)]
-pub struct Transmit {
-    pub local: SocketAddr,
-    pub to: SocketAddr,
-    pub data: BytesMut,
-}
 
 /// Moves a peer's outgoing datagrams to `transmits`, each from the local candidate it leaves
 /// on (the one its destination was heard on when the stack names none of ours). True if one of
