@@ -46,6 +46,8 @@ pub enum ServerError {
     },
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
+    #[error("cluster (--redis-url): {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("HTTP server task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -168,6 +170,43 @@ impl RunningServer {
     }
 }
 
+/// What the cluster heartbeat reports of this node: its rooms, forwarded packets, draining
+/// state and media addresses.
+fn load_sampler(signal: &Arc<SignalContext>) -> impl Fn() -> crate::cluster::LoadSample {
+    let signal = Arc::downgrade(signal);
+    move || {
+        let Some(signal) = signal.upgrade() else {
+            return Default::default();
+        };
+        let rooms = signal
+            .rooms
+            .list()
+            .iter()
+            .map(|room| crate::cluster::registry::RoomLoad {
+                name: room.name().to_owned(),
+                participants: room.len(),
+            })
+            .collect();
+        crate::cluster::LoadSample {
+            rooms,
+            forwarded_packets: forwarded_packets(signal.media.registry()),
+            draining: signal.is_draining(),
+            media: signal.media.candidates(),
+        }
+    }
+}
+
+/// The media engine's `chorus_forwarded_packets_total`.
+fn forwarded_packets(registry: &prometheus::Registry) -> u64 {
+    registry
+        .gather()
+        .iter()
+        .filter(|family| family.name() == "chorus_forwarded_packets_total")
+        .flat_map(|family| family.get_metric())
+        .map(|metric| metric.get_counter().value() as u64)
+        .sum()
+}
+
 /// How often a drain looks whether the rooms are empty.
 const DRAIN_POLL: Duration = Duration::from_millis(100);
 
@@ -226,6 +265,13 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         source,
     })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let cluster = match config.redis_url.as_deref() {
+        Some(url) => {
+            let registry = metrics.registry();
+            Some(crate::cluster::Cluster::connect(&config, url, addr, registry).await?)
+        }
+        None => None,
+    };
     let config_max_connections = config.max_connections;
     let config_max_per_ip = config.max_connections_per_ip;
     let header_timeout = config.header_timeout();
@@ -249,6 +295,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         ice_servers,
         draining: AtomicBool::new(false),
         identities: Default::default(),
+        cluster,
     });
     let state = AppState {
         signal,
@@ -284,6 +331,9 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         }
         None => (None, None),
     };
+    if let Some(cluster) = &state.signal.cluster {
+        cluster.spawn_heartbeat(load_sampler(&state.signal), shutdown_rx.clone());
+    }
     let task = tokio::spawn(serve::serve(listener, app, header_timeout, shutdown_rx));
     tracing::info!(%addr, "listening");
     Ok(RunningServer {

@@ -11,7 +11,7 @@ use crate::room::ids::is_valid_room_name;
 use crate::room::DEFAULT_MESH_ROOM;
 use crate::signal::session::{self, ConnectionParams};
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -51,10 +51,16 @@ async fn websocket(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Query(query): Query<WsQuery>,
+    RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let signal = state.signal.clone();
+    let relayed = relayed_client(&state, &headers);
+    let remote = match relayed {
+        Some(Some(ip)) => SocketAddr::new(ip, 0),
+        _ => remote,
+    };
     let origin = headers
         .get(header::ORIGIN)
         .map(|v| v.to_str().unwrap_or("?"));
@@ -104,6 +110,12 @@ async fn websocket(
         mesh_room,
         url_claims,
         remote: Some(remote),
+        query: raw_query.unwrap_or_default(),
+        relayed: relayed.is_some(),
+    };
+    let relayed_gauge = match (&signal.cluster, relayed) {
+        (Some(cluster), Some(_)) => Some(cluster.metrics.relayed.with_label_values(&["in"])),
+        _ => None,
     };
     // Messages (and their fragments, while reassembled) are capped by the WebSocket layer
     // itself, which closes with 1009, at the largest message any client may send (an SFU
@@ -117,9 +129,30 @@ async fn websocket(
         .max_frame_size(max)
         .max_message_size(max)
         .on_upgrade(move |socket| async move {
+            if let Some(gauge) = &relayed_gauge {
+                gauge.inc();
+            }
             session::run(socket, signal, params).await;
+            if let Some(gauge) = &relayed_gauge {
+                gauge.dec();
+            }
             drop(permit);
         })
+}
+
+/// `Some` when another node of the cluster relays this connection (it presented the cluster's
+/// relay key), with the client's own address if it sent one.
+fn relayed_client(state: &AppState, headers: &HeaderMap) -> Option<Option<std::net::IpAddr>> {
+    let cluster = state.signal.cluster.as_ref()?;
+    let key = headers.get(crate::cluster::RELAY_KEY_HEADER)?;
+    if key.as_bytes() != cluster.relay_key.as_bytes() {
+        return None;
+    }
+    let client = headers
+        .get(crate::cluster::RELAY_CLIENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    Some(client)
 }
 
 /// Initial read buffer of a WebSocket (tungstenite's default is 128 KiB per connection).

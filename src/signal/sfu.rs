@@ -6,7 +6,7 @@ use crate::auth::{AuthError, Claims, Grants};
 use crate::protocol::{ClientMessage, ErrorCode, JoinRequest, RawFrame, ServerMessage};
 use crate::room::chat::unix_millis;
 use crate::room::ids::{is_valid_room_name, normalize_display_name};
-use crate::room::{Admission, JoinError, MemberKind, PeerIdChoice};
+use crate::room::{Admission, Frame, JoinError, MemberKind, PeerIdChoice};
 use tokio::time::Instant;
 
 /// Who an SFU join admits.
@@ -20,7 +20,12 @@ struct Joiner {
 
 impl Session {
     /// `join {room, name, token?}`.
-    pub(super) async fn sfu_join(&mut self, join: JoinRequest, started: Instant) -> Flow {
+    pub(super) async fn sfu_join(
+        &mut self,
+        join: JoinRequest,
+        started: Instant,
+        frame: &Frame,
+    ) -> Flow {
         if let Some(flow) = self.refuse_if_draining().await {
             return flow;
         }
@@ -38,6 +43,9 @@ impl Session {
             Ok(joiner) => joiner,
             Err((code, message)) => return self.send_error(code, message).await,
         };
+        if let Some(flow) = self.route_to_owner(room, Some(frame)).await {
+            return flow;
+        }
         let Joiner { name, grants, sub } = joiner;
         // A seed-000 client that was given an ID may still turn out to be an SFU client.
         self.leave_current();
