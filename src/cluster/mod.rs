@@ -14,7 +14,7 @@ pub use registry::{LoadSample, NodeRecord};
 
 use crate::config::Config;
 use parking_lot::RwLock;
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +51,10 @@ pub struct ClusterMetrics {
     pub redis_errors: IntCounterVec,
     /// 1, labelled with this node's id (maps an instance to its node id on dashboards).
     pub node_info: IntGaugeVec,
+    /// Rooms open on all live nodes together, as of the last heartbeat.
+    pub cluster_rooms: IntGauge,
+    /// Room members on all live nodes together, as of the last heartbeat.
+    pub cluster_participants: IntGauge,
 }
 
 impl ClusterMetrics {
@@ -81,6 +85,16 @@ impl ClusterMetrics {
             Opts::new("chorus_cluster_node_info", "This node's id in the cluster"),
             &["node"],
         )?;
+        let cluster_rooms = IntGauge::new(
+            "chorus_cluster_rooms",
+            "Rooms open on all live nodes, as of the last heartbeat",
+        )?;
+        let cluster_participants = IntGauge::new(
+            "chorus_cluster_participants",
+            "Room members on all live nodes, as of the last heartbeat",
+        )?;
+        registry.register(Box::new(cluster_rooms.clone()))?;
+        registry.register(Box::new(cluster_participants.clone()))?;
         registry.register(Box::new(nodes.clone()))?;
         registry.register(Box::new(relayed.clone()))?;
         registry.register(Box::new(placements.clone()))?;
@@ -101,6 +115,8 @@ impl ClusterMetrics {
             placements,
             redis_errors,
             node_info,
+            cluster_rooms,
+            cluster_participants,
         })
     }
 }

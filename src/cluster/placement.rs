@@ -62,12 +62,13 @@ pub(super) async fn relay_key(redis: &mut ConnectionManager) -> redis::RedisResu
     redis.get(&key).await
 }
 
-/// The least-loaded live node that is not draining, if any.
-pub fn least_loaded(nodes: &[NodeRecord]) -> Option<&NodeRecord> {
+/// The least-loaded live node that is not draining, if any; on a tie `prefer` (the node asking:
+/// no relay needed), then the first id.
+pub fn least_loaded<'a>(nodes: &'a [NodeRecord], prefer: &str) -> Option<&'a NodeRecord> {
     nodes
         .iter()
         .filter(|n| !n.draining)
-        .min_by_key(|n| (n.load(), n.id.clone()))
+        .min_by_key(|n| (n.load(), n.id != prefer, n.id.clone()))
 }
 
 impl Cluster {
@@ -132,7 +133,7 @@ impl Cluster {
             .filter(|n| !(draining && n.id == self.node_id))
             .cloned()
             .collect();
-        least_loaded(&usable).map_or_else(|| self.node_id.clone(), |n| n.id.clone())
+        least_loaded(&usable, &self.node_id).map_or_else(|| self.node_id.clone(), |n| n.id.clone())
     }
 
     /// Reads the record of a node this node has not seen in a heartbeat yet.
@@ -208,10 +209,16 @@ mod tests {
     #[test]
     fn the_least_loaded_node_that_is_not_draining_is_chosen() {
         let nodes = [node("a", 5, false), node("b", 1, true), node("c", 3, false)];
-        assert_eq!(least_loaded(&nodes).map(|n| n.id.as_str()), Some("c"));
+        let chosen = |nodes, prefer| least_loaded(nodes, prefer).map(|n| n.id.clone());
+        assert_eq!(chosen(&nodes, "a").as_deref(), Some("c"));
         let all_draining = [node("a", 0, true)];
-        assert_eq!(least_loaded(&all_draining), None);
-        let tie = [node("b", 2, false), node("a", 2, false)];
-        assert_eq!(least_loaded(&tie).map(|n| n.id.as_str()), Some("a"));
+        assert_eq!(chosen(&all_draining, "a"), None);
+        let tie = [
+            node("b", 2, false),
+            node("a", 2, false),
+            node("c", 2, false),
+        ];
+        assert_eq!(chosen(&tie, "x").as_deref(), Some("a"), "first id");
+        assert_eq!(chosen(&tie, "c").as_deref(), Some("c"), "the asking node");
     }
 }

@@ -194,6 +194,10 @@ impl Cluster {
                 gauge.with_label_values(&["draining"]).set(draining as i64);
                 let active = nodes.len() - draining;
                 gauge.with_label_values(&["active"]).set(active as i64);
+                let rooms: usize = nodes.iter().map(|n| n.rooms.len()).sum();
+                let participants: usize = nodes.iter().map(|n| n.participants).sum();
+                self.metrics.cluster_rooms.set(rooms as i64);
+                self.metrics.cluster_participants.set(participants as i64);
                 *self.nodes.write() = nodes;
             }
             Err(error) => self.redis_failed("list-nodes", &error),
