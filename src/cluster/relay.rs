@@ -79,7 +79,7 @@ pub async fn connect(
 
 /// Copies messages between `client` and `owner` (after sending `first` to the owner) until
 /// one side ends. Pings both sides every `ping_interval`; the room's node counts as lost when
-/// it drops out of the registry or is silent for the idle timeout.
+/// it drops out of the registry (looked at every heartbeat) or is silent for the idle timeout.
 pub async fn pump(
     cluster: &Cluster,
     node_id: &str,
@@ -96,6 +96,8 @@ pub async fn pump(
     }
     let mut ping = tokio::time::interval(timing.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut registry = tokio::time::interval(super::registry::heartbeat_interval(cluster.timeout));
+    registry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut client_seen, mut owner_seen) = (Instant::now(), Instant::now());
     let end = loop {
         tokio::select! {
@@ -115,11 +117,16 @@ pub async fn pump(
                 if client_seen.elapsed() >= timing.idle_timeout {
                     break RelayEnd::ClientIdle;
                 }
-                if owner_seen.elapsed() >= timing.idle_timeout || !cluster.is_live(node_id) {
+                if owner_seen.elapsed() >= timing.idle_timeout {
                     break RelayEnd::OwnerLost;
                 }
                 let _ = owner.send(Upstream::Ping(Default::default())).await;
                 let _ = client.send(Message::Ping(Default::default())).await;
+            }
+            _ = registry.tick() => {
+                if !cluster.is_live(node_id) {
+                    break RelayEnd::OwnerLost;
+                }
             }
             _ = shutdown.changed() => break RelayEnd::Shutdown,
         }

@@ -141,9 +141,14 @@ impl Node {
 
     /// SIGTERM (graceful drain).
     pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Sends `signal` (e.g. SIGSTOP: the node hangs, its sockets stay open).
+    pub fn signal(&self, signal: libc::c_int) {
         if let Some(process) = &self.process {
             // SAFETY: kill(2) on our own child's pid.
-            unsafe { libc::kill(process.0.id() as libc::pid_t, libc::SIGTERM) };
+            unsafe { libc::kill(process.0.id() as libc::pid_t, signal) };
         }
     }
 
