@@ -105,3 +105,53 @@ async fn mesh_peers_on_two_nodes_relay_frames_to_each_other() -> Result<()> {
     })
     .await?
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadtest_spreads_participants_over_several_urls() -> Result<()> {
+    support::init_tracing();
+    let Some(redis) = Redis::start() else {
+        return Ok(());
+    };
+    let a = Node::start(&redis, "a", &[]);
+    let b = Node::start(&redis, "b", &[]);
+    wait_nodes(&[&a, &b], 2, 0).await;
+    let config = chorus::loadtest::LoadConfig {
+        urls: vec![a.ws_url(), b.ws_url()],
+        scenario: Some("smoke".into()),
+        duration: Duration::from_secs(4),
+        ramp: 20.0,
+        quiet: true,
+        ..chorus::loadtest::LoadConfig::default()
+    };
+    let report = tokio::time::timeout(Duration::from_secs(60), chorus::loadtest::run(config))
+        .await
+        .context("the run ends")??;
+    ensure!(
+        report.tracks_receiving == report.tracks_expected,
+        "{} of {} tracks received",
+        report.tracks_receiving,
+        report.tracks_expected
+    );
+    ensure!(report.errors.is_empty(), "errors: {:?}", report.errors);
+    // Half the participants reached each node; each room lives on one, so some were relayed.
+    let placed = (
+        a.metric("chorus_cluster_placements_total").await,
+        b.metric("chorus_cluster_placements_total").await,
+    );
+    ensure!(
+        placed.0 >= 6.0 && placed.1 >= 6.0,
+        "joins per node: {placed:?}"
+    );
+    let relayed = a
+        .metric("chorus_cluster_placements_total{result=\"remote\"}")
+        .await
+        + b.metric("chorus_cluster_placements_total{result=\"remote\"}")
+            .await;
+    ensure!(relayed >= 2.0, "{relayed} relayed joins");
+    let server = report
+        .server
+        .as_ref()
+        .context("metrics of both nodes scraped")?;
+    ensure!(server.forwarded_pps > 0.0, "no forwarding measured");
+    Ok(())
+}

@@ -152,11 +152,15 @@ impl Node {
         }
     }
 
-    /// Value of a metric (summed over its label sets).
+    /// Value of a metric (summed over its label sets), or of one series `name{labels}`.
     pub async fn metric(&self, name: &str) -> f64 {
         let (status, text) = super::http_get(self.addr, "/metrics").await;
         assert_eq!(status, 200, "/metrics of {}", self.id);
-        super::media::metric_value(&text, name).unwrap_or(0.0)
+        let value = match name.contains('{') {
+            true => chorus::metrics::text::series(&text, name),
+            false => super::media::metric_value(&text, name),
+        };
+        value.unwrap_or(0.0)
     }
 
     /// Whether a log line contains `text`.
