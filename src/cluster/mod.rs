@@ -1,10 +1,11 @@
 //! Several Chorus nodes sharing one Redis (`--redis-url`): the node registry with heartbeats
 //! and load ([`registry`]), room → node placement ([`placement`]) and the WebSocket relay that
 //! carries a client's signaling from the node that accepted it to the node its room lives on
-//! ([`relay`]). Without `--redis-url` none of this runs. Redis only coordinates (who is alive,
+//! ([`relay`]), and the chat history kept in Redis ([`chat_store`]). Without `--redis-url` none of this runs. Redis only coordinates (who is alive,
 //! where each room lives); media and signaling never pass through it. This module must not
 //! touch rooms or media itself: the server hands it a [`LoadSample`] each heartbeat.
 
+pub mod chat_store;
 pub mod placement;
 pub mod registry;
 pub mod relay;

@@ -117,11 +117,8 @@ impl Cluster {
         if owner == self.node_id {
             return Ok(Placement::Local);
         }
-        let known = self.nodes.read().iter().find(|n| n.id == owner).cloned();
-        match known {
-            Some(record) => Ok(Placement::Remote(record)),
-            None => self.owner_record(&owner).await,
-        }
+        // Its record as of now: a node restarted under the same id has a new address.
+        self.owner_record(&owner).await
     }
 
     /// The node to place a new room on: the least-loaded live node that is not draining, else
@@ -136,7 +133,7 @@ impl Cluster {
         least_loaded(&usable, &self.node_id).map_or_else(|| self.node_id.clone(), |n| n.id.clone())
     }
 
-    /// Reads the record of a node this node has not seen in a heartbeat yet.
+    /// Reads the current record of node `owner`.
     async fn owner_record(&self, owner: &str) -> redis::RedisResult<Placement> {
         let mut redis = self.redis();
         let json: Option<String> = redis.get(node_key(owner)).await?;
@@ -170,6 +167,7 @@ impl Cluster {
         }
         for room in before.iter().filter(|r| !now.contains(r)) {
             self.release_room(room).await;
+            self.forget_chat(room).await;
         }
         now
     }

@@ -56,7 +56,13 @@ impl Session {
             mailbox: self.mailbox.clone(),
         };
         let ctx = self.ctx.clone();
-        let (room_handle, welcome) = match ctx.rooms.join(room, &admission) {
+        let kept = match &ctx.cluster {
+            Some(cluster) if ctx.rooms.get(room).is_none() => {
+                cluster.chat_history(room, ctx.config.chat_history).await
+            }
+            _ => Vec::new(),
+        };
+        let (room_handle, welcome) = match ctx.rooms.join_with_chat(room, &admission, kept) {
             Ok(joined) => joined,
             Err(error) => return self.refuse_join(room, error).await,
         };
@@ -208,8 +214,12 @@ impl Session {
                 .await;
         }
         match member.room.chat(&member.peer_id, text, unix_millis()) {
-            Ok(_) => {
+            Ok(message) => {
                 self.ctx.metrics.chat_messages.inc();
+                if let Some(cluster) = &self.ctx.cluster {
+                    let (room, capacity) = (member.room.name(), self.ctx.config.chat_history);
+                    cluster.record_chat(room, &message, capacity).await;
+                }
                 Flow::Continue
             }
             Err(error) => {
