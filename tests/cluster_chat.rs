@@ -20,6 +20,14 @@ async fn next_of(client: &mut WsClient, kind: &str) -> Value {
     }
 }
 
+/// `LLEN key` (0 if Redis cannot be asked).
+fn redis_list_len(url: &str, key: &str) -> i64 {
+    let length = redis::Client::open(url)
+        .and_then(|client| client.get_connection())
+        .and_then(|mut connection| redis::cmd("LLEN").arg(key).query::<i64>(&mut connection));
+    length.unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_history_survives_a_restart_of_the_rooms_node() -> Result<()> {
     support::init_tracing();
@@ -42,6 +50,12 @@ async fn chat_history_survives_a_restart_of_the_rooms_node() -> Result<()> {
             let echo = next_of(&mut alice, "chat").await;
             ensure!(echo["text"] == text, "echo {echo}");
         }
+        // The history is written to Redis in the background: wait for it before the kill.
+        let stored = || redis_list_len(&redis.url, "chorus:chat:talk");
+        support::wait_for("the chat in redis", Duration::from_secs(5), || async {
+            (stored() == 2).then_some(())
+        })
+        .await;
         a.kill();
         drop(alice);
         let a = Node::start(&redis, "a", &[]);

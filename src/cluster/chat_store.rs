@@ -26,15 +26,15 @@ impl Cluster {
         let key = chat_key(room);
         let keep = -(capacity.min(i64::MAX as usize) as isize);
         let mut redis = self.redis();
-        let result: redis::RedisResult<()> = redis::pipe()
+        let pipe = redis::pipe()
             .rpush(&key, json)
             .ignore()
             .ltrim(&key, keep, -1)
             .ignore()
             .expire(&key, CHAT_TTL_SECS)
             .ignore()
-            .query_async(&mut redis)
-            .await;
+            .clone();
+        let result: redis::RedisResult<()> = super::bounded(pipe.query_async(&mut redis)).await;
         if let Err(error) = result {
             self.redis_failed("chat-record", &error);
         }
@@ -47,7 +47,8 @@ impl Cluster {
         }
         let keep = -(capacity.min(i64::MAX as usize) as isize);
         let mut redis = self.redis();
-        let kept: redis::RedisResult<Vec<String>> = redis.lrange(chat_key(room), keep, -1).await;
+        let kept: redis::RedisResult<Vec<String>> =
+            super::bounded(redis.lrange(chat_key(room), keep, -1)).await;
         match kept {
             Ok(kept) => kept
                 .iter()

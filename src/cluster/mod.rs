@@ -29,6 +29,8 @@ pub const RELAY_KEY_HEADER: &str = "x-chorus-relay-key";
 pub const RELAY_CLIENT_HEADER: &str = "x-chorus-relay-client";
 /// How long one Redis command may take before it counts as failed.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one cluster operation (a few commands) may take in all.
+const OP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Why the cluster could not be reached or used.
 #[derive(Debug, thiserror::Error)]
@@ -160,8 +162,12 @@ impl Cluster {
             .set_connection_timeout(REDIS_TIMEOUT)
             .set_response_timeout(REDIS_TIMEOUT)
             .set_number_of_retries(2);
-        let mut redis = ConnectionManager::new_with_config(client, manager_config).await?;
-        let relay_key = placement::relay_key(&mut redis).await?;
+        let connect = async {
+            let mut redis = ConnectionManager::new_with_config(client, manager_config).await?;
+            let relay_key = placement::relay_key(&mut redis).await?;
+            Ok::<_, redis::RedisError>((redis, relay_key))
+        };
+        let (redis, relay_key) = bounded(connect).await?;
         let node_id = config.node_id.clone().unwrap_or_else(default_node_id);
         let node_url = config
             .node_url
@@ -200,6 +206,20 @@ impl Cluster {
     fn redis_failed(&self, op: &str, error: &redis::RedisError) {
         self.metrics.redis_errors.with_label_values(&[op]).inc();
         tracing::warn!(op, %error, "redis command failed");
+    }
+}
+
+/// `op`, failed with a timeout error if Redis does not answer within [`OP_TIMEOUT`] (the
+/// connection manager would otherwise keep reconnecting while a client waits).
+pub(crate) async fn bounded<T>(
+    op: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    match tokio::time::timeout(OP_TIMEOUT, op).await {
+        Ok(result) => result,
+        Err(_) => Err(redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer from Redis within {OP_TIMEOUT:?}"),
+        ))),
     }
 }
 

@@ -75,7 +75,7 @@ impl Cluster {
     /// Where room `name` lives, placing it (on the least-loaded live, non-draining node) if it
     /// lives nowhere. `draining` is this node's own state, which may be newer than its record.
     pub async fn place(&self, room: &str, draining: bool) -> Result<Placement, redis::RedisError> {
-        let result = self.place_inner(room, draining).await;
+        let result = super::bounded(self.place_inner(room, draining)).await;
         let label = match &result {
             Ok(Placement::Local) => "local",
             Ok(Placement::Remote(_)) => "remote",

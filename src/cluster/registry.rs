@@ -140,9 +140,24 @@ impl Cluster {
                 let load = sample();
                 let (pps, cpu) = meter.sample(load.forwarded_packets);
                 let record = cluster.record(&load, pps, cpu);
-                cluster.beat(&record).await;
-                hosted = cluster.renew_rooms(&record.rooms, hosted).await;
-                cluster.refresh_nodes().await;
+                // One slow Redis must not stop the heartbeats: each step is bounded.
+                let limit = every.max(std::time::Duration::from_millis(500));
+                if tokio::time::timeout(limit, cluster.beat(&record))
+                    .await
+                    .is_err()
+                {
+                    cluster
+                        .metrics
+                        .redis_errors
+                        .with_label_values(&["heartbeat"])
+                        .inc();
+                    tracing::warn!("heartbeat: no answer from redis");
+                }
+                let renew = cluster.renew_rooms(&record.rooms, hosted.clone());
+                if let Ok(now) = tokio::time::timeout(limit, renew).await {
+                    hosted = now;
+                }
+                let _ = tokio::time::timeout(limit, cluster.refresh_nodes()).await;
             }
             cluster.leave(&hosted).await;
         });

@@ -216,9 +216,14 @@ impl Session {
         match member.room.chat(&member.peer_id, text, unix_millis()) {
             Ok(message) => {
                 self.ctx.metrics.chat_messages.inc();
-                if let Some(cluster) = &self.ctx.cluster {
-                    let (room, capacity) = (member.room.name(), self.ctx.config.chat_history);
-                    cluster.record_chat(room, &message, capacity).await;
+                if let Some(cluster) = self.ctx.cluster.clone() {
+                    // In the background: a slow Redis must not hold up this session (the
+                    // history is put back in ID order when read).
+                    let room = member.room.name().to_owned();
+                    let capacity = self.ctx.config.chat_history;
+                    tokio::spawn(async move {
+                        cluster.record_chat(&room, &message, capacity).await;
+                    });
                 }
                 Flow::Continue
             }
