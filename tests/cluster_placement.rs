@@ -144,3 +144,44 @@ async fn wait_metric(node: &Node, name: &str, value: f64) {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_lists_every_nodes_rooms() -> Result<()> {
+    support::init_tracing();
+    let Some(redis) = Redis::start() else {
+        return Ok(());
+    };
+    let key = "cluster-admin-key-0123456789";
+    let a = Node::start(&redis, "a", &["--admin-key", key]);
+    let b = Node::start(&redis, "b", &["--admin-key", key]);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        wait_nodes(&[&a, &b], 2, 0).await;
+        let (_x, _) = WsClient::sfu_join(a.addr, "on-a", "x").await;
+        let (_y, _) = WsClient::sfu_join(b.addr, "on-b", "y").await;
+        let (_z, _) = WsClient::sfu_join(b.addr, "on-b", "z").await;
+        wait_metric(&a, "chorus_cluster_participants", 3.0).await;
+        let bearer = format!("Bearer {key}");
+        let (status, body) = support::http(
+            a.addr,
+            "GET",
+            "/admin/cluster",
+            &[("Authorization", &bearer)],
+            "",
+        )
+        .await;
+        ensure!(status == 200, "{status} {body}");
+        let view: Value = serde_json::from_str(&body)?;
+        ensure!(view["rooms"] == 2 && view["participants"] == 3, "{view}");
+        let nodes = view["nodes"].as_array().cloned().unwrap_or_default();
+        let b_rooms = nodes
+            .iter()
+            .find(|n| n["id"] == "b")
+            .map(|n| n["rooms"].clone());
+        ensure!(
+            b_rooms == Some(json!([{"name": "on-b", "participants": 2}])),
+            "node b as a sees it: {view}"
+        );
+        Ok(())
+    })
+    .await?
+}
