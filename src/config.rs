@@ -393,8 +393,8 @@ impl Config {
             }
         }
         if let Some(url) = &self.node_url {
-            if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-                return fail("--node-url must start with ws:// or wss://");
+            if !url.starts_with("ws://") {
+                return fail("--node-url must start with ws:// (nodes relay over plain WebSocket)");
             }
         }
         Ok(())

@@ -137,6 +137,8 @@ pub struct Cluster {
     redis: ConnectionManager,
     /// The live nodes as of the last heartbeat (this one included once it has written).
     nodes: RwLock<Vec<NodeRecord>>,
+    /// Wakes the heartbeat before its time (e.g. a drain began: say so at once).
+    beat_now: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -184,12 +186,18 @@ impl Cluster {
             metrics,
             redis,
             nodes: RwLock::new(Vec::new()),
+            beat_now: tokio::sync::Notify::new(),
         }))
     }
 
     /// A connection to Redis (cheap: the manager multiplexes one connection).
     fn redis(&self) -> ConnectionManager {
         self.redis.clone()
+    }
+
+    /// Heartbeats now rather than at the next tick (a drain began).
+    pub fn beat_now(&self) {
+        self.beat_now.notify_one();
     }
 
     /// Whether node `id` was alive at the last heartbeat.

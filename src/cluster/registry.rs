@@ -135,6 +135,7 @@ impl Cluster {
             loop {
                 tokio::select! {
                     _ = ticks.tick() => {}
+                    _ = cluster.beat_now.notified() => {}
                     _ = shutdown.changed() => break,
                 }
                 let load = sample();

@@ -114,6 +114,10 @@ impl RunningServer {
         let signal = &self.state.signal;
         if !signal.draining.swap(true, Ordering::SeqCst) {
             signal.metrics.draining.set(1);
+            if let Some(cluster) = &signal.cluster {
+                // The registry says so at once: no new room is placed here from now on.
+                cluster.beat_now();
+            }
             tracing::info!(
                 rooms = signal.rooms.len(),
                 "draining: new joins are refused"
@@ -168,6 +172,19 @@ impl RunningServer {
     pub async fn wait(&mut self) -> Result<(), ServerError> {
         (&mut self.task).await?.map_err(ServerError::Serve)
     }
+}
+
+/// Joins the cluster of `--redis-url`, if set.
+async fn connect_cluster(
+    config: &Config,
+    addr: SocketAddr,
+    metrics: &Metrics,
+) -> Result<Option<Arc<crate::cluster::Cluster>>, ServerError> {
+    let Some(url) = config.redis_url.as_deref() else {
+        return Ok(None);
+    };
+    let cluster = crate::cluster::Cluster::connect(config, url, addr, metrics.registry()).await?;
+    Ok(Some(cluster))
 }
 
 /// What the cluster heartbeat reports of this node: its rooms, forwarded packets, draining
@@ -265,13 +282,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         source,
     })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let cluster = match config.redis_url.as_deref() {
-        Some(url) => {
-            let registry = metrics.registry();
-            Some(crate::cluster::Cluster::connect(&config, url, addr, registry).await?)
-        }
-        None => None,
-    };
+    let cluster = connect_cluster(&config, addr, &metrics).await?;
     let config_max_connections = config.max_connections;
     let config_max_per_ip = config.max_connections_per_ip;
     let header_timeout = config.header_timeout();

@@ -56,11 +56,7 @@ async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let signal = state.signal.clone();
-    let relayed = relayed_client(&state, &headers);
-    let remote = match relayed {
-        Some(Some(ip)) => SocketAddr::new(ip, 0),
-        _ => remote,
-    };
+    let (remote, relayed) = client_address(&state, &headers, remote);
     let origin = headers
         .get(header::ORIGIN)
         .map(|v| v.to_str().unwrap_or("?"));
@@ -111,12 +107,11 @@ async fn websocket(
         url_claims,
         remote: Some(remote),
         query: raw_query.unwrap_or_default(),
-        relayed: relayed.is_some(),
+        relayed,
     };
-    let relayed_gauge = match (&signal.cluster, relayed) {
-        (Some(cluster), Some(_)) => Some(cluster.metrics.relayed.with_label_values(&["in"])),
-        _ => None,
-    };
+    let relayed_gauge = (signal.cluster.as_ref())
+        .filter(|_| relayed)
+        .map(|cluster| cluster.metrics.relayed.with_label_values(&["in"]));
     // Messages (and their fragments, while reassembled) are capped by the WebSocket layer
     // itself, which closes with 1009, at the largest message any client may send (an SFU
     // participant's offer or answer, `Config::sdp_limit`); the session refuses other messages
@@ -129,15 +124,36 @@ async fn websocket(
         .max_frame_size(max)
         .max_message_size(max)
         .on_upgrade(move |socket| async move {
-            if let Some(gauge) = &relayed_gauge {
-                gauge.inc();
-            }
+            let _counted = relayed_gauge.map(Counted::new);
             session::run(socket, signal, params).await;
-            if let Some(gauge) = &relayed_gauge {
-                gauge.dec();
-            }
             drop(permit);
         })
+}
+
+/// Counts one in a gauge while it lives.
+struct Counted(prometheus::IntGauge);
+
+impl Counted {
+    fn new(gauge: prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The client's address, and whether another node relays the connection (then the address the
+/// relaying node names, which the per-address limit counts).
+fn client_address(state: &AppState, headers: &HeaderMap, remote: SocketAddr) -> (SocketAddr, bool) {
+    match relayed_client(state, headers) {
+        Some(Some(ip)) => (SocketAddr::new(ip, 0), true),
+        Some(None) => (remote, true),
+        None => (remote, false),
+    }
 }
 
 /// `Some` when another node of the cluster relays this connection (it presented the cluster's
