@@ -252,6 +252,25 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+
+    /// Redis URL (e.g. redis://redis:6379/0) of a cluster of nodes sharing rooms. Unset: this
+    /// process is the whole server.
+    #[arg(long, env = "CHORUS_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// This node's name in the cluster (default: the host name and a random suffix).
+    #[arg(long, env = "CHORUS_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// WebSocket base URL other nodes reach this node at (e.g. ws://10.0.0.5:8080). Default:
+    /// ws:// + the listen address, or the first --advertise-ip when listening on all addresses.
+    #[arg(long, env = "CHORUS_NODE_URL")]
+    pub node_url: Option<String>,
+
+    /// Seconds without a heartbeat after which a node counts as dead and its rooms are placed
+    /// anew (heartbeats go every quarter of it).
+    #[arg(long, env = "CHORUS_NODE_TIMEOUT_SECS", default_value_t = 6)]
+    pub node_timeout_secs: u64,
 }
 
 impl Default for Config {
@@ -292,6 +311,10 @@ impl Default for Config {
             max_connections: 10000,
             max_connections_per_ip: 256,
             allowed_origins: Vec::new(),
+            redis_url: None,
+            node_id: None,
+            node_url: None,
+            node_timeout_secs: 6,
         }
     }
 }
@@ -356,7 +379,39 @@ impl Config {
         if self.admin_key.as_deref().is_some_and(|s| s.len() < 16) {
             return fail("--admin-key must be at least 16 bytes");
         }
+        self.validate_cluster()
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let fail = |what: &str| Err(ConfigError(what.to_owned()));
+        if self.node_timeout_secs < 2 {
+            return fail("--node-timeout-secs must be at least 2");
+        }
+        if let Some(url) = &self.redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return fail("--redis-url must start with redis:// or rediss://");
+            }
+        }
+        if let Some(id) = &self.node_id {
+            let valid = (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                return fail("--node-id must be 1-64 of [A-Za-z0-9_-]");
+            }
+        }
+        if let Some(url) = &self.node_url {
+            if !url.starts_with("ws://") {
+                return fail("--node-url must start with ws:// (nodes relay over plain WebSocket)");
+            }
+        }
         Ok(())
+    }
+
+    /// Seconds without a heartbeat after which a node is dead.
+    pub fn node_timeout(&self) -> Duration {
+        Duration::from_secs(self.node_timeout_secs)
     }
 
     /// The media engine's part of the settings.

@@ -20,7 +20,8 @@
 //!    engine's [`config::MediaConfig`]).
 //! 5. [`room`]: rooms, membership, chat history, mesh routing.
 //! 6. [`media`]: the SFU engine (shard threads, PeerConnections, forwarding).
-//! 7. [`signal`]: the per-connection session that speaks `/ws`.
+//! 7. [`cluster`] (several nodes sharing rooms through Redis: registry, placement, the
+//!    signaling relay) and [`signal`]: the per-connection session that speaks `/ws`.
 //! 8. [`http`]: the axum server and [`spawn`] for in-process use.
 //!
 //! Beside them, [`loadtest`] (`chorus loadtest`) speaks the protocol and uses the lower layers,
@@ -47,6 +48,7 @@
 pub mod auth;
 #[cfg(feature = "test-client")]
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod floor;
 pub mod http;

@@ -27,7 +27,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (the default).
-    Serve(Config),
+    Serve(Box<Config>),
     /// Print an access token for one identity and room.
     Token(TokenArgs),
     /// Run synthetic participants against a server and report what they measured.
@@ -71,7 +71,7 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Token(args)) => print_token(&args),
         Some(Command::Loadtest(config)) => loadtest(config),
         Some(Command::BenchFloor(config)) => bench_floor(&config),
-        Some(Command::Serve(config)) => serve(config),
+        Some(Command::Serve(config)) => serve(*config),
         None => serve(cli.serve),
     }
 }

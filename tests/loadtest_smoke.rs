@@ -12,7 +12,7 @@ async fn smoke_scenario_is_clean() {
     let server = support::start(support::test_config()).await;
     let html = std::env::temp_dir().join(format!("chorus-smoke-{}.html", std::process::id()));
     let config = LoadConfig {
-        url: format!("ws://{}/ws", server.addr()),
+        urls: vec![format!("ws://{}/ws", server.addr())],
         scenario: Some("smoke".into()),
         duration: Duration::from_secs(10),
         ramp: 20.0,

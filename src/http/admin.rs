@@ -1,5 +1,6 @@
 //! The admin API under `/admin`, for operators: list rooms with their participants and media
-//! tracks, kick a participant, close a room, mute a track. Every request needs
+//! tracks, kick a participant, close a room, mute a track; with several nodes, the cluster's
+//! registry. Every request needs
 //! `Authorization: Bearer <--admin-key>` (401 otherwise); without `--admin-key` these routes are
 //! not mounted at all, so they answer 404 like any unknown path. Handlers stay thin: the room
 //! registry, the sessions and the media engine do the work. Answers are JSON; errors are
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub(super) fn router(state: AppState) -> Router {
     Router::new()
         .route("/admin/rooms", get(list_rooms))
+        .route("/admin/cluster", get(cluster))
         .route("/admin/rooms/{room}", get(show_room).delete(close_room))
         .route("/admin/rooms/{room}/participants/{peer_id}", delete(kick))
         .route("/admin/rooms/{room}/tracks/{track_id}/mute", post(mute))
@@ -121,6 +123,25 @@ async fn room_view(state: &AppState, room: &crate::room::Room) -> RoomView {
 }
 
 /// `GET /admin/rooms`: every open room with its participants and tracks.
+/// Several nodes (`--redis-url`): every live node's registry record (rooms and participants,
+/// load, draining), as of this node's last heartbeat. One node: 404 `no-cluster`.
+async fn cluster(_: Admin, State(state): State<AppState>) -> Response {
+    let Some(cluster) = &state.signal.cluster else {
+        let message = "this server runs alone (no --redis-url)";
+        return failure(StatusCode::NOT_FOUND, "no-cluster", message);
+    };
+    let nodes = cluster.nodes();
+    let rooms: usize = nodes.iter().map(|n| n.rooms.len()).sum();
+    let participants: usize = nodes.iter().map(|n| n.participants).sum();
+    let body = serde_json::json!({
+        "node": cluster.node_id,
+        "rooms": rooms,
+        "participants": participants,
+        "nodes": nodes,
+    });
+    Json(body).into_response()
+}
+
 async fn list_rooms(_: Admin, State(state): State<AppState>) -> Response {
     let mut rooms = Vec::new();
     for room in state.signal.rooms.list() {

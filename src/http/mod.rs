@@ -46,6 +46,8 @@ pub enum ServerError {
     },
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
+    #[error("cluster (--redis-url): {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     #[error("HTTP server task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -112,6 +114,10 @@ impl RunningServer {
         let signal = &self.state.signal;
         if !signal.draining.swap(true, Ordering::SeqCst) {
             signal.metrics.draining.set(1);
+            if let Some(cluster) = &signal.cluster {
+                // The registry says so at once: no new room is placed here from now on.
+                cluster.beat_now();
+            }
             tracing::info!(
                 rooms = signal.rooms.len(),
                 "draining: new joins are refused"
@@ -166,6 +172,56 @@ impl RunningServer {
     pub async fn wait(&mut self) -> Result<(), ServerError> {
         (&mut self.task).await?.map_err(ServerError::Serve)
     }
+}
+
+/// Joins the cluster of `--redis-url`, if set.
+async fn connect_cluster(
+    config: &Config,
+    addr: SocketAddr,
+    metrics: &Metrics,
+) -> Result<Option<Arc<crate::cluster::Cluster>>, ServerError> {
+    let Some(url) = config.redis_url.as_deref() else {
+        return Ok(None);
+    };
+    let cluster = crate::cluster::Cluster::connect(config, url, addr, metrics.registry()).await?;
+    Ok(Some(cluster))
+}
+
+/// What the cluster heartbeat reports of this node: its rooms, forwarded packets, draining
+/// state and media addresses.
+fn load_sampler(signal: &Arc<SignalContext>) -> impl Fn() -> crate::cluster::LoadSample {
+    let signal = Arc::downgrade(signal);
+    move || {
+        let Some(signal) = signal.upgrade() else {
+            return Default::default();
+        };
+        let rooms = signal
+            .rooms
+            .list()
+            .iter()
+            .map(|room| crate::cluster::registry::RoomLoad {
+                name: room.name().to_owned(),
+                participants: room.len(),
+            })
+            .collect();
+        crate::cluster::LoadSample {
+            rooms,
+            forwarded_packets: forwarded_packets(signal.media.registry()),
+            draining: signal.is_draining(),
+            media: signal.media.candidates(),
+        }
+    }
+}
+
+/// The media engine's `chorus_forwarded_packets_total`.
+fn forwarded_packets(registry: &prometheus::Registry) -> u64 {
+    registry
+        .gather()
+        .iter()
+        .filter(|family| family.name() == "chorus_forwarded_packets_total")
+        .flat_map(|family| family.get_metric())
+        .map(|metric| metric.get_counter().value() as u64)
+        .sum()
 }
 
 /// How often a drain looks whether the rooms are empty.
@@ -226,6 +282,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         source,
     })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let cluster = connect_cluster(&config, addr, &metrics).await?;
     let config_max_connections = config.max_connections;
     let config_max_per_ip = config.max_connections_per_ip;
     let header_timeout = config.header_timeout();
@@ -249,6 +306,7 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         ice_servers,
         draining: AtomicBool::new(false),
         identities: Default::default(),
+        cluster,
     });
     let state = AppState {
         signal,
@@ -284,6 +342,9 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
         }
         None => (None, None),
     };
+    if let Some(cluster) = &state.signal.cluster {
+        cluster.spawn_heartbeat(load_sampler(&state.signal), shutdown_rx.clone());
+    }
     let task = tokio::spawn(serve::serve(listener, app, header_timeout, shutdown_rx));
     tracing::info!(%addr, "listening");
     Ok(RunningServer {

@@ -11,7 +11,7 @@ use crate::room::ids::is_valid_room_name;
 use crate::room::DEFAULT_MESH_ROOM;
 use crate::signal::session::{self, ConnectionParams};
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -51,10 +51,12 @@ async fn websocket(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Query(query): Query<WsQuery>,
+    RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let signal = state.signal.clone();
+    let (remote, relayed) = client_address(&state, &headers, remote);
     let origin = headers
         .get(header::ORIGIN)
         .map(|v| v.to_str().unwrap_or("?"));
@@ -104,7 +106,12 @@ async fn websocket(
         mesh_room,
         url_claims,
         remote: Some(remote),
+        query: raw_query.unwrap_or_default(),
+        relayed,
     };
+    let relayed_gauge = (signal.cluster.as_ref())
+        .filter(|_| relayed)
+        .map(|cluster| cluster.metrics.relayed.with_label_values(&["in"]));
     // Messages (and their fragments, while reassembled) are capped by the WebSocket layer
     // itself, which closes with 1009, at the largest message any client may send (an SFU
     // participant's offer or answer, `Config::sdp_limit`); the session refuses other messages
@@ -117,9 +124,51 @@ async fn websocket(
         .max_frame_size(max)
         .max_message_size(max)
         .on_upgrade(move |socket| async move {
+            let _counted = relayed_gauge.map(Counted::new);
             session::run(socket, signal, params).await;
             drop(permit);
         })
+}
+
+/// Counts one in a gauge while it lives.
+struct Counted(prometheus::IntGauge);
+
+impl Counted {
+    fn new(gauge: prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The client's address, and whether another node relays the connection (then the address the
+/// relaying node names, which the per-address limit counts).
+fn client_address(state: &AppState, headers: &HeaderMap, remote: SocketAddr) -> (SocketAddr, bool) {
+    match relayed_client(state, headers) {
+        Some(Some(ip)) => (SocketAddr::new(ip, 0), true),
+        Some(None) => (remote, true),
+        None => (remote, false),
+    }
+}
+
+/// `Some` when another node of the cluster relays this connection (it presented the cluster's
+/// relay key), with the client's own address if it sent one.
+fn relayed_client(state: &AppState, headers: &HeaderMap) -> Option<Option<std::net::IpAddr>> {
+    let cluster = state.signal.cluster.as_ref()?;
+    let key = headers.get(crate::cluster::RELAY_KEY_HEADER)?;
+    if key.as_bytes() != cluster.relay_key.as_bytes() {
+        return None;
+    }
+    let client = headers
+        .get(crate::cluster::RELAY_CLIENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    Some(client)
 }
 
 /// Initial read buffer of a WebSocket (tungstenite's default is 128 KiB per connection).

@@ -27,9 +27,14 @@ use worker::{WorkerHandle, WorkerSnapshot};
 /// Flags of `chorus loadtest`.
 #[derive(Debug, Clone, Args)]
 pub struct LoadConfig {
-    /// Signaling URL of the server under test.
-    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-    pub url: String,
+    /// Signaling URL of the server under test; several (repeated or comma-separated: the
+    /// nodes of a cluster) get the participants round-robin, and their metrics are summed.
+    #[arg(
+        long = "url",
+        value_delimiter = ',',
+        default_value = "ws://127.0.0.1:8080/ws"
+    )]
+    pub urls: Vec<String>,
     /// A named scenario (fanout-10, fanout-50, fanout-200, meeting-10x4, audio-1000, smoke);
     /// it sets rooms/publishers/subscribers/media, other flags still apply.
     #[arg(long)]
@@ -87,7 +92,7 @@ pub struct LoadConfig {
 impl Default for LoadConfig {
     fn default() -> Self {
         Self {
-            url: "ws://127.0.0.1:8080/ws".into(),
+            urls: vec!["ws://127.0.0.1:8080/ws".into()],
             scenario: None,
             rooms: 1,
             publishers: 1,
@@ -190,6 +195,14 @@ impl Fleet {
     }
 }
 
+/// The URL participant `index` connects to: round-robin over `urls`.
+fn url_for(urls: &[String], index: usize) -> String {
+    match urls.len() {
+        0 => "ws://127.0.0.1:8080/ws".to_owned(),
+        n => urls[index % n].clone(),
+    }
+}
+
 fn plans(config: &LoadConfig, run_id: &str) -> Result<Vec<PeerPlan>, LoadError> {
     let authority = config
         .token_secret
@@ -212,7 +225,7 @@ fn plans(config: &LoadConfig, run_id: &str) -> Result<Vec<PeerPlan>, LoadError> 
             };
             plans.push(PeerPlan {
                 index: plans.len(),
-                url: config.url.clone(),
+                url: url_for(&config.urls, plans.len()),
                 room: room.clone(),
                 name,
                 token,
@@ -238,11 +251,12 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
         workers.push(worker::spawn(config.bind, config.pin_core.map(|c| c + k))?);
     }
     let fleet = Fleet { workers };
-    let metrics = scrape::metrics_url_for(&config.url);
-    let server_at_start = match &metrics {
-        Some((host, path)) => scrape::scrape(host, path).await,
-        None => None,
-    };
+    let metrics: Vec<(String, String)> = config
+        .urls
+        .iter()
+        .filter_map(|url| scrape::metrics_url_for(url))
+        .collect();
+    let server_at_start = scrape::scrape_all(&metrics).await;
     let stats = Arc::new(Mutex::new(SignalingStats::default()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let started = Instant::now();
@@ -272,10 +286,7 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
             .await;
     }
     let window_start = fleet.snapshot().await;
-    let server_window_start = match &metrics {
-        Some((host, path)) => scrape::scrape(host, path).await,
-        None => None,
-    };
+    let server_window_start = scrape::scrape_all(&metrics).await;
     let t0 = Instant::now();
     while t0.elapsed() < config.duration {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -284,10 +295,7 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
             .await;
     }
     let window_end = fleet.snapshot().await;
-    let server_window_end = match &metrics {
-        Some((host, path)) => scrape::scrape(host, path).await,
-        None => None,
-    };
+    let server_window_end = scrape::scrape_all(&metrics).await;
     let window = t0.elapsed();
     progress.finish();
     let _ = stop_tx.send(true);
@@ -340,7 +348,7 @@ impl Progress {
     async fn tick(
         &mut self,
         fleet: &Fleet,
-        metrics: &Option<(String, String)>,
+        metrics: &[(String, String)],
         started: Instant,
         series: &mut Vec<SeriesPoint>,
         force: bool,
@@ -354,10 +362,7 @@ impl Progress {
             return;
         }
         let snap = fleet.snapshot().await;
-        let server = match metrics {
-            Some((host, path)) => scrape::scrape(host, path).await,
-            None => None,
-        };
+        let server = scrape::scrape_all(metrics).await;
         if let (Some(at), Some((prev, prev_latency, _prev_cpu, prev_server))) =
             (self.last_at, &self.last)
         {
@@ -407,5 +412,30 @@ impl Progress {
         if !self.quiet {
             eprintln!();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: LoadConfig,
+    }
+
+    #[test]
+    fn several_urls_get_the_participants_round_robin() {
+        let parsed =
+            Cli::try_parse_from(["x", "--url", "ws://a/ws,ws://b/ws", "--url", "ws://c/ws"])
+                .map(|c| c.config.urls);
+        let urls = parsed.expect("flags parse");
+        assert_eq!(urls, ["ws://a/ws", "ws://b/ws", "ws://c/ws"]);
+        let spread: Vec<String> = (0..4).map(|i| url_for(&urls, i)).collect();
+        assert_eq!(spread, ["ws://a/ws", "ws://b/ws", "ws://c/ws", "ws://a/ws"]);
+        let default = Cli::try_parse_from(["x"]).map(|c| c.config.urls);
+        assert_eq!(default.expect("parses"), ["ws://127.0.0.1:8080/ws"]);
     }
 }

@@ -28,6 +28,22 @@ fn sum(text: &str, name: &str) -> f64 {
     metrics_text::sum(text, name).unwrap_or(0.0)
 }
 
+/// Scrapes every target and sums the figures (a cluster's nodes); `None` if none answered.
+pub async fn scrape_all(targets: &[(String, String)]) -> Option<ServerSample> {
+    let mut total: Option<ServerSample> = None;
+    for (host, path) in targets {
+        if let Some(s) = scrape(host, path).await {
+            let t = total.get_or_insert_with(ServerSample::default);
+            t.process_cpu_seconds += s.process_cpu_seconds;
+            t.resident_bytes += s.resident_bytes;
+            t.forwarded_packets += s.forwarded_packets;
+            t.shard_cpu_seconds += s.shard_cpu_seconds;
+            t.media_peer_connections += s.media_peer_connections;
+        }
+    }
+    total
+}
+
 /// Scrapes `host` (host:port) once; `None` if it cannot be reached.
 pub async fn scrape(host: &str, path: &str) -> Option<ServerSample> {
     let fut = async {

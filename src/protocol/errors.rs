@@ -89,6 +89,9 @@ pub enum ErrorCode {
     TokenNotYetValid,
     /// Another connection joined this room with the same token identity (`sub`); this one is closed.
     Replaced,
+    /// Several nodes (`--redis-url`): Redis cannot be reached, or the room's node cannot be
+    /// reached or went away; connect (or join) again.
+    ClusterUnavailable,
 }
 
 impl ErrorCode {
@@ -123,6 +126,7 @@ impl ErrorCode {
         ErrorCode::ForbiddenOrigin,
         ErrorCode::TokenNotYetValid,
         ErrorCode::Replaced,
+        ErrorCode::ClusterUnavailable,
     ];
 
     /// The code as it appears on the wire (and as a metrics label).
@@ -157,6 +161,7 @@ impl ErrorCode {
             ErrorCode::ForbiddenOrigin => "forbidden-origin",
             ErrorCode::TokenNotYetValid => "token-not-yet-valid",
             ErrorCode::Replaced => "replaced",
+            ErrorCode::ClusterUnavailable => "cluster-unavailable",
         }
     }
 }

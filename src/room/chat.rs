@@ -41,6 +41,19 @@ impl ChatHistory {
         message
     }
 
+    /// Takes over `kept` (a history kept elsewhere, e.g. in Redis) if nothing was recorded
+    /// yet: the newest `capacity` by ID, numbering going on after the highest.
+    pub fn restore(&mut self, mut kept: Vec<ChatMessage>) {
+        if self.next_id != 1 || kept.is_empty() {
+            return;
+        }
+        kept.sort_by_key(|m| m.id);
+        kept.dedup_by_key(|m| m.id);
+        let skip = kept.len().saturating_sub(self.capacity);
+        self.next_id = kept.last().map_or(1, |m| m.id.saturating_add(1));
+        self.entries = kept.into_iter().skip(skip).collect();
+    }
+
     /// The kept messages, oldest first.
     pub fn snapshot(&self) -> Vec<ChatMessage> {
         self.entries.iter().cloned().collect()
@@ -72,6 +85,28 @@ mod tests {
             .map(|m| (m.id, m.text))
             .collect();
         assert_eq!(kept, vec![(2, "two".to_owned()), (3, "three".to_owned())]);
+    }
+
+    #[test]
+    fn a_restored_history_is_trimmed_sorted_and_numbered_on() {
+        let message = |id: u64| ChatMessage {
+            id,
+            from: "a".into(),
+            name: "A".into(),
+            text: format!("m{id}"),
+            ts: id,
+        };
+        let mut history = ChatHistory::new(2);
+        history.restore(vec![message(7), message(5), message(6)]);
+        let ids: Vec<u64> = history.snapshot().iter().map(|m| m.id).collect();
+        assert_eq!(ids, [6, 7]);
+        assert_eq!(history.record("b", "B", "next".into(), 9).id, 8);
+        history.restore(vec![message(100)]);
+        assert_eq!(
+            history.snapshot().len(),
+            2,
+            "only a fresh history is restored"
+        );
     }
 
     #[test]

@@ -390,6 +390,11 @@ impl Room {
         (Some(member.kind), empty)
     }
 
+    /// Takes over a chat history kept elsewhere (see [`ChatHistory::restore`]).
+    pub fn restore_chat(&self, kept: Vec<ChatMessage>) {
+        self.state.lock().chat.restore(kept);
+    }
+
     /// Records a chat message from SFU member `from` and delivers it to every SFU member,
     /// the sender included.
     pub fn chat(&self, from: &str, text: String, ts: u64) -> Result<ChatMessage, RouteError> {

@@ -13,6 +13,7 @@ pub use membership::{
 };
 
 use crate::metrics::Metrics;
+use crate::protocol::ChatMessage;
 use dashmap::{mapref::entry::Entry, DashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -98,8 +99,22 @@ impl RoomRegistry {
         name: &str,
         admission: &Admission,
     ) -> Result<(Arc<Room>, Welcome), JoinError> {
+        self.join_with_chat(name, admission, Vec::new())
+    }
+
+    /// [`Self::join`]; a room created by this join takes over the chat history `kept` (kept
+    /// elsewhere, e.g. in Redis for a cluster).
+    pub fn join_with_chat(
+        &self,
+        name: &str,
+        admission: &Admission,
+        kept: Vec<ChatMessage>,
+    ) -> Result<(Arc<Room>, Welcome), JoinError> {
         loop {
             let room = self.get_or_create(name)?;
+            if !kept.is_empty() {
+                room.restore_chat(kept.clone());
+            }
             match room.admit(admission, self.limits.max_members) {
                 Ok(welcome) => {
                     self.metrics

@@ -14,7 +14,12 @@ use tokio::time::Instant;
 impl Session {
     /// Joins the connection's mesh room: `join {peerId}` (seed 002) with a chosen ID, or a
     /// seed-000 client with a generated one, which first gets `client-id`.
-    pub(super) async fn mesh_join(&mut self, choice: PeerIdChoice, started: Instant) -> Flow {
+    pub(super) async fn mesh_join(
+        &mut self,
+        choice: PeerIdChoice,
+        started: Instant,
+        replay: Option<&Frame>,
+    ) -> Flow {
         if let Some(flow) = self.refuse_if_draining().await {
             return flow;
         }
@@ -33,6 +38,10 @@ impl Session {
                 )
                 .await;
         }
+        let room = self.params.mesh_room.clone();
+        if let Some(flow) = self.route_to_owner(&room, replay).await {
+            return flow;
+        }
         let auto_assigned = choice == PeerIdChoice::Generated;
         let admission = Admission {
             kind: MemberKind::Mesh,
@@ -41,7 +50,6 @@ impl Session {
             mailbox: self.mailbox.clone(),
         };
         let ctx = self.ctx.clone();
-        let room = self.params.mesh_room.clone();
         let (room_handle, welcome) = match ctx.rooms.join(&room, &admission) {
             Ok(joined) => joined,
             Err(error) => return self.refuse_join(&room, error).await,
@@ -83,7 +91,7 @@ impl Session {
         if raw.kind == "join" {
             let auto_assigned = member.auto_assigned;
             return match raw.into_message() {
-                Ok(ClientMessage::Join(join)) if auto_assigned => self.rejoin(join).await,
+                Ok(ClientMessage::Join(join)) if auto_assigned => self.rejoin(join, &frame).await,
                 Ok(_) => {
                     self.send_error(ErrorCode::AlreadyJoined, "this connection already joined")
                         .await
@@ -130,10 +138,10 @@ impl Session {
     /// A `join` from a client that was admitted as a seed-000 peer: it was a slow SFU or
     /// seed-002 client after all (its `join` came after the grace period). It leaves the mesh
     /// under its generated ID (`peer-left`) and joins as asked.
-    async fn rejoin(&mut self, join: JoinRequest) -> Flow {
+    async fn rejoin(&mut self, join: JoinRequest, frame: &Frame) -> Flow {
         let started = Instant::now();
         if join.is_sfu() {
-            return self.sfu_join(join, started).await;
+            return self.sfu_join(join, started, frame).await;
         }
         let Some(id) = join.peer_id else {
             return self
@@ -149,6 +157,7 @@ impl Session {
                 .await;
         }
         self.leave_current();
-        self.mesh_join(PeerIdChoice::Chosen(id), started).await
+        self.mesh_join(PeerIdChoice::Chosen(id), started, Some(frame))
+            .await
     }
 }

@@ -8,15 +8,18 @@ pub mod rate_limit;
 pub mod session;
 
 mod mesh;
+mod relay;
 mod sfu;
 
 use crate::auth::TokenAuthority;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::media::MediaEngine;
 use crate::metrics::Metrics;
 use crate::protocol::IceServer;
 use crate::room::RoomRegistry;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Everything a session needs from the server, shared by all sessions.
@@ -36,6 +39,8 @@ pub struct SignalContext {
     pub draining: AtomicBool,
     /// Which connection holds each token identity in each room.
     pub identities: identity::IdentityTable,
+    /// The cluster this node belongs to (`--redis-url`), if any.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl SignalContext {

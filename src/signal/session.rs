@@ -55,6 +55,10 @@ pub struct ConnectionParams {
     /// Claims of a valid `?token=` (already verified at upgrade).
     pub url_claims: Option<Claims>,
     pub remote: Option<SocketAddr>,
+    /// The raw query string of the `/ws` URL (passed on when the connection is relayed).
+    pub query: String,
+    /// Relayed by another node of the cluster (never relayed again).
+    pub relayed: bool,
 }
 
 /// Serves one WebSocket until it closes.
@@ -114,7 +118,7 @@ pub(super) struct Session {
     pub ctx: Arc<SignalContext>,
     pub params: ConnectionParams,
     pub span: Span,
-    socket: WebSocket,
+    pub socket: WebSocket,
     pub mailbox: Mailbox,
     inbox: Inbox,
     overflow: Arc<Notify>,
@@ -122,7 +126,7 @@ pub(super) struct Session {
     media_rx: mpsc::UnboundedReceiver<MediaEvent>,
     pub membership: Membership,
     limiter: RateLimiter,
-    last_seen: Instant,
+    pub last_seen: Instant,
     /// When the connection last came to be in no room (connected, or left); it must join
     /// within `--join-timeout-secs` of this.
     unjoined_since: Instant,
@@ -318,10 +322,13 @@ impl Session {
             }
             return match raw.into_message() {
                 Ok(ClientMessage::Join(join)) if join.is_sfu() => {
-                    self.sfu_join(join, started).await
+                    self.sfu_join(join, started, &frame).await
                 }
                 Ok(ClientMessage::Join(join)) => match join.peer_id {
-                    Some(id) => self.mesh_join(PeerIdChoice::Chosen(id), started).await,
+                    Some(id) => {
+                        let choice = PeerIdChoice::Chosen(id);
+                        self.mesh_join(choice, started, Some(&frame)).await
+                    }
                     None => {
                         self.send_error(
                             ErrorCode::BadMessage,
@@ -337,7 +344,10 @@ impl Session {
         if matches!(self.membership, Membership::Pending { .. }) {
             // A seed-000 client: it talks without joining.
             self.membership = Membership::Idle;
-            match self.mesh_join(PeerIdChoice::Generated, started).await {
+            match self
+                .mesh_join(PeerIdChoice::Generated, started, Some(&frame))
+                .await
+            {
                 Flow::Continue if matches!(self.membership, Membership::Mesh(_)) => {
                     return self.on_mesh_message(raw, frame).await
                 }
@@ -360,7 +370,7 @@ impl Session {
         if self.ctx.auth.is_some() && self.params.url_claims.is_none() {
             return Flow::Continue;
         }
-        self.mesh_join(PeerIdChoice::Generated, Instant::now())
+        self.mesh_join(PeerIdChoice::Generated, Instant::now(), None)
             .await
     }
 

@@ -6,7 +6,7 @@ use crate::auth::{AuthError, Claims, Grants};
 use crate::protocol::{ClientMessage, ErrorCode, JoinRequest, RawFrame, ServerMessage};
 use crate::room::chat::unix_millis;
 use crate::room::ids::{is_valid_room_name, normalize_display_name};
-use crate::room::{Admission, JoinError, MemberKind, PeerIdChoice};
+use crate::room::{Admission, Frame, JoinError, MemberKind, PeerIdChoice};
 use tokio::time::Instant;
 
 /// Who an SFU join admits.
@@ -20,7 +20,12 @@ struct Joiner {
 
 impl Session {
     /// `join {room, name, token?}`.
-    pub(super) async fn sfu_join(&mut self, join: JoinRequest, started: Instant) -> Flow {
+    pub(super) async fn sfu_join(
+        &mut self,
+        join: JoinRequest,
+        started: Instant,
+        frame: &Frame,
+    ) -> Flow {
         if let Some(flow) = self.refuse_if_draining().await {
             return flow;
         }
@@ -38,6 +43,9 @@ impl Session {
             Ok(joiner) => joiner,
             Err((code, message)) => return self.send_error(code, message).await,
         };
+        if let Some(flow) = self.route_to_owner(room, Some(frame)).await {
+            return flow;
+        }
         let Joiner { name, grants, sub } = joiner;
         // A seed-000 client that was given an ID may still turn out to be an SFU client.
         self.leave_current();
@@ -48,7 +56,13 @@ impl Session {
             mailbox: self.mailbox.clone(),
         };
         let ctx = self.ctx.clone();
-        let (room_handle, welcome) = match ctx.rooms.join(room, &admission) {
+        let kept = match &ctx.cluster {
+            Some(cluster) if ctx.rooms.get(room).is_none() => {
+                cluster.chat_history(room, ctx.config.chat_history).await
+            }
+            _ => Vec::new(),
+        };
+        let (room_handle, welcome) = match ctx.rooms.join_with_chat(room, &admission, kept) {
             Ok(joined) => joined,
             Err(error) => return self.refuse_join(room, error).await,
         };
@@ -200,8 +214,17 @@ impl Session {
                 .await;
         }
         match member.room.chat(&member.peer_id, text, unix_millis()) {
-            Ok(_) => {
+            Ok(message) => {
                 self.ctx.metrics.chat_messages.inc();
+                if let Some(cluster) = self.ctx.cluster.clone() {
+                    // In the background: a slow Redis must not hold up this session (the
+                    // history is put back in ID order when read).
+                    let room = member.room.name().to_owned();
+                    let capacity = self.ctx.config.chat_history;
+                    tokio::spawn(async move {
+                        cluster.record_chat(&room, &message, capacity).await;
+                    });
+                }
                 Flow::Continue
             }
             Err(error) => {

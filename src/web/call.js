@@ -250,6 +250,12 @@ export class Call extends EventTarget {
       }
       return;
     }
+    if (code === 'cluster-unavailable') {
+      // Several nodes: Redis or the room's node could not be reached, or the room's node went
+      // away. Connect and join again; the room is placed on a live node.
+      this.reconnectSession('cluster');
+      return;
+    }
     if (code === 'kicked') {
       this.end('kicked', { message: m.message });
       return;

@@ -81,6 +81,8 @@ export function connectingText(state, detail, secondsLeft) {
   switch (detail.reason) {
     case 'draining':
       return `This server is restarting for maintenance and is not taking new calls.${wait}`;
+    case 'cluster':
+      return `The server hosting this call could not be reached; moving the call.${wait}`;
     case 'server-restart':
       return `The server restarted.${wait}`;
     case 'media':

@@ -2,13 +2,15 @@
 //! whole server in-process, plain HTTP requests, and bounded condition waits. The submodules
 //! hold the clients: [`ws`] (a raw WebSocket client for the signaling tests), [`media`] (the
 //! Rust WebRTC test client against a server), [`browser`] (Node-driven real browsers); [`auth`]
-//! holds the test secret, [`netns`] builds lossy links between network namespaces, [`sdp`]
-//! writes offers by hand and [`readme`] reads the repository's documents. Every test file says
+//! holds the test secret, [`cluster`] runs several `chorus serve` nodes around one Redis,
+//! [`netns`] builds lossy links between network namespaces, [`sdp`] writes offers by hand and
+//! [`readme`] reads the repository's documents. Every test file says
 //! `mod support;`; a file uses only part of this, hence `dead_code` is allowed.
 #![allow(dead_code)]
 
 pub mod auth;
 pub mod browser;
+pub mod cluster;
 pub mod media;
 pub mod netns;
 pub mod readme;
