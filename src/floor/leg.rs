@@ -1,56 +1,22 @@
 //! One subscriber leg of the floor benchmark: the per-leg RTP header rewrite (its own SSRC,
-//! sequence and timestamp offsets) and SRTP AES-128-GCM sealing per RFC 7714 (session key and
-//! salt derived once from the leg's master key and salt), plus the opener `--verify` and the
-//! tests use to prove the sealing is real.
+//! sequence and timestamp offsets) and SRTP AES-128-GCM sealing per RFC 7714 with the server's
+//! own SRTP code (`rtp::srtp_out`, session key and salt derived once from the leg's master key
+//! and salt), plus the opener `--verify` and the tests use to prove the sealing is real.
 
+use crate::rtp::srtp_out::SrtpOut;
 use bytes::{BufMut, BytesMut};
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
+
+/// Master key and salt of one leg (what DTLS-SRTP would export for SRTP_AEAD_AES_128_GCM).
+pub use crate::rtp::key_tap::SrtpMaster as LegSecret;
 
 /// Fixed RTP header length (no CSRC, no extension).
 pub const RTP_HEADER: usize = 12;
 /// AES-GCM authentication tag appended to each SRTP packet (RFC 7714 §7.2).
-pub const TAG: usize = 16;
+pub const TAG: usize = crate::rtp::srtp_out::TAG_LEN;
 
-/// Master key and salt of one leg (what DTLS-SRTP would export for SRTP_AEAD_AES_128_GCM).
-#[derive(Clone, Copy, Debug)]
-pub struct LegSecret {
-    pub key: [u8; 16],
-    pub salt: [u8; 12],
-}
-
-impl LegSecret {
-    pub fn random() -> Self {
-        Self {
-            key: rand::random(),
-            salt: rand::random(),
-        }
-    }
-
-    /// The SRTP session key and salt (RFC 3711 §4.3 AES-CM PRF, labels 0 and 2, kdr 0), as
-    /// RFC 7714 §11 prescribes for AEAD_AES_128_GCM. Once per leg, not per packet.
-    fn session(&self) -> ([u8; 16], [u8; 12]) {
-        let derive = |label: u8| {
-            let mut block = [0u8; 16];
-            block[..12].copy_from_slice(&self.salt);
-            block[7] ^= label;
-            aes_block(&self.key, &mut block);
-            block
-        };
-        let key = derive(0x00);
-        let mut salt = [0u8; 12];
-        salt.copy_from_slice(&derive(0x02)[..12]);
-        (key, salt)
-    }
-}
-
-/// AES-128 of one block, with the crypto provider the `rtc` stack uses (ring).
-fn aes_block(key: &[u8; 16], block: &mut [u8; 16]) {
-    use rtc::crypto::BlockCipherAlgorithm;
-    let provider = rtc::crypto::default_provider().expect("rtc is built with its ring provider");
-    provider
-        .crypto()
-        .block_encrypt(BlockCipherAlgorithm::Aes128, key, block)
-        .expect("AES-128 encrypts a block");
+/// The leg's SRTP session (session key and salt derived once, not per packet).
+fn session(secret: &LegSecret) -> SrtpOut {
+    SrtpOut::new(secret).expect("rtc is built with its ring provider")
 }
 
 /// The rewrite and cipher of one leg.
@@ -58,21 +24,18 @@ pub struct Leg {
     ssrc: u32,
     seq_start: u16,
     ts_offset: u32,
-    salt: [u8; 12],
-    key: LessSafeKey,
+    srtp: SrtpOut,
 }
 
 impl Leg {
     /// A leg sending as `ssrc`, its first packet numbered `seq_start` (ROC 0), timestamps
     /// shifted by `ts_offset`.
     pub fn new(ssrc: u32, seq_start: u16, ts_offset: u32, secret: LegSecret) -> Self {
-        let (key, salt) = secret.session();
         Self {
             ssrc,
             seq_start,
             ts_offset,
-            salt,
-            key: cipher(&key),
+            srtp: session(&secret),
         }
     }
 
@@ -94,31 +57,26 @@ impl Leg {
         out[2..4].copy_from_slice(&seq.to_be_bytes());
         out[4..8].copy_from_slice(&ts.to_be_bytes());
         out[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        let (header, body) = out.split_at_mut(header_len);
-        let nonce = nonce(&self.salt, self.ssrc, roc, seq);
         // AES-GCM sealing only fails for inputs beyond 2^36 bytes; a datagram never is.
         let tag = self
-            .key
-            .seal_in_place_separate_tag(nonce, Aad::from(&*header), body)
+            .srtp
+            .seal(out, header_len, self.ssrc, seq, roc)
             .expect("AES-GCM seals a datagram");
-        buf.put_slice(tag.as_ref());
+        buf.put_slice(&tag);
     }
 }
 
 /// Opens one leg's SRTP packets in arrival order, tracking its ROC from the sequence numbers.
 pub struct Opener {
-    key: LessSafeKey,
-    salt: [u8; 12],
+    srtp: SrtpOut,
     roc: u32,
     last_seq: Option<u16>,
 }
 
 impl Opener {
     pub fn new(secret: LegSecret) -> Self {
-        let (key, salt) = secret.session();
         Self {
-            key: cipher(&key),
-            salt,
+            srtp: session(&secret),
             roc: 0,
             last_seq: None,
         }
@@ -128,21 +86,13 @@ impl Opener {
     /// it is too short or does not authenticate.
     pub fn open<'a>(&mut self, datagram: &'a mut [u8]) -> Option<&'a [u8]> {
         let header_len = header_len(datagram)?;
-        if datagram.len() < header_len + TAG {
-            return None;
-        }
         let seq = u16::from_be_bytes([datagram[2], datagram[3]]);
         let ssrc = u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]);
         let roc = match self.last_seq {
             Some(last) if seq < last && last - seq > 0x8000 => self.roc.wrapping_add(1),
             _ => self.roc,
         };
-        let (header, body) = datagram.split_at_mut(header_len);
-        let nonce = nonce(&self.salt, ssrc, roc, seq);
-        let plain = self
-            .key
-            .open_in_place(nonce, Aad::from(&*header), body)
-            .ok()?;
+        let plain = self.srtp.open(datagram, header_len, ssrc, seq, roc)?;
         if roc != self.roc || self.last_seq.is_none_or(|last| seq > last) {
             self.last_seq = Some(seq);
         }
@@ -163,22 +113,6 @@ pub fn header_len(packet: &[u8]) -> Option<usize> {
         len += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
     }
     (len <= packet.len()).then_some(len)
-}
-
-/// RFC 7714 §8.1: IV = (0x0000 || SSRC || ROC || SEQ) XOR salt.
-fn nonce(salt: &[u8; 12], ssrc: u32, roc: u32, seq: u16) -> Nonce {
-    let mut iv = [0u8; 12];
-    iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
-    iv[6..10].copy_from_slice(&roc.to_be_bytes());
-    iv[10..12].copy_from_slice(&seq.to_be_bytes());
-    for (b, s) in iv.iter_mut().zip(salt) {
-        *b ^= s;
-    }
-    Nonce::assume_unique_for_key(iv)
-}
-
-fn cipher(key: &[u8; 16]) -> LessSafeKey {
-    LessSafeKey::new(UnboundKey::new(&AES_128_GCM, key).expect("a 16-byte AES-128 key"))
 }
 
 #[cfg(test)]

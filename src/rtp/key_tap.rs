@@ -20,10 +20,20 @@ use rtc::crypto::{
 use std::sync::Arc;
 
 /// Master key and salt of an AES-128-GCM SRTP context (RFC 7714).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct SrtpMaster {
     pub key: [u8; 16],
     pub salt: [u8; 12],
+}
+
+impl SrtpMaster {
+    /// Fresh random keys (what DTLS-SRTP would export; the floor benchmark's legs).
+    pub fn random() -> Self {
+        Self {
+            key: rand::random(),
+            salt: rand::random(),
+        }
+    }
 }
 
 impl std::fmt::Debug for SrtpMaster {

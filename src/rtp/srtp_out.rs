@@ -2,7 +2,7 @@
 //! buffer: the session key and salt derived from a connection's master key and salt
 //! (RFC 3711 §4.3, AES-CM PRF), a nonce per packet from SSRC, rollover counter and sequence
 //! number, the RTP header as associated data and the 16-byte tag appended. No allocation per
-//! packet. The rollover counter of each stream is the caller's ([`Rollover`]).
+//! packet. The fast path and the floor benchmark (`bench-floor`) both protect with it. The rollover counter of each stream is the caller's ([`Rollover`]).
 
 use super::key_tap::SrtpMaster;
 use bytes::BytesMut;
@@ -64,6 +64,57 @@ impl SrtpOut {
         seq: u16,
         roc: u32,
     ) -> Result<(), ring::error::Unspecified> {
+        let tag = self.seal(buf, header_len, ssrc, seq, roc)?;
+        buf.extend_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Encrypts the payload of the RTP packet in `packet` (after `header_len` bytes of
+    /// header, which are authenticated) in place and returns the tag to append.
+    pub fn seal(
+        &self,
+        packet: &mut [u8],
+        header_len: usize,
+        ssrc: u32,
+        seq: u16,
+        roc: u32,
+    ) -> Result<[u8; TAG_LEN], ring::error::Unspecified> {
+        let (header, payload) = packet.split_at_mut(header_len);
+        let tag = self.key.seal_in_place_separate_tag(
+            self.nonce(ssrc, roc, seq),
+            Aad::from(&*header),
+            payload,
+        )?;
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    /// Authenticates and decrypts a packet this session protected (header, payload, tag) in
+    /// place: the plaintext payload, or `None`. For checking what was sent (`bench-floor
+    /// --verify`, tests); the server never opens its own packets.
+    pub fn open<'a>(
+        &self,
+        packet: &'a mut [u8],
+        header_len: usize,
+        ssrc: u32,
+        seq: u16,
+        roc: u32,
+    ) -> Option<&'a [u8]> {
+        if packet.len() < header_len + TAG_LEN {
+            return None;
+        }
+        let (header, body) = packet.split_at_mut(header_len);
+        let nonce = self.nonce(ssrc, roc, seq);
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::from(&*header), body)
+            .ok()?;
+        Some(plain)
+    }
+
+    /// RFC 7714 §8.1: IV = (0x0000 ‖ SSRC ‖ ROC ‖ SEQ) XOR session salt.
+    fn nonce(&self, ssrc: u32, roc: u32, seq: u16) -> Nonce {
         let mut iv = [0u8; 12];
         iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
         iv[6..10].copy_from_slice(&roc.to_be_bytes());
@@ -71,14 +122,7 @@ impl SrtpOut {
         for (v, s) in iv.iter_mut().zip(self.salt) {
             *v ^= s;
         }
-        let (header, payload) = buf.split_at_mut(header_len);
-        let tag = self.key.seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(iv),
-            Aad::from(&*header),
-            payload,
-        )?;
-        buf.extend_from_slice(tag.as_ref());
-        Ok(())
+        Nonce::assume_unique_for_key(iv)
     }
 }
 
