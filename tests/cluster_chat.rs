@@ -7,7 +7,7 @@ mod support;
 use anyhow::{ensure, Result};
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::cluster::{wait_nodes, Node, Redis};
+use support::cluster::{redis_and_two_nodes, wait_nodes, Node};
 use support::ws::WsClient;
 
 /// The next message of `kind`.
@@ -30,12 +30,9 @@ fn redis_list_len(url: &str, key: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_history_survives_a_restart_of_the_rooms_node() -> Result<()> {
-    support::init_tracing();
-    let Some(redis) = Redis::start() else {
+    let Some((redis, mut a, b)) = redis_and_two_nodes(&[]) else {
         return Ok(());
     };
-    let mut a = Node::start(&redis, "a", &[]);
-    let b = Node::start(&redis, "b", &[]);
     tokio::time::timeout(Duration::from_secs(60), async {
         wait_nodes(&[&a, &b], 2, 0).await;
         let (mut alice, _) = WsClient::sfu_join(a.addr, "talk", "Alice").await;

@@ -8,7 +8,7 @@ mod support;
 use anyhow::{bail, Context, Result};
 use chorus::client::{ClientOptions, SfuClient};
 use std::time::{Duration, Instant};
-use support::cluster::{wait_nodes, Node, Redis};
+use support::cluster::{redis_and_two_nodes, wait_nodes, Node};
 use support::media::{packets_from, wait_receiving};
 
 /// Joins `room` through `node`, again and again until `deadline` (a join placed on the dead
@@ -48,12 +48,9 @@ async fn in_a_call(x: &SfuClient, y: &SfuClient, deadline: Instant) -> Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_of_a_killed_node_are_in_a_call_again_within_10_s() -> Result<()> {
-    support::init_tracing();
-    let Some(redis) = Redis::start() else {
+    let Some((_redis, mut a, b)) = redis_and_two_nodes(&[]) else {
         return Ok(());
     };
-    let mut a = Node::start(&redis, "a", &[]);
-    let b = Node::start(&redis, "b", &[]);
     tokio::time::timeout(Duration::from_secs(90), async {
         wait_nodes(&[&a, &b], 2, 0).await;
         // The room lives on a (the node alice reached); bob reaches b and is relayed to a.
@@ -87,12 +84,9 @@ async fn clients_of_a_killed_node_are_in_a_call_again_within_10_s() -> Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_node_is_noticed_through_the_registry() -> Result<()> {
-    support::init_tracing();
-    let Some(redis) = Redis::start() else {
+    let Some((_redis, a, b)) = redis_and_two_nodes(&[]) else {
         return Ok(());
     };
-    let a = Node::start(&redis, "a", &[]);
-    let b = Node::start(&redis, "b", &[]);
     let result = tokio::time::timeout(Duration::from_secs(60), async {
         wait_nodes(&[&a, &b], 2, 0).await;
         let alice = join_until(&a, "call", "alice", Instant::now()).await?;

@@ -9,7 +9,7 @@ use anyhow::{ensure, Context, Result};
 use chorus::client::{ClientOptions, SfuClient};
 use serde_json::json;
 use std::time::Duration;
-use support::cluster::{wait_nodes, Node, Redis};
+use support::cluster::{redis_and_two_nodes, wait_nodes, Node};
 use support::media::{packets_from, wait_receiving};
 use support::ws::WsClient;
 
@@ -21,12 +21,9 @@ async fn connect(node: &Node, room: &str, name: &str) -> Result<SfuClient> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_on_two_nodes_meet_in_one_room_with_media_both_ways() -> Result<()> {
-    support::init_tracing();
-    let Some(redis) = Redis::start() else {
+    let Some((_redis, a, b)) = redis_and_two_nodes(&[]) else {
         return Ok(());
     };
-    let a = Node::start(&redis, "a", &[]);
-    let b = Node::start(&redis, "b", &[]);
     tokio::time::timeout(Duration::from_secs(90), async {
         wait_nodes(&[&a, &b], 2, 0).await;
         let alice = connect(&a, "call", "alice").await?;
@@ -69,12 +66,9 @@ async fn clients_on_two_nodes_meet_in_one_room_with_media_both_ways() -> Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_peers_on_two_nodes_relay_frames_to_each_other() -> Result<()> {
-    support::init_tracing();
-    let Some(redis) = Redis::start() else {
+    let Some((_redis, a, b)) = redis_and_two_nodes(&[]) else {
         return Ok(());
     };
-    let a = Node::start(&redis, "a", &[]);
-    let b = Node::start(&redis, "b", &[]);
     tokio::time::timeout(Duration::from_secs(30), async {
         wait_nodes(&[&a, &b], 2, 0).await;
         let (mut x, peers) = WsClient::mesh_join(a.addr, "/ws?room=m", "x").await;
@@ -108,12 +102,9 @@ async fn mesh_peers_on_two_nodes_relay_frames_to_each_other() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadtest_spreads_participants_over_several_urls() -> Result<()> {
-    support::init_tracing();
-    let Some(redis) = Redis::start() else {
+    let Some((_redis, a, b)) = redis_and_two_nodes(&[]) else {
         return Ok(());
     };
-    let a = Node::start(&redis, "a", &[]);
-    let b = Node::start(&redis, "b", &[]);
     wait_nodes(&[&a, &b], 2, 0).await;
     let config = chorus::loadtest::LoadConfig {
         urls: vec![a.ws_url(), b.ws_url()],

@@ -8,7 +8,7 @@ mod support;
 use anyhow::{ensure, Result};
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::cluster::{wait_nodes, Node, Redis};
+use support::cluster::{redis_and_two_nodes, wait_nodes, Node, Redis};
 use support::ws::WsClient;
 
 /// Connects to `node` and sends an SFU join for `room` (does not wait for the answer).
@@ -50,12 +50,9 @@ async fn open_rooms(a: &Node, b: &Node) -> (f64, f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_first_joins_on_two_nodes_open_the_room_on_one() -> Result<()> {
-    support::init_tracing();
-    let Some(redis) = Redis::start() else {
+    let Some((_redis, a, b)) = redis_and_two_nodes(&[]) else {
         return Ok(());
     };
-    let a = Node::start(&redis, "a", &[]);
-    let b = Node::start(&redis, "b", &[]);
     tokio::time::timeout(Duration::from_secs(60), async {
         wait_nodes(&[&a, &b], 2, 0).await;
         for round in 0..8 {
@@ -95,12 +92,9 @@ async fn simultaneous_first_joins_on_two_nodes_open_the_room_on_one() -> Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_node_gets_no_new_room_and_keeps_its_own() -> Result<()> {
-    support::init_tracing();
-    let Some(redis) = Redis::start() else {
+    let Some((_redis, a, b)) = redis_and_two_nodes(&["--drain-timeout", "60s"]) else {
         return Ok(());
     };
-    let a = Node::start(&redis, "a", &[]);
-    let b = Node::start(&redis, "b", &["--drain-timeout", "60s"]);
     tokio::time::timeout(Duration::from_secs(60), async {
         wait_nodes(&[&a, &b], 2, 0).await;
         // Two members on a (on a tie the node reached wins), then one on b, the less loaded.

@@ -199,3 +199,13 @@ pub async fn wait_nodes(nodes: &[&Node], count: usize, draining: usize) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Tracing, a Redis and nodes "a" and "b" on it (b started with `b_args`); `None` when there is
+/// no redis-server (the test then passes as skipped; under `CI=true` `Redis::start` fails it).
+pub fn redis_and_two_nodes(b_args: &[&str]) -> Option<(Redis, Node, Node)> {
+    super::init_tracing();
+    let redis = Redis::start()?;
+    let a = Node::start(&redis, "a", &[]);
+    let b = Node::start(&redis, "b", b_args);
+    Some((redis, a, b))
+}
