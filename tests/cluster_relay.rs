@@ -44,11 +44,10 @@ async fn wait_envelope(seen: &Seen, channel: &str, what: &str, check: impl Fn(&V
         if found {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no {what} on {channel}; seen: {:?}",
-            seen.lock().expect("seen")
-        );
+        if Instant::now() >= deadline {
+            let seen = seen.lock().expect("seen").clone();
+            panic!("no {what} on {channel}; seen: {seen:?}");
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -80,73 +79,77 @@ async fn next_of(client: &mut WsClient, kind: &str) -> Value {
     }
 }
 
+/// Alice joins room `call` through `a` (the room opens on the less loaded node); bob joins
+/// through the other node and is relayed. Returns them, the room's node and the edge.
+async fn relayed_call<'n>(a: &'n Node, b: &'n Node) -> (WsClient, WsClient, &'n Node, &'n Node) {
+    let (mut alice, _) = WsClient::sfu_join(a.addr, "call", "Alice").await;
+    let (owner, edge) = match a.metric("chorus_rooms").await == 1.0 {
+        true => (a, b),
+        false => (b, a),
+    };
+    let (bob, joined) = WsClient::sfu_join(edge.addr, "call", "Bob").await;
+    assert_eq!(joined["room"], "call", "bob got {joined}");
+    next_of(&mut alice, "participant-joined").await;
+    (alice, bob, owner, edge)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signaling_between_nodes_goes_through_redis_not_a_socket() -> Result<()> {
-    // Node b advertises a closed port: a node-to-node WebSocket could never reach it.
-    let Some((redis, a, b)) = redis_and_two_nodes(&["--node-url", "ws://127.0.0.1:9"]) else {
+    support::init_tracing();
+    let Some(redis) = Redis::start() else {
         return Ok(());
     };
+    // Both nodes advertise a closed port: a node-to-node WebSocket could never reach them.
+    let closed = ["--node-url", "ws://127.0.0.1:9"];
+    let (a, b) = (
+        Node::start(&redis, "a", &closed),
+        Node::start(&redis, "b", &closed),
+    );
     tokio::time::timeout(Duration::from_secs(30), async {
         wait_nodes(&[&a, &b], 2, 0).await;
         let seen = watch_inboxes(&redis.url).await?;
-        // The room lives on b, where alice joins first; bob reaches a and is relayed to b.
-        let (mut alice, _) = WsClient::sfu_join(b.addr, "call", "Alice").await;
-        let (mut bob, joined) = WsClient::sfu_join(a.addr, "call", "Bob").await;
-        ensure!(joined["room"] == "call", "bob got {joined}");
-        next_of(&mut alice, "participant-joined").await;
+        let (mut alice, mut bob, owner, edge) = relayed_call(&a, &b).await;
         bob.send_json(&json!({"type": "chat", "text": "via redis"}))
             .await;
         let chat = next_of(&mut alice, "chat").await;
         ensure!(chat["text"] == "via redis", "alice got {chat}");
-        let (to_b, to_a) = ("chorus:node:b:relay", "chorus:node:a:relay");
-        let up_from_a = |e: &Value| e["edge"] == "a" && e["up"] == true;
-        wait_envelope(&seen, to_b, "open", |e| up_from_a(e) && e["kind"] == "open").await;
+        let to_owner = format!("chorus:node:{}:relay", owner.id);
+        let to_edge = format!("chorus:node:{}:relay", edge.id);
+        let up_from_edge = |e: &Value| e["edge"] == edge.id.as_str() && e["up"] == true;
+        wait_envelope(&seen, &to_owner, "open", |e| {
+            up_from_edge(e) && e["kind"] == "open"
+        })
+        .await;
         let carries = |e: &Value, kind: &str| {
             e["kind"] == "text" && e["text"].as_str().is_some_and(|t| t.contains(kind))
         };
-        wait_envelope(&seen, to_b, "bob's join", |e| {
-            up_from_a(e) && carries(e, "\"join\"")
+        wait_envelope(&seen, &to_owner, "bob's join", |e| {
+            up_from_edge(e) && carries(e, "\"join\"")
         })
         .await;
-        wait_envelope(&seen, to_a, "bob's joined", |e| {
+        wait_envelope(&seen, &to_edge, "bob's joined", |e| {
             e["up"] == false && carries(e, "\"joined\"")
         })
         .await;
-        wait_metric(
-            &a,
+        let (out, into) = (
             "chorus_cluster_relayed_connections{direction=\"out\"}",
-            1.0,
-        )
-        .await?;
-        wait_metric(
-            &b,
             "chorus_cluster_relayed_connections{direction=\"in\"}",
-            1.0,
-        )
-        .await?;
-        let published = a
+        );
+        wait_metric(edge, out, 1.0).await?;
+        wait_metric(owner, into, 1.0).await?;
+        let published = edge
             .metric("chorus_cluster_relay_envelopes_total{direction=\"published\"}")
             .await;
-        ensure!(published >= 3.0, "a published {published} envelopes");
-        // Bob's close reaches b through Redis too: alice sees him leave.
+        ensure!(published >= 3.0, "the edge published {published} envelopes");
+        // Bob's close reaches the room's node through Redis too: alice sees him leave.
         bob.close().await;
         next_of(&mut alice, "participant-left").await;
-        wait_envelope(&seen, to_b, "bob's close", |e| {
-            up_from_a(e) && e["kind"] == "close"
+        wait_envelope(&seen, &to_owner, "bob's close", |e| {
+            up_from_edge(e) && e["kind"] == "close"
         })
         .await;
-        wait_metric(
-            &b,
-            "chorus_cluster_relayed_connections{direction=\"in\"}",
-            0.0,
-        )
-        .await?;
-        wait_metric(
-            &a,
-            "chorus_cluster_relayed_connections{direction=\"out\"}",
-            0.0,
-        )
-        .await
+        wait_metric(owner, into, 0.0).await?;
+        wait_metric(edge, out, 0.0).await
     })
     .await
     .context("timed out")?
@@ -268,4 +271,31 @@ async fn redis_going_away_mid_relay_tells_the_relayed_client() -> Result<()> {
     })
     .await
     .context("timed out")?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rooms_node_lets_go_of_a_client_whose_edge_hangs() -> Result<()> {
+    let Some((_redis, a, b)) = redis_and_two_nodes(&[]) else {
+        return Ok(());
+    };
+    let result = tokio::time::timeout(Duration::from_secs(30), async {
+        wait_nodes(&[&a, &b], 2, 0).await;
+        let (mut alice, _bob, owner, edge) = relayed_call(&a, &b).await;
+        let into = "chorus_cluster_relayed_connections{direction=\"in\"}";
+        wait_metric(owner, into, 1.0).await?;
+        // The edge hangs: its Redis connections stay open, only its heartbeats and keepalives
+        // stop.
+        edge.signal(libc::SIGSTOP);
+        let stopped = Instant::now();
+        next_of(&mut alice, "participant-left").await;
+        let took = stopped.elapsed();
+        let most = Duration::from_secs(support::cluster::NODE_TIMEOUT_SECS * 2 + 1);
+        ensure!(took < most, "bob left only after {took:?}");
+        wait_metric(owner, into, 0.0).await
+    })
+    .await;
+    for node in [&a, &b] {
+        node.signal(libc::SIGCONT);
+    }
+    result.context("timed out")?
 }
