@@ -1,9 +1,10 @@
 //! Issue 14: signaling between nodes goes through Redis pub/sub, not a socket between them. A
 //! subscriber on every node's relay inbox sees the envelopes of a cross-node join; the room's
-//! node is reached even though its advertised `--node-url` is a closed port; an `open` without
-//! the cluster's relay key is refused and one with it is served; Redis going away mid-relay
-//! tells the relayed client (`cluster-unavailable`, close 1013) instead of leaving it hanging.
-//! Skipped without `redis-server` (failed under CI).
+//! node is reached even though every advertised `--node-url` is a closed port; an `open`
+//! without the cluster's relay key is refused and one with it is served; Redis going away
+//! mid-relay tells the relayed client (`cluster-unavailable`, close 1013) instead of leaving it
+//! hanging; the room's node lets go of a client whose edge node hangs within the node timeout;
+//! the size limits hold for relayed clients. Skipped without `redis-server` (failed under CI).
 
 mod support;
 
@@ -298,4 +299,34 @@ async fn the_rooms_node_lets_go_of_a_client_whose_edge_hangs() -> Result<()> {
         node.signal(libc::SIGCONT);
     }
     result.context("timed out")?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_client_over_the_size_limits_is_closed_as_a_direct_one() -> Result<()> {
+    let Some((_redis, a, b)) = redis_and_two_nodes(&[]) else {
+        return Ok(());
+    };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        wait_nodes(&[&a, &b], 2, 0).await;
+        // A binary frame over --max-frame-bytes (64 KiB): refused by the edge itself.
+        let (_alice, mut bob, _, edge) = relayed_call(&a, &b).await;
+        bob.send_binary(vec![0; 70_000]).await;
+        let close = bob.expect_close(Duration::from_secs(5)).await;
+        let code = close.map(|f| u16::from(f.code));
+        ensure!(code == Some(1009), "binary: close code {code:?}");
+        // A chat over --max-frame-bytes (only SDP may be larger): refused by the room's node,
+        // whose close reaches the client with its code.
+        let (mut carol, _) = WsClient::sfu_join(edge.addr, "call", "Carol").await;
+        let text = "x".repeat(70_000);
+        carol
+            .send_json(&json!({"type": "chat", "text": text}))
+            .await;
+        let close = carol.expect_close(Duration::from_secs(5)).await;
+        let code = close.map(|f| u16::from(f.code));
+        ensure!(code == Some(1009), "chat: close code {code:?}");
+        let out = "chorus_cluster_relayed_connections{direction=\"out\"}";
+        wait_metric(edge, out, 0.0).await
+    })
+    .await
+    .context("timed out")?
 }
