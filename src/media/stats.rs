@@ -597,7 +597,7 @@ mod tests {
         let metrics = MediaMetrics::new(&registry).expect("metrics");
         metrics.touch_shard(0);
         let families = registry.gather();
-        assert_eq!(families.len(), 23);
+        assert_eq!(families.len(), 24);
         let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
         for name in [
             "chorus_media_datagrams_total",
@@ -606,6 +606,7 @@ mod tests {
             "chorus_rtcp_rtt_seconds",
             "chorus_media_published_tracks",
             "chorus_media_fast_path_legs",
+            "chorus_active_speaker_changes_total",
         ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }
