@@ -100,7 +100,7 @@ impl LevelMeter {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Speaker<K> {
     pub key: K,
-    pub level: f32,
+    pub level: f64,
 }
 
 /// The speaker detector of one room. See the module documentation.
@@ -193,8 +193,8 @@ impl<K: Copy + PartialEq> SpeakerDetector<K> {
 }
 
 /// The window's mean loudness as 0.0..=1.0, two decimals.
-fn level_of(window: &Counts) -> f32 {
-    let mean = window.mean_x16() as f32 / 16.0 / 127.0;
+fn level_of(window: &Counts) -> f64 {
+    let mean = f64::from(window.mean_x16()) / 16.0 / 127.0;
     (mean * 100.0).round() / 100.0
 }
 

@@ -169,5 +169,5 @@ pub enum MediaEvent {
 pub struct ActiveSpeaker {
     pub peer_id: String,
     /// Mean loudness over the last ~500 ms, 0.0 (silence) to 1.0 (0 dBov), two decimals.
-    pub level: f32,
+    pub level: f64,
 }
