@@ -13,6 +13,7 @@
 //! due from a heap (`timers.rs`), not a scan of every connection.
 
 use super::backlog::{Admitted, Pacer, Queued};
+use super::bwe;
 use super::demux::{Demux, Routed};
 use super::fast::{self, SENDER_REPORT_INTERVAL};
 use super::fault::MediaFault;
@@ -57,6 +58,8 @@ pub struct ShardState {
     timers: TimerHeap,
     /// When silent and never-connected connections are next looked for.
     liveness_due: Instant,
+    /// When probing legs' padding is next due (`None`: no leg probes).
+    probe_due: Option<Instant>,
 }
 
 /// Most emptied datagram buffers the shard keeps for reuse.
@@ -91,6 +94,7 @@ impl ShardState {
             reports_due: epoch + SENDER_REPORT_INTERVAL,
             timers: TimerHeap::default(),
             liveness_due: epoch + LIVENESS_SWEEP,
+            probe_due: None,
         }
     }
 
@@ -391,7 +395,8 @@ impl ShardState {
             .min();
         let deadline = Some(self.liveness_due);
         let reports = Some(self.reports_due);
-        [peers, keyframes, deadline, self.demux.next_sweep(), reports]
+        let sweep = self.demux.next_sweep();
+        [peers, keyframes, deadline, sweep, reports, self.probe_due]
             .into_iter()
             .flatten()
             .min()
@@ -429,6 +434,13 @@ impl ShardState {
         if now >= self.reports_due {
             self.reports_due = now + SENDER_REPORT_INTERVAL;
             fast::sender_reports(&mut self.peers, &mut self.turn, now);
+            if bwe::review(&mut self.peers, self.limits.probe_max_bps, now) {
+                self.probe_due.get_or_insert(now);
+            }
+        }
+        if self.probe_due.is_some_and(|t| now >= t) {
+            let probing = bwe::probe_tick(&mut self.peers, &mut self.turn, now);
+            self.probe_due = probing.then_some(now + bwe::PROBE_TICK);
         }
     }
 

@@ -10,6 +10,7 @@
 
 pub mod wire;
 
+use super::bwe::metrics::BweMetrics;
 use crate::metrics::histogram::{HistogramFamily, LocalHistogram};
 use crate::net::thread::thread_cpu_nanos;
 use prometheus::{CounterVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
@@ -232,15 +233,18 @@ pub struct MediaMetrics {
     retransmitted_bytes: IntCounter,
     levels: Levels,
     histograms: Histograms,
+    /// Bandwidth estimation (`media::bwe::metrics`).
+    bwe: Option<BweMetrics>,
 }
 
 impl MediaMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
-        let m = Self::traffic()?;
+        let mut m = Self::traffic()?;
         for collector in m.collectors() {
             registry.register(collector)?;
         }
+        m.bwe = Some(BweMetrics::new(registry)?);
         for kind in KINDS {
             m.histograms.rtt.touch(&[kind]);
             m.histograms.loss.touch(&[kind]);
@@ -348,6 +352,7 @@ impl MediaMetrics {
             )?,
             levels,
             histograms,
+            bwe: None,
         })
     }
 
@@ -400,6 +405,9 @@ impl MediaMetrics {
         self.retransmitted_packets
             .inc_by(wire.retransmitted_packets);
         self.retransmitted_bytes.inc_by(wire.retransmitted_bytes);
+        if let Some(bwe) = &self.bwe {
+            bwe.publish();
+        }
         for (k, kind) in KINDS.iter().enumerate() {
             for (family, local) in [
                 (&self.histograms.rtt, &c.rtt[k]),
