@@ -596,7 +596,7 @@ mod tests {
         let metrics = MediaMetrics::new(&registry).expect("metrics");
         metrics.touch_shard(0);
         let families = registry.gather();
-        assert_eq!(families.len(), 23);
+        assert_eq!(families.len(), 25);
         let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
         for name in [
             "chorus_media_datagrams_total",
@@ -605,6 +605,8 @@ mod tests {
             "chorus_rtcp_rtt_seconds",
             "chorus_media_published_tracks",
             "chorus_media_fast_path_legs",
+            "chorus_leg_estimated_bitrate_bps",
+            "chorus_bwe_probes_total",
         ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }

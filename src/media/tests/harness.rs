@@ -16,6 +16,7 @@ use rtc::interceptor::{Registry, Slot};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
+use rtc::sdp::extmap::TRANSPORT_CC_URI;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -61,6 +62,9 @@ pub struct Bench {
     pub clients: Vec<Client>,
     /// Datagrams the network loses, both ways (none by default).
     pub loss: Option<LossRule>,
+    /// Clients that join from now on negotiate RTX and transport-cc, and send TWCC feedback
+    /// for what they receive, like browsers (off by default).
+    pub twcc: bool,
     next_key: PeerKey,
 }
 
@@ -87,6 +91,7 @@ impl Bench {
             server,
             clients: Vec::new(),
             loss: None,
+            twcc: false,
             next_key: 1,
         }
     }
@@ -164,6 +169,14 @@ impl Bench {
 
         let mut recipe = Recipe::new(codec_list, Ice::Full, vec![addr]);
         recipe.nack_history = Some(1024);
+        if self.twcc {
+            recipe.rtx = true;
+            recipe.twcc_receiver = true;
+            recipe.extensions = vec![
+                (TRANSPORT_CC_URI, RtpCodecKind::Audio),
+                (TRANSPORT_CC_URI, RtpCodecKind::Video),
+            ];
+        }
         recipe.interceptors =
             Registry::new().with(Slot::from(RTCP_TAP_SLOT), RtcpTap::new(feedback));
         let (pc, _) = recipe.build(self.now).expect("client connection");
