@@ -20,6 +20,7 @@ use super::liveness;
 use super::peer::{MediaMember, Peer, PeerKey, Peers, TrackKey, Turn};
 use super::room::{MediaRoom, Rooms};
 use super::sdp::directions;
+use super::simulcast::Want;
 use super::stats::{DropReason, ShardCounters, ShardLevels};
 use super::stun_auth;
 use super::timers::TimerHeap;
@@ -247,6 +248,22 @@ impl ShardState {
             }
             MediaRequest::Unsubscribe { track_ids } => {
                 self.set_subscribed(key, &track_ids, false, now)
+            }
+            MediaRequest::VideoSize {
+                track_id,
+                width,
+                height,
+                layer,
+            } => {
+                let want = match (layer, width, height) {
+                    (Some(layer), _, _) => Want::Layer(layer.into()),
+                    (None, Some(width), Some(height)) => Want::Size { width, height },
+                    _ => Want::Top,
+                };
+                self.with_room(key, |room, peers, turn| {
+                    room.set_video_size(key, &track_id, want, peers, turn, now)
+                })
+                .unwrap_or_else(|| Err(MediaFault::not_joined()))
             }
         };
         if let (Err(fault), Some(peer)) = (result, self.peers.get(&key)) {

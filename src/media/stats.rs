@@ -119,6 +119,8 @@ pub struct ShardCounters {
     pub nacks_in: u64,
     pub keyframe_requests_in: u64,
     pub keyframe_requests_out: u64,
+    /// Simulcast legs moved to another layer.
+    pub layer_switches: u64,
     /// Media requests that waited for a later turn, offers a newer one replaced while they
     /// waited, and requests refused because too many were waiting (see `backlog.rs`).
     pub requests_deferred: u64,

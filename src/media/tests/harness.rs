@@ -61,6 +61,8 @@ pub struct Bench {
     pub clients: Vec<Client>,
     /// Datagrams the network loses, both ways (none by default).
     pub loss: Option<LossRule>,
+    /// Header extensions the next clients to join register (none by default).
+    pub extensions: Vec<(&'static str, RtpCodecKind)>,
     next_key: PeerKey,
 }
 
@@ -87,6 +89,7 @@ impl Bench {
             server,
             clients: Vec::new(),
             loss: None,
+            extensions: Vec::new(),
             next_key: 1,
         }
     }
@@ -164,6 +167,7 @@ impl Bench {
 
         let mut recipe = Recipe::new(codec_list, Ice::Full, vec![addr]);
         recipe.nack_history = Some(1024);
+        recipe.extensions = self.extensions.clone();
         recipe.interceptors =
             Registry::new().with(Slot::from(RTCP_TAP_SLOT), RtcpTap::new(feedback));
         let (pc, _) = recipe.build(self.now).expect("client connection");
