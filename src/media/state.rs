@@ -572,7 +572,22 @@ impl ShardState {
                 .sum::<usize>() as i64,
             rooms: self.rooms.len() as i64,
             fast_path_legs: self.peers.values().filter(|p| p.fast.is_some()).count() as i64,
+            simulcast_legs: self.simulcast_legs(),
             cpu_nanos: 0,
         }
+    }
+
+    /// Subscriber legs per simulcast layer they are on.
+    fn simulcast_legs(&self) -> [i64; 4] {
+        let mut legs = [0; 4];
+        let layers = self
+            .peers
+            .values()
+            .flat_map(|p| p.subscriptions.values())
+            .filter_map(|s| s.simulcast.selector.current());
+        for layer in layers {
+            legs[crate::media::stats::simulcast::label_index(layer)] += 1;
+        }
+        legs
     }
 }

@@ -8,6 +8,7 @@
 //! the interarrival jitter (in the track's clock rate, turned into seconds) and the round-trip
 //! time from LSR/DLSR against our own sender reports' NTP clock.
 
+pub mod simulcast;
 pub mod wire;
 
 use crate::metrics::histogram::{HistogramFamily, LocalHistogram};
@@ -213,6 +214,8 @@ pub struct ShardLevels {
     pub rooms: i64,
     /// Legs whose forwarded RTP takes the fast path.
     pub fast_path_legs: i64,
+    /// Simulcast subscriber legs per layer they are on (see `stats/simulcast.rs`).
+    pub simulcast_legs: [i64; 4],
     /// CPU time of the shard thread at the last publish (only meaningful in `last`).
     pub cpu_nanos: u64,
 }
@@ -234,12 +237,13 @@ pub struct MediaMetrics {
     retransmitted_bytes: IntCounter,
     levels: Levels,
     histograms: Histograms,
+    simulcast: simulcast::SimulcastMetrics,
 }
 
 impl MediaMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
-        let m = Self::traffic()?;
+        let m = Self::traffic(registry)?;
         for collector in m.collectors() {
             registry.register(collector)?;
         }
@@ -292,9 +296,10 @@ impl MediaMetrics {
     }
 
     /// The metrics, unregistered: packet and byte counters, then levels, then histograms.
-    fn traffic() -> prometheus::Result<Self> {
+    fn traffic(registry: &Registry) -> prometheus::Result<Self> {
         let (levels, histograms) = (Levels::new()?, Histograms::new()?);
         Ok(Self {
+            simulcast: simulcast::SimulcastMetrics::new(registry)?,
             datagrams: counter_vec(
                 "chorus_media_datagrams_total",
                 "UDP datagrams on the media sockets",
@@ -447,6 +452,8 @@ impl MediaMetrics {
             .fast_path_legs
             .add(levels.fast_path_legs - last.fast_path_legs);
         self.levels.media_rooms.add(levels.rooms - last.rooms);
+        self.simulcast
+            .publish(c.layer_switches, levels.simulcast_legs, last.simulcast_legs);
         *last = ShardLevels {
             cpu_nanos: last.cpu_nanos,
             ..levels
@@ -590,7 +597,7 @@ mod tests {
         let metrics = MediaMetrics::new(&registry).expect("metrics");
         metrics.touch_shard(0);
         let families = registry.gather();
-        assert_eq!(families.len(), 23);
+        assert_eq!(families.len(), 25);
         let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
         for name in [
             "chorus_media_datagrams_total",
@@ -599,6 +606,8 @@ mod tests {
             "chorus_rtcp_rtt_seconds",
             "chorus_media_published_tracks",
             "chorus_media_fast_path_legs",
+            "chorus_simulcast_layer_switches_total",
+            "chorus_simulcast_legs",
         ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }

@@ -7,6 +7,7 @@
 
 use super::client::Client;
 use super::harness::Bench;
+use crate::config::ShardLimits;
 use crate::media::simulcast::vp8::{keyframe_size, parse};
 use crate::protocol::{MediaRequest, TrackKind};
 use rtc::media_stream::MediaStreamTrack;
@@ -221,7 +222,19 @@ fn run_frames(bench: &mut Bench, alice: usize, track: &mut Layered, frames: usiz
 
 #[test]
 fn each_subscriber_gets_its_layer_as_one_continuous_stream() {
-    let mut bench = Bench::new();
+    layers_per_subscriber(Bench::new());
+}
+
+#[test]
+fn the_stack_path_rewrites_the_same_way() {
+    let limits = ShardLimits {
+        fast_path: false,
+        ..Default::default()
+    };
+    layers_per_subscriber(Bench::with_limits(limits));
+}
+
+fn layers_per_subscriber(mut bench: Bench) {
     bench.extensions = vec![
         (SDES_MID_URI, RtpCodecKind::Video),
         (SDES_RTP_STREAM_ID_URI, RtpCodecKind::Video),
@@ -285,4 +298,7 @@ fn each_subscriber_gets_its_layer_as_one_continuous_stream() {
     let c = received(&bench, carol);
     assert!(c.iter().all(|g| g.0 == 2));
     assert_continuous(&c);
+    // The metrics' figures: both legs on the top layer, bob's moves counted.
+    assert_eq!(bench.state.levels().simulcast_legs, [0, 0, 2, 0]);
+    assert!(bench.state.counters_mut().layer_switches >= 3);
 }
