@@ -44,6 +44,7 @@ pub mod room;
 pub mod sdp;
 pub mod sending;
 pub mod shard;
+pub mod simulcast;
 pub mod speakers;
 pub mod state;
 pub mod stats;
