@@ -132,15 +132,18 @@ pub fn review_legs(
     let views = publication.layers.views(now);
     let mut want = 0u32;
     for key in &publication.subscribers {
-        let Some(sub) = peers
-            .get_mut(key)
-            .and_then(|p| p.subscriptions.get_mut(&publication.key))
-        else {
+        let Some(peer) = peers.get_mut(key) else {
             continue;
         };
+        let budget = peer.track_budget_bps(now);
+        let Some(sub) = peer.subscriptions.get_mut(&publication.key) else {
+            continue;
+        };
+        sub.simulcast.budget = budget;
         if let Some(layer) = sub.simulcast.review(&views) {
             want |= 1 << layer.min(31);
         }
+        peer.probe_for_shortfall(now);
     }
     request_layers(publication, want, peers, turn, now);
 }

@@ -13,6 +13,13 @@ pub use selector::{choose, LayerSelector, LayerView, Verdict, Want};
 
 use crate::rtp::dedup::seq_newer;
 
+/// How much of a budget a higher layer may use before the leg moves up to it (1/1.15).
+pub const UP_HEADROOM: f64 = 1.15;
+
+fn with_headroom(budget: u64) -> u64 {
+    (budget as f64 / UP_HEADROOM) as u64
+}
+
 /// How far (in sequence numbers) the anchor trails the layer before it is moved up.
 const ANCHOR_LAG: u16 = 4096;
 
@@ -26,6 +33,9 @@ pub struct SimulcastLeg {
     /// The bitrate (bits/s) this track may use on the leg, from the leg's bandwidth
     /// estimator; `None`: no limit.
     pub budget: Option<u64>,
+    /// How much more (bits/s) the layer the subscriber asked for needs than the layer the
+    /// budget allows, as of the last review: the leg's prober climbs while any track is short.
+    pub shortfall_bps: u64,
     /// The publisher sequence number the current layer started at: its older packets
     /// (reordered) are not forwarded, they would collide with the previous layer's numbers.
     anchor: Option<u16>,
@@ -80,10 +90,23 @@ impl SimulcastLeg {
     }
 
     /// Re-chooses the target from `layers`; returns the layer whose keyframe the leg now
-    /// waits for, if any.
+    /// waits for, if any. Down as soon as the current layer no longer fits the budget; up
+    /// only when the higher layer fits with [`UP_HEADROOM`] to spare, so an estimate that
+    /// wavers around one layer's bitrate does not flip the leg at every review.
     pub fn review(&mut self, layers: &[LayerView]) -> Option<usize> {
-        self.selector
-            .set_target(choose(layers, self.want, self.budget));
+        let fits = choose(layers, self.want, self.budget);
+        let fits_with_room = choose(layers, self.want, self.budget.map(with_headroom));
+        let target = match (self.selector.current(), fits, fits_with_room) {
+            (Some(current), Some(fits), Some(room)) if fits >= current => {
+                Some(room.max(current).min(fits))
+            }
+            _ => fits,
+        };
+        self.selector.set_target(target);
+        let ideal = choose(layers, self.want, None);
+        let rate =
+            |layer: Option<usize>| layer.and_then(|i| layers.get(i)).map_or(0, |l| l.bitrate);
+        self.shortfall_bps = rate(ideal).saturating_sub(rate(target));
         self.selector.waiting_for()
     }
 }

@@ -222,3 +222,75 @@ fn a_long_run_on_one_layer_is_never_dropped() {
     }
     assert!(leg.is_since_switch(7u16.wrapping_add(99_990u32 as u16)));
 }
+
+/// Three active layers at 150k, 500k and 1.5M bits/s.
+fn three_layers() -> Vec<LayerView> {
+    [150_000, 500_000, 1_500_000]
+        .into_iter()
+        .map(|bitrate| LayerView {
+            active: true,
+            bitrate,
+            size: None,
+        })
+        .collect()
+}
+
+/// The leg as if the keyframe of its target arrived: it is on the target now.
+fn settle(leg: &mut SimulcastLeg) {
+    if let Some(layer) = leg.selector.waiting_for() {
+        leg.on_packet(layer, 1, true);
+    }
+}
+
+#[test]
+fn the_budget_moves_a_leg_down_at_once_and_up_only_with_headroom() {
+    let layers = three_layers();
+    let mut leg = SimulcastLeg::default();
+    leg.budget = Some(2_000_000);
+    leg.review(&layers);
+    settle(&mut leg);
+    assert_eq!(leg.selector.current(), Some(2));
+    assert_eq!(leg.shortfall_bps, 0, "on the layer it asked for");
+    // The estimate falls below the top layer: down to the middle one straight away.
+    leg.budget = Some(1_400_000);
+    assert_eq!(leg.review(&layers), Some(1));
+    settle(&mut leg);
+    assert_eq!(leg.selector.current(), Some(1));
+    assert_eq!(leg.shortfall_bps, 1_000_000, "the top layer is 1M more");
+    // Just enough for the top layer, without headroom: it stays.
+    leg.budget = Some(1_550_000);
+    assert_eq!(leg.review(&layers), None);
+    assert_eq!(leg.selector.target(), Some(1));
+    // With 15 % to spare: up.
+    leg.budget = Some(1_750_000);
+    assert_eq!(leg.review(&layers), Some(2));
+    settle(&mut leg);
+    assert_eq!(leg.selector.current(), Some(2));
+    // A budget that wavers just under the next layer up does not move it back down while
+    // the current layer fits.
+    leg.budget = Some(1_500_000);
+    assert_eq!(leg.review(&layers), None);
+    assert_eq!(leg.selector.target(), Some(2));
+}
+
+#[test]
+fn no_budget_means_the_asked_for_layer_and_no_shortfall() {
+    let layers = three_layers();
+    let mut leg = SimulcastLeg {
+        want: Want::Layer(1),
+        ..SimulcastLeg::default()
+    };
+    assert_eq!(leg.review(&layers), Some(1));
+    assert_eq!(leg.shortfall_bps, 0);
+    leg.budget = Some(100_000);
+    leg.review(&layers);
+    assert_eq!(
+        leg.selector.target(),
+        Some(0),
+        "the lowest when nothing fits"
+    );
+    assert_eq!(
+        leg.shortfall_bps, 350_000,
+        "the asked-for layer 1 is 350k more"
+    );
+}
