@@ -95,16 +95,21 @@ export function toneClip(dir, seconds = 2) {
 /**
  * A headless Chromium with its own fresh profile directory. `fakeVideo`: a Y4M file the fake
  * camera plays instead of its built-in pattern; `fakeAudio`: a WAV file the fake microphone
- * plays (looped) instead of its beep.
+ * plays (looped) instead of its beep. `netns`: a network namespace to run it in (the server is
+ * then reached at `secureOrigin`, an http:// origin outside loopback that Chromium is told to
+ * treat as secure, so the page may open the camera).
  */
-export async function launchChromium({ fakeVideo = null, fakeAudio = null } = {}) {
+export async function launchChromium({ fakeVideo = null, fakeAudio = null, netns = null, secureOrigin = null } = {}) {
   requireExecutable(CHROMIUM, 'Chromium');
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-chromium-'));
   const args = [...CHROMIUM_ARGS];
   if (fakeVideo) args.push(`--use-file-for-fake-video-capture=${fakeVideo}`);
   if (fakeAudio) args.push(`--use-file-for-fake-audio-capture=${fakeAudio}`);
+  if (secureOrigin) args.push(`--unsafely-treat-insecure-origin-as-secure=${secureOrigin}`);
+  const inNetns = path.join(path.dirname(new URL(import.meta.url).pathname), 'in-netns.sh');
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+    executablePath: netns ? inNetns : CHROMIUM,
+    env: netns ? { ...process.env, CHORUS_NETNS: netns, CHORUS_CHROMIUM: CHROMIUM } : process.env,
     headless: true,
     args,
     viewport: { width: 1280, height: 720 },
