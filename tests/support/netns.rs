@@ -165,8 +165,23 @@ impl LossyLink {
         let rate = format!("{kbit}kbit");
         run(
             &[
-                "ip", "netns", "exec", &self.server_ns, "tc", "qdisc", "replace", "dev",
-                SERVER_DEV, "root", "tbf", "rate", &rate, "burst", "20kb", "latency", "100ms",
+                "ip",
+                "netns",
+                "exec",
+                &self.server_ns,
+                "tc",
+                "qdisc",
+                "replace",
+                "dev",
+                SERVER_DEV,
+                "root",
+                "tbf",
+                "rate",
+                &rate,
+                "burst",
+                "20kb",
+                "latency",
+                "100ms",
             ],
             None,
         )
@@ -177,7 +192,15 @@ impl LossyLink {
     pub fn uncap(&self) -> Result<(), String> {
         run(
             &[
-                "ip", "netns", "exec", &self.server_ns, "tc", "qdisc", "del", "dev", SERVER_DEV,
+                "ip",
+                "netns",
+                "exec",
+                &self.server_ns,
+                "tc",
+                "qdisc",
+                "del",
+                "dev",
+                SERVER_DEV,
                 "root",
             ],
             None,
@@ -196,7 +219,14 @@ impl LossyLink {
         let (ip, port) = (SERVER_IP.to_string(), media_port.to_string());
         command
             .args(["serve", "--listen", &listen, "--udp-port", &port])
-            .args(["--udp-threads", "2", "--udp-bind", &ip, "--advertise-ip", &ip])
+            .args([
+                "--udp-threads",
+                "2",
+                "--udp-bind",
+                &ip,
+                "--advertise-ip",
+                &ip,
+            ])
             .args(args)
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
