@@ -39,6 +39,9 @@ pub struct MediaConfig {
     pub limits: ShardLimits,
 }
 
+/// Default of `--probe-max-bitrate`: 5 Mbit/s.
+pub const DEFAULT_PROBE_MAX_BPS: u64 = 5_000_000;
+
 /// Limits a shard applies to each media connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShardLimits {
@@ -50,6 +53,9 @@ pub struct ShardLimits {
     pub addr_idle: Duration,
     /// Forward RTP on the fast path (own SRTP, straight to `sendmmsg`) once a leg is up.
     pub fast_path: bool,
+    /// Most bits per second a leg's bandwidth probe aims at (media plus padding); 0: no
+    /// probing.
+    pub probe_max_bps: u64,
 }
 
 impl Default for ShardLimits {
@@ -59,6 +65,7 @@ impl Default for ShardLimits {
             addrs_per_peer: 8,
             addr_idle: Duration::from_secs(30),
             fast_path: true,
+            probe_max_bps: DEFAULT_PROBE_MAX_BPS,
         }
     }
 }
@@ -201,6 +208,11 @@ pub struct Config {
     #[arg(long, env = "CHORUS_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
     pub fast_path: bool,
 
+    /// Most bits per second a subscriber leg's bandwidth probe aims at (its media plus
+    /// padding, in bursts of half a second at most every 3 s); 0 turns probing off.
+    #[arg(long, env = "CHORUS_PROBE_MAX_BITRATE", default_value_t = DEFAULT_PROBE_MAX_BPS)]
+    pub probe_max_bitrate: u64,
+
     /// Most remote addresses remembered per media connection (authenticated STUN only).
     #[arg(long, env = "CHORUS_MEDIA_ADDRS_PER_PEER", default_value_t = 8)]
     pub media_addrs_per_peer: usize,
@@ -301,6 +313,7 @@ impl Default for Config {
             pin_shards: false,
             dtls_timeout_secs: 20,
             fast_path: true,
+            probe_max_bitrate: DEFAULT_PROBE_MAX_BPS,
             media_addrs_per_peer: 8,
             media_addr_idle_secs: 30,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
@@ -427,6 +440,7 @@ impl Config {
                 addrs_per_peer: self.media_addrs_per_peer,
                 addr_idle: Duration::from_secs(self.media_addr_idle_secs),
                 fast_path: self.fast_path,
+                probe_max_bps: self.probe_max_bitrate,
             },
         }
     }

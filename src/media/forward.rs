@@ -85,7 +85,7 @@ pub fn fan_out(
         };
         let written = match (peer.fast.as_mut(), peer.route) {
             (Some(fast), Some(route)) => {
-                let sent = fast::send_media(fast, route, sub, &packet, header, ast, turn);
+                let sent = fast::send_media(fast, route, sub, &packet, header, ast, turn, now);
                 if sent {
                     record_sent(&mut sub.send, out_ts, packet.payload.len(), now);
                 }
@@ -173,6 +173,7 @@ pub fn retransmit(
                 header,
                 prefix: &prefix,
                 abs_send_time: abs_send_time(now, turn.epoch),
+                now,
             };
             let sent = fast::send(fast, route, sub, out, &mut rtx.rollover, turn);
             rtx.seq = rtx.seq.wrapping_add(sent as u16);
@@ -187,7 +188,7 @@ pub fn retransmit(
                 ts,
                 ssrc: sub.ssrc,
             };
-            fast::send_media(fast, route, sub, packet, header, ast, turn)
+            fast::send_media(fast, route, sub, packet, header, ast, turn, now)
         }
         None => false,
     };

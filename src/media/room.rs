@@ -4,6 +4,7 @@
 //! (`rooms` and `peers`). Every lookup is inside one room: nothing here scans
 //! the tracks of other rooms. [`Rooms`] is the shard's map of rooms by name.
 
+use super::bwe;
 use super::fault::MediaFault;
 use super::forward;
 use super::peer::{PeerKey, Peers, RoomKey, TrackKey, Turn};
@@ -456,9 +457,10 @@ impl MediaRoom {
                 }
             }
             RTCMessage::RtcpPacket(_, packets) => {
-                let Some(peer) = peers.get(&key) else {
+                let Some(peer) = peers.get_mut(&key) else {
                     return;
                 };
+                bwe::on_rtcp(peer, &packets, now);
                 let feedback =
                     forward::read_feedback(peer, &packets, &self.publications, turn, now);
                 for track in feedback.keyframes {

@@ -13,6 +13,7 @@
 //! due from a heap (`timers.rs`), not a scan of every connection.
 
 use super::backlog::{Admitted, Pacer, Queued};
+use super::bwe;
 use super::demux::{Demux, Routed};
 use super::fast::{self, SENDER_REPORT_INTERVAL};
 use super::fault::MediaFault;
@@ -60,6 +61,8 @@ pub struct ShardState {
     liveness_due: Instant,
     /// When the rooms' speaker detectors next run.
     speakers_due: Instant,
+    /// When probing legs' padding is next due (`None`: no leg probes).
+    probe_due: Option<Instant>,
 }
 
 /// Most emptied datagram buffers the shard keeps for reuse.
@@ -95,6 +98,7 @@ impl ShardState {
             timers: TimerHeap::default(),
             liveness_due: epoch + LIVENESS_SWEEP,
             speakers_due: epoch + SPEAKER_TICK,
+            probe_due: None,
         }
     }
 
@@ -396,13 +400,15 @@ impl ShardState {
         let deadline = Some(self.liveness_due);
         let reports = Some(self.reports_due);
         let speakers = Some(self.speakers_due);
+        let sweep = self.demux.next_sweep();
         [
             peers,
             keyframes,
             deadline,
-            self.demux.next_sweep(),
+            sweep,
             reports,
             speakers,
+            self.probe_due,
         ]
         .into_iter()
         .flatten()
@@ -441,6 +447,13 @@ impl ShardState {
         if now >= self.reports_due {
             self.reports_due = now + SENDER_REPORT_INTERVAL;
             fast::sender_reports(&mut self.peers, &mut self.turn, now);
+            if bwe::review(&mut self.peers, self.limits.probe_max_bps, now) {
+                self.probe_due.get_or_insert(now);
+            }
+        }
+        if self.probe_due.is_some_and(|t| now >= t) {
+            let probing = bwe::probe_tick(&mut self.peers, &mut self.turn, now);
+            self.probe_due = probing.then_some(now + bwe::PROBE_TICK);
         }
         if now >= self.speakers_due {
             self.speakers_due = now + SPEAKER_TICK;

@@ -10,6 +10,7 @@
 
 pub mod wire;
 
+use super::bwe::metrics::BweMetrics;
 use crate::metrics::histogram::{HistogramFamily, LocalHistogram};
 use crate::net::thread::thread_cpu_nanos;
 use prometheus::{CounterVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
@@ -235,15 +236,18 @@ pub struct MediaMetrics {
     active_speaker_changes: IntCounter,
     levels: Levels,
     histograms: Histograms,
+    /// Bandwidth estimation (`media::bwe::metrics`).
+    bwe: Option<BweMetrics>,
 }
 
 impl MediaMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
-        let m = Self::traffic()?;
+        let mut m = Self::traffic()?;
         for collector in m.collectors() {
             registry.register(collector)?;
         }
+        m.bwe = Some(BweMetrics::new(registry)?);
         for kind in KINDS {
             m.histograms.rtt.touch(&[kind]);
             m.histograms.loss.touch(&[kind]);
@@ -356,6 +360,7 @@ impl MediaMetrics {
             )?,
             levels,
             histograms,
+            bwe: None,
         })
     }
 
@@ -409,6 +414,9 @@ impl MediaMetrics {
             .inc_by(wire.retransmitted_packets);
         self.retransmitted_bytes.inc_by(wire.retransmitted_bytes);
         self.active_speaker_changes.inc_by(c.active_speaker_changes);
+        if let Some(bwe) = &self.bwe {
+            bwe.publish();
+        }
         for (k, kind) in KINDS.iter().enumerate() {
             for (family, local) in [
                 (&self.histograms.rtt, &c.rtt[k]),
@@ -598,6 +606,7 @@ mod tests {
         metrics.touch_shard(0);
         let families = registry.gather();
         assert_eq!(families.len(), 24);
+        assert_eq!(families.len(), 25);
         let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
         for name in [
             "chorus_media_datagrams_total",
@@ -607,6 +616,8 @@ mod tests {
             "chorus_media_published_tracks",
             "chorus_media_fast_path_legs",
             "chorus_active_speaker_changes_total",
+            "chorus_leg_estimated_bitrate_bps",
+            "chorus_bwe_probes_total",
         ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }

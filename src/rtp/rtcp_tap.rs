@@ -1,5 +1,5 @@
 //! An interceptor that marks chosen inbound RTCP for delivery to the application — the server
-//! wants keyframe requests (PLI/FIR), NACKs and reception reports; the test client and the load
+//! wants keyframe requests (PLI/FIR), NACKs, reception reports and TWCC feedback; the test client and the load
 //! generator want keyframe requests and NACKs. It marks, it does not consume: the NACK
 //! responder and report interceptors still act on every packet. It must not alter, delay or
 //! generate anything.
@@ -9,6 +9,7 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
@@ -29,10 +30,14 @@ pub fn feedback(packet: &dyn rtc::rtcp::Packet) -> bool {
         || any.is::<TransportLayerNack>()
 }
 
-/// Feedback plus sender and receiver reports: what the SFU acts on and measures.
+/// Feedback plus sender and receiver reports and transport-wide congestion control feedback
+/// (bandwidth estimation): what the SFU acts on and measures.
 pub fn feedback_and_reports(packet: &dyn rtc::rtcp::Packet) -> bool {
     let any = packet.as_any();
-    feedback(packet) || any.is::<ReceiverReport>() || any.is::<SenderReport>()
+    feedback(packet)
+        || any.is::<ReceiverReport>()
+        || any.is::<SenderReport>()
+        || any.is::<TransportLayerCc>()
 }
 
 /// See the module documentation.

@@ -3,6 +3,7 @@
 //! rollover counter and sender-report figures. Plain data and arithmetic; sending is in
 //! [`super`].
 
+use crate::media::bwe::LegBwe;
 use crate::rtp::key_tap::KeyTap;
 use crate::rtp::srtp_out::{Rollover, SrtpOut};
 use rtc::rtcp::sender_report::SenderReport;
@@ -12,10 +13,12 @@ use std::time::{Duration, Instant};
 /// How often each fast-path stream sends an RTCP sender report.
 pub const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A leg's fast-path state: its SRTP session and transport-wide sequence counter.
+/// A leg's fast-path state: its SRTP session, transport-wide sequence counter and bandwidth
+/// estimation (`media::bwe`).
 pub struct FastLeg {
     pub(super) srtp: SrtpOut,
     pub(super) transport_seq: u16,
+    pub bwe: LegBwe,
 }
 
 impl FastLeg {
@@ -26,6 +29,7 @@ impl FastLeg {
         Some(Self {
             srtp,
             transport_seq: 0,
+            bwe: LegBwe::default(),
         })
     }
 }

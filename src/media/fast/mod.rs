@@ -9,6 +9,7 @@
 //! keeps the slow path (`rtc`'s `write_rtp`), as does every leg when the fast path is off.
 
 pub mod leg;
+pub mod padding;
 
 pub use leg::{
     due_report, record_sent, FastLeg, Route, RtxStream, StreamSend, SENDER_REPORT_INTERVAL,
@@ -20,6 +21,7 @@ use super::peer::{Peer, Peers, Turn};
 use super::sending::Subscription;
 use crate::rtp::srtp_out::{Rollover, TAG_LEN};
 use rtc::rtp::Packet;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -48,6 +50,8 @@ pub struct Outgoing<'a> {
     /// Two bytes of original sequence number for RTX, else empty.
     pub prefix: &'a [u8],
     pub abs_send_time: u32,
+    /// When it leaves (the leg's send history for bandwidth estimation records it).
+    pub now: Instant,
 }
 
 /// Writes, protects and queues one packet; false if it could not be protected.
@@ -85,6 +89,8 @@ pub fn send(
     {
         return false;
     }
+    let audio = sub.kind == RtpCodecKind::Audio;
+    fast.bwe.on_sent(transport_seq, buf.len(), audio, out.now);
     turn.transmits.push(Transmit {
         local: route.local,
         to: route.to,
@@ -95,6 +101,7 @@ pub fn send(
 
 /// Sends `packet` as `header` on the subscription's own stream (not its RTX stream), keeping
 /// that stream's rollover counter.
+#[allow(clippy::too_many_arguments)]
 pub fn send_media(
     fast: &mut FastLeg,
     route: Route,
@@ -103,12 +110,14 @@ pub fn send_media(
     header: LegHeader,
     abs_send_time: u32,
     turn: &mut Turn,
+    now: Instant,
 ) -> bool {
     let out = Outgoing {
         packet,
         header,
         prefix: &[],
         abs_send_time,
+        now,
     };
     let mut rollover = sub.send.rollover;
     let sent = send(fast, route, sub, out, &mut rollover, turn);

@@ -17,6 +17,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use rtc::sdp::extmap::AUDIO_LEVEL_URI;
+use rtc::sdp::extmap::TRANSPORT_CC_URI;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -64,6 +65,9 @@ pub struct Bench {
     pub loss: Option<LossRule>,
     /// Clients that join from now on negotiate the RFC 6464 audio-level extension.
     pub audio_levels: bool,
+    /// Clients that join from now on negotiate RTX and transport-cc, and send TWCC feedback
+    /// for what they receive, like browsers (off by default).
+    pub twcc: bool,
     next_key: PeerKey,
 }
 
@@ -91,6 +95,7 @@ impl Bench {
             clients: Vec::new(),
             loss: None,
             audio_levels: false,
+            twcc: false,
             next_key: 1,
         }
     }
@@ -169,7 +174,17 @@ impl Bench {
         let mut recipe = Recipe::new(codec_list, Ice::Full, vec![addr]);
         recipe.nack_history = Some(1024);
         if self.audio_levels {
-            recipe.extensions = vec![(AUDIO_LEVEL_URI, RtpCodecKind::Audio)];
+            recipe
+                .extensions
+                .push((AUDIO_LEVEL_URI, RtpCodecKind::Audio));
+        }
+        if self.twcc {
+            recipe.rtx = true;
+            recipe.twcc_receiver = true;
+            recipe.extensions.extend([
+                (TRANSPORT_CC_URI, RtpCodecKind::Audio),
+                (TRANSPORT_CC_URI, RtpCodecKind::Video),
+            ]);
         }
         recipe.interceptors =
             Registry::new().with(Slot::from(RTCP_TAP_SLOT), RtcpTap::new(feedback));

@@ -4,6 +4,7 @@
 
 mod abuse;
 mod backlog;
+mod bwe;
 mod client;
 mod fast_path;
 mod forwarding;

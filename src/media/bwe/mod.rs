@@ -1,0 +1,200 @@
+//! Send-side bandwidth estimation per subscriber leg (issue 13 item 2): the leg's TWCC feedback
+//! turned into an estimate of what the path to the subscriber carries, and probing to find out
+//! whether it carries more.
+//!
+//! * `history.rs` — what the fast path sent on the leg (transport-wide number, when, size);
+//! * `estimate.rs` — GCC's delay and loss halves (`rtc::interceptor`'s stages), held to what
+//!   the receiver acknowledged or a probe proved;
+//! * `probe.rs` — when to send a burst of padding and what it showed;
+//! * `meter.rs` — what the leg is sent (all, and audio);
+//! * `metrics.rs` — the estimate histogram and probe counter;
+//! * `fast/padding.rs` writes the padding (RTX SSRC, padding-only RTP).
+//!
+//! **Where the layer selector reads it:** [`Peer::estimate_bps`] and [`Peer::video_budget_bps`]
+//! (the estimate minus the audio the leg is sent: audio always first), both `None` until the
+//! leg's feedback acknowledged packets. The selector tells the leg what it could take at its
+//! best with [`Peer::set_wanted_bps`] (e.g. the sum of the top layers of what it subscribes);
+//! a leg whose wanted rate is above its estimate probes, one that gets all it wants does not.
+//!
+//! Only legs on the fast path are estimated: the fast path numbers each leg's packets with its
+//! own transport-wide sequence number; the stack path (`--fast-path false`, a leg whose SRTP
+//! profile is not AES-GCM) strips the publisher's numbers and stamps none, so its subscriber
+//! sends no TWCC feedback and the leg has no estimate. Runs on the shard thread, time is an
+//! argument everywhere.
+
+pub mod estimate;
+pub mod history;
+pub mod meter;
+pub mod metrics;
+pub mod probe;
+
+use super::peer::{Peer, Peers, Turn};
+use estimate::Estimator;
+use history::SendHistory;
+use meter::RateMeter;
+use probe::{Outcome, Prober};
+use rtc::interceptor::{convert_twcc, Acknowledgement};
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use std::time::{Duration, Instant};
+
+/// How often a probing leg's padding is sent (the shard wakes this often while any burst runs).
+pub const PROBE_TICK: Duration = Duration::from_millis(20);
+/// Padding bytes in one padding-only packet (RTP allows 255; libwebrtc sends 224).
+pub const PADDING_BYTES: usize = 224;
+/// Most padding packets one leg sends per tick.
+const MAX_PADDING_PER_TICK: usize = 64;
+
+/// The estimation state of one leg (kept in its fast-path state).
+#[derive(Default)]
+pub struct LegBwe {
+    history: SendHistory,
+    estimator: Estimator,
+    prober: Prober,
+    sent: RateMeter,
+    audio: RateMeter,
+    wanted: Option<u64>,
+}
+
+impl LegBwe {
+    /// A packet of `size` bytes left on the leg at `now`, with transport-wide number `seq` if
+    /// the leg numbers its packets.
+    pub fn on_sent(&mut self, seq: Option<u16>, size: usize, audio: bool, now: Instant) {
+        if let Some(seq) = seq {
+            self.history.on_sent(seq, size, now);
+        }
+        self.sent.add(now, size);
+        if audio {
+            self.audio.add(now, size);
+        }
+    }
+
+    /// The leg's subscriber sent TWCC feedback, received at `now`.
+    pub fn on_feedback(&mut self, feedback: &TransportLayerCc, now: Instant) {
+        self.on_acks(&convert_twcc(feedback), now);
+    }
+
+    /// The packets one feedback (received at `now`) reports on.
+    pub fn on_acks(&mut self, acks: &[Acknowledgement], now: Instant) {
+        let reports = self.history.on_feedback(acks, now);
+        self.estimator.on_reports(now, &reports);
+        self.prober.on_reports(&reports);
+    }
+
+    /// The estimate, bits per second.
+    pub fn estimate_bps(&self) -> Option<u64> {
+        self.estimator.bps()
+    }
+
+    /// What is left of the estimate for video once the leg's audio is sent.
+    pub fn video_budget_bps(&self, now: Instant) -> Option<u64> {
+        Some(self.estimate_bps()?.saturating_sub(self.audio.bps(now)))
+    }
+
+    /// What the leg is sent, bits per second over the last second.
+    pub fn sent_bps(&self, now: Instant) -> u64 {
+        self.sent.bps(now)
+    }
+
+    /// What the leg could take at its best (`None`: unknown, no probing).
+    pub fn set_wanted_bps(&mut self, wanted: Option<u64>) {
+        self.wanted = wanted;
+    }
+
+    /// Looks at probing once a second: finishes a burst whose feedback is in, starts one if
+    /// due (`cap`: most a burst aims at; 0 turns probing off). True if a burst started.
+    pub fn review(&mut self, now: Instant, cap: u64) -> bool {
+        if let Some(Outcome::Carried(bps)) = self.prober.finish(now) {
+            self.estimator.on_probe(now, bps);
+        }
+        let sent = self.sent.bps(now);
+        let overusing = self.estimator.overusing();
+        self.prober
+            .maybe_start(now, self.estimate_bps(), self.wanted, sent, cap, overusing)
+    }
+
+    /// Whether a burst is sending at `now`.
+    pub fn probing(&self, now: Instant) -> bool {
+        self.prober.sending(now)
+    }
+
+    /// Padding packets of [`PADDING_BYTES`] due at `now`.
+    pub fn padding_due(&mut self, now: Instant) -> usize {
+        self.prober
+            .padding_due(now, PADDING_BYTES)
+            .min(MAX_PADDING_PER_TICK)
+    }
+}
+
+impl Peer {
+    /// This leg's bandwidth estimate in bits per second (`None`: not on the fast path, or no
+    /// feedback yet).
+    pub fn estimate_bps(&self) -> Option<u64> {
+        self.fast.as_ref()?.bwe.estimate_bps()
+    }
+
+    /// The estimate minus the audio this leg is sent: what its video may use.
+    pub fn video_budget_bps(&self, now: Instant) -> Option<u64> {
+        self.fast.as_ref()?.bwe.video_budget_bps(now)
+    }
+
+    /// Tells the leg what it could take at its best (the layer selector's business); a leg
+    /// whose estimate is below it probes.
+    pub fn set_wanted_bps(&mut self, wanted: Option<u64>) {
+        if let Some(fast) = self.fast.as_mut() {
+            fast.bwe.set_wanted_bps(wanted);
+        }
+    }
+}
+
+/// Hands TWCC feedback among a client's RTCP to its leg's estimator.
+pub fn on_rtcp(peer: &mut Peer, packets: &[Box<dyn rtc::rtcp::Packet>], now: Instant) {
+    let Some(fast) = peer.fast.as_mut() else {
+        return;
+    };
+    for packet in packets {
+        if let Some(tcc) = packet.as_any().downcast_ref::<TransportLayerCc>() {
+            fast.bwe.on_feedback(tcc, now);
+        }
+    }
+}
+
+/// The once-a-second look at every leg: samples the estimates for the histogram, finishes and
+/// starts probes. True if any leg is probing (the shard then ticks [`PROBE_TICK`]).
+pub fn review(peers: &mut Peers, cap: u64, now: Instant) -> bool {
+    let mut probing = false;
+    for peer in peers.values_mut() {
+        let Some(fast) = peer.fast.as_mut() else {
+            continue;
+        };
+        if let Some(bps) = fast.bwe.estimate_bps() {
+            metrics::observe_estimate(bps);
+        }
+        if fast.bwe.review(now, cap) {
+            metrics::count_probe();
+        }
+        probing |= fast.bwe.probing(now);
+    }
+    probing
+}
+
+/// Sends the padding due on every probing leg; true while any leg still probes.
+pub fn probe_tick(peers: &mut Peers, turn: &mut Turn, now: Instant) -> bool {
+    let mut probing = false;
+    for peer in peers.values_mut() {
+        let Some(fast) = peer.fast.as_mut() else {
+            continue;
+        };
+        if !fast.bwe.probing(now) {
+            continue;
+        }
+        probing = true;
+        let due = fast.bwe.padding_due(now);
+        if due > 0 {
+            super::fast::padding::send_padding(peer, due, now, turn);
+        }
+    }
+    probing
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,67 @@
+//! Bandwidth estimation on a real subscriber leg (issue 13 item 2): a sans-IO `rtc` subscriber
+//! that negotiated transport-cc sends TWCC feedback about what the fast path sent it, the leg's
+//! estimate follows what it is forwarded, and a leg told it could take more probes with
+//! padding the subscriber's stack accepts without any change to the media it receives.
+
+use super::harness::Bench;
+use crate::protocol::TrackKind;
+
+/// alice publishes video to bob, whose client sends TWCC feedback; returns the bench, alice,
+/// bob.
+fn call() -> (Bench, usize, usize) {
+    let mut bench = Bench::new();
+    bench.twcc = true;
+    let alice = bench.join("room", "alice");
+    let bob = bench.join("room", "bob");
+    bench.publish(alice, &[TrackKind::Video]);
+    bench.settle();
+    (bench, alice, bob)
+}
+
+#[test]
+fn the_subscribers_feedback_gives_its_leg_an_estimate_near_what_it_is_forwarded() {
+    let (mut bench, alice, bob) = call();
+    let key = bench.clients[bob].key;
+    assert_eq!(bench.state.peer(key).unwrap().estimate_bps(), None);
+    // Three seconds of video, one packet every 5 ms.
+    bench.send_from(alice, TrackKind::Video, 600);
+    let peer = bench.state.peer(key).unwrap();
+    assert!(peer.fast.is_some(), "bob's leg is on the fast path");
+    let sent = peer.fast.as_ref().unwrap().bwe.sent_bps(bench.now);
+    let estimate = peer
+        .estimate_bps()
+        .expect("an estimate from bob's feedback");
+    assert!(sent > 100_000, "forwarded {sent} bit/s");
+    assert!(
+        (sent * 3 / 4..=sent * 2).contains(&estimate),
+        "estimate {estimate} bit/s for {sent} bit/s forwarded"
+    );
+    let budget = peer.video_budget_bps(bench.now).unwrap();
+    assert_eq!(budget, estimate, "no audio: all of it is video's");
+}
+
+#[test]
+fn a_leg_that_could_take_more_probes_and_its_estimate_climbs() {
+    let (mut bench, alice, bob) = call();
+    let key = bench.clients[bob].key;
+    let video = bench.clients[bob].track_id("alice", TrackKind::Video);
+    bench.send_from(alice, TrackKind::Video, 200);
+    let start = bench.state.peer(key).unwrap().estimate_bps().unwrap();
+    let received_before = bench.clients[bob].received[&video];
+    bench
+        .state
+        .peer_mut(key)
+        .unwrap()
+        .set_wanted_bps(Some(4_000_000));
+    bench.send_from(alice, TrackKind::Video, 2_000);
+    let peer = bench.state.peer(key).unwrap();
+    let sent_media = 2_000;
+    let estimate = peer.estimate_bps().unwrap();
+    assert!(
+        estimate > start * 2,
+        "probing left the estimate at {estimate} (from {start})"
+    );
+    // The padding reached bob's stack and changed nothing of what his track received.
+    let received = bench.clients[bob].received[&video] - received_before;
+    assert_eq!(received, sent_media, "bob's track got {received} packets");
+}
