@@ -10,7 +10,7 @@ use super::forward;
 use super::peer::{PeerKey, Peers, RoomKey, TrackKey, Turn};
 use super::publication::{Publication, Publications};
 use super::simulcast::Want;
-use super::speakers::{Speaker, SpeakerDetector};
+use super::speakers::{LevelMeter, Speaker, SpeakerDetector};
 use super::subscriptions;
 use crate::protocol::{ActiveSpeaker, MediaErrorCode, MediaEvent, TrackInfo, TrackSourceInfo};
 use rtc::peer_connection::event::RTCTrackEventInit;
@@ -598,6 +598,10 @@ impl MediaRoom {
     /// Runs the speaker detector when its tick is due; tells every member when the list of
     /// speakers changed.
     pub fn tick_speakers(&mut self, peers: &Peers, turn: &mut Turn, now: Instant) {
+        // A muted track stops counting at once, and starts afresh when unmuted.
+        for p in self.publications.values_mut().filter(|p| p.muted) {
+            p.levels = LevelMeter::default();
+        }
         let meters = self
             .publications
             .values_mut()
