@@ -43,6 +43,7 @@ pub mod room;
 pub mod sdp;
 pub mod sending;
 pub mod shard;
+pub mod speakers;
 pub mod state;
 pub mod stats;
 pub mod stun_auth;

@@ -20,6 +20,7 @@ use super::liveness;
 use super::peer::{MediaMember, Peer, PeerKey, Peers, TrackKey, Turn};
 use super::room::{MediaRoom, Rooms};
 use super::sdp::directions;
+use super::speakers::SPEAKER_TICK;
 use super::stats::{DropReason, ShardCounters, ShardLevels};
 use super::stun_auth;
 use super::timers::TimerHeap;
@@ -57,6 +58,8 @@ pub struct ShardState {
     timers: TimerHeap,
     /// When silent and never-connected connections are next looked for.
     liveness_due: Instant,
+    /// When the rooms' speaker detectors next run.
+    speakers_due: Instant,
 }
 
 /// Most emptied datagram buffers the shard keeps for reuse.
@@ -91,6 +94,7 @@ impl ShardState {
             reports_due: epoch + SENDER_REPORT_INTERVAL,
             timers: TimerHeap::default(),
             liveness_due: epoch + LIVENESS_SWEEP,
+            speakers_due: epoch + SPEAKER_TICK,
         }
     }
 
@@ -391,15 +395,23 @@ impl ShardState {
             .min();
         let deadline = Some(self.liveness_due);
         let reports = Some(self.reports_due);
-        [peers, keyframes, deadline, self.demux.next_sweep(), reports]
-            .into_iter()
-            .flatten()
-            .min()
+        let speakers = Some(self.speakers_due);
+        [
+            peers,
+            keyframes,
+            deadline,
+            self.demux.next_sweep(),
+            reports,
+            speakers,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Time passed: connection timers that are due, deferred keyframe requests, clients
-    /// silent for longer than [`MEDIA_SILENCE`] or not connected by the DTLS deadline, and
-    /// remote addresses gone idle.
+    /// silent for longer than [`MEDIA_SILENCE`] or not connected by the DTLS deadline,
+    /// remote addresses gone idle; the rooms' speaker detectors.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.run_backlog(now);
         let mut gave_up = Vec::new();
@@ -429,6 +441,12 @@ impl ShardState {
         if now >= self.reports_due {
             self.reports_due = now + SENDER_REPORT_INTERVAL;
             fast::sender_reports(&mut self.peers, &mut self.turn, now);
+        }
+        if now >= self.speakers_due {
+            self.speakers_due = now + SPEAKER_TICK;
+            for room in self.rooms.values_mut() {
+                room.tick_speakers(&self.peers, &mut self.turn, now);
+            }
         }
     }
 

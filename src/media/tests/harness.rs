@@ -16,6 +16,7 @@ use rtc::interceptor::{Registry, Slot};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
+use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -61,6 +62,8 @@ pub struct Bench {
     pub clients: Vec<Client>,
     /// Datagrams the network loses, both ways (none by default).
     pub loss: Option<LossRule>,
+    /// Clients that join from now on negotiate the RFC 6464 audio-level extension.
+    pub audio_levels: bool,
     next_key: PeerKey,
 }
 
@@ -87,6 +90,7 @@ impl Bench {
             server,
             clients: Vec::new(),
             loss: None,
+            audio_levels: false,
             next_key: 1,
         }
     }
@@ -164,6 +168,9 @@ impl Bench {
 
         let mut recipe = Recipe::new(codec_list, Ice::Full, vec![addr]);
         recipe.nack_history = Some(1024);
+        if self.audio_levels {
+            recipe.extensions = vec![(AUDIO_LEVEL_URI, RtpCodecKind::Audio)];
+        }
         recipe.interceptors =
             Registry::new().with(Slot::from(RTCP_TAP_SLOT), RtcpTap::new(feedback));
         let (pc, _) = recipe.build(self.now).expect("client connection");
