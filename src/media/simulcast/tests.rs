@@ -245,8 +245,10 @@ fn settle(leg: &mut SimulcastLeg) {
 #[test]
 fn the_budget_moves_a_leg_down_at_once_and_up_only_with_headroom() {
     let layers = three_layers();
-    let mut leg = SimulcastLeg::default();
-    leg.budget = Some(2_000_000);
+    let mut leg = SimulcastLeg {
+        budget: Some(2_000_000),
+        ..SimulcastLeg::default()
+    };
     leg.review(&layers);
     settle(&mut leg);
     assert_eq!(leg.selector.current(), Some(2));
