@@ -158,6 +158,8 @@ pub struct SynthPeer {
     pub failures: Vec<String>,
     /// The simulcast layer this subscriber asks for (`--subscriber-layers`).
     pub want_layer: Option<u8>,
+    /// Simulcast layers the server asked this publisher to pause (dynacast), a bit per layer.
+    paused_layers: u32,
     continuity: HashMap<String, Continuity>,
     layer_totals: LayerTotals,
 }
@@ -221,6 +223,7 @@ impl SynthPeer {
             first_packet_ms: None,
             packets_sent: 0,
             keyframes_sent: 0,
+            paused_layers: 0,
             plis_received: 0,
             failures: Vec::new(),
             want_layer,
@@ -381,6 +384,10 @@ impl SynthPeer {
                 Ok(())
             }
             MediaEvent::Error { code, .. } => Err(code.as_str().to_owned()),
+            MediaEvent::PublishLayers { paused, .. } => {
+                self.pause_layers(&paused);
+                Ok(())
+            }
             MediaEvent::Muted { .. } | MediaEvent::ActiveSpeakers { .. } => Ok(()),
         };
         if let Err(e) = result {
@@ -523,12 +530,33 @@ impl SynthPeer {
         next
     }
 
+    /// Dynacast: stops sending the layers named in `paused`; a layer that resumes starts
+    /// with a keyframe, as a browser's encoder does.
+    fn pause_layers(&mut self, paused: &[String]) {
+        let mask = RIDS
+            .iter()
+            .enumerate()
+            .filter(|(_, rid)| paused.iter().any(|p| p == *rid))
+            .fold(0u32, |m, (i, _)| m | 1 << i);
+        let resumed = self.paused_layers & !mask;
+        for t in &mut self.out {
+            if t.layer.is_some_and(|l| l < 32 && resumed & (1 << l) != 0) {
+                t.keyframe_pending = true;
+            }
+        }
+        self.paused_layers = mask;
+    }
+
     fn send_one(&mut self, i: usize, now: Instant, unix_now: u64) {
+        let paused = self.paused_layers;
         let t = &mut self.out[i];
         t.next_send += t.interval;
         let Some(pt) = t.payload_type else {
             return;
         };
+        if t.layer.is_some_and(|l| l < 32 && paused & (1 << l) != 0) {
+            return; // dynacast: nobody receives this layer
+        }
         let codec = if t.video {
             let keyframe = t.keyframe_pending
                 || now.saturating_duration_since(t.last_keyframe) >= KEYFRAME_INTERVAL;

@@ -6,6 +6,7 @@
 
 use super::fast::{self, record_sent, Body, Outgoing};
 use super::keyframe::starts_keyframe;
+use super::layer_review;
 use super::leg_packet::LegHeader;
 use super::peer::{Peer, PeerKey, Peers, TrackKey, Turn};
 use super::publication::{Publication, Publications};
@@ -69,7 +70,7 @@ pub fn fan_out(
         // The request that started the wait may have been lost: ask again (throttled).
         request_keyframe(publication, peers, turn, now);
     }
-    request_layers(publication, pkt.want_layers, peers, turn, now);
+    layer_review::request_layers(publication, pkt.want_layers, peers, turn, now);
     if publication.is_video() {
         publication.cache.put(packet, pkt.ast);
     }
@@ -116,36 +117,9 @@ fn simulcast_layer(
         .layers
         .on_packet(layer, &packet.payload, vp8, now);
     if publication.layers.review_due(now) {
-        review_legs(publication, peers, turn, now);
+        layer_review::review_legs(publication, peers, turn, now);
     }
     Ok(Some(layer))
-}
-
-/// Re-chooses every leg's layer of `publication` (hint, budget, layers that stopped) and asks
-/// for the keyframes the legs that must switch wait for.
-pub fn review_legs(
-    publication: &mut Publication,
-    peers: &mut Peers,
-    turn: &mut Turn,
-    now: Instant,
-) {
-    let views = publication.layers.views(now);
-    let mut want = 0u32;
-    for key in &publication.subscribers {
-        let Some(peer) = peers.get_mut(key) else {
-            continue;
-        };
-        let budget = peer.track_budget_bps(now);
-        let Some(sub) = peer.subscriptions.get_mut(&publication.key) else {
-            continue;
-        };
-        sub.simulcast.budget = budget;
-        if let Some(layer) = sub.simulcast.review(&views) {
-            want |= 1 << layer.min(31);
-        }
-        peer.probe_for_shortfall(now);
-    }
-    request_layers(publication, want, peers, turn, now);
 }
 
 /// Whether a packet of simulcast `layer` goes to the leg of `sub` (`None`: it does not), and
@@ -460,46 +434,6 @@ pub fn request_keyframe(
     }
 }
 
-/// Asks the publisher of a simulcast `publication` for a keyframe of each layer in `mask` (a
-/// bit per layer index), each at most once per throttle window.
-pub fn request_layers(
-    publication: &mut Publication,
-    mask: u32,
-    peers: &mut Peers,
-    turn: &mut Turn,
-    now: Instant,
-) {
-    if mask == 0 {
-        return;
-    }
-    let mut due = Vec::new();
-    for (i, layer) in publication.layers.iter_mut().enumerate() {
-        if i < 32 && mask & (1 << i) != 0 && layer.keyframe.request(now) {
-            due.push(layer.ssrc);
-        }
-    }
-    for ssrc in due {
-        send_pli_to(publication, ssrc, peers, turn, now);
-    }
-}
-
-/// Sends the deferred keyframe requests of a publication's layers that are due.
-pub fn deferred_layer_keyframes(
-    publication: &mut Publication,
-    peers: &mut Peers,
-    turn: &mut Turn,
-    now: Instant,
-) {
-    let due: Vec<u32> = publication
-        .layers
-        .iter_mut()
-        .filter_map(|l| l.keyframe.due(now).then_some(l.ssrc))
-        .collect();
-    for ssrc in due {
-        send_pli_to(publication, ssrc, peers, turn, now);
-    }
-}
-
 /// Sends a PLI for `publication` to its publisher (every layer of a simulcast track).
 pub fn send_pli(publication: &Publication, peers: &mut Peers, turn: &mut Turn, now: Instant) {
     if publication.is_simulcast() {
@@ -513,7 +447,7 @@ pub fn send_pli(publication: &Publication, peers: &mut Peers, turn: &mut Turn, n
 }
 
 /// Sends a PLI for the publisher stream `media_ssrc` of `publication`.
-fn send_pli_to(
+pub(super) fn send_pli_to(
     publication: &Publication,
     media_ssrc: u32,
     peers: &mut Peers,

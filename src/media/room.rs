@@ -7,6 +7,7 @@
 use super::bwe;
 use super::fault::MediaFault;
 use super::forward;
+use super::layer_review;
 use super::peer::{PeerKey, Peers, RoomKey, TrackKey, Turn};
 use super::publication::{Publication, Publications};
 use super::simulcast::Want;
@@ -226,10 +227,8 @@ impl MediaRoom {
         };
         sub.simulcast.want = want;
         if publication.is_simulcast() {
-            let views = publication.layers.views(now);
-            if let Some(layer) = sub.simulcast.review(&views) {
-                forward::request_layers(publication, 1 << layer.min(31), peers, turn, now);
-            }
+            // Every leg, so a paused layer this one now wants is resumed at once.
+            layer_review::review_legs(publication, peers, turn, now);
         }
         Ok(())
     }
@@ -570,7 +569,7 @@ impl MediaRoom {
                     .or(s.simulcast.selector.target())
             });
         if let Some(layer) = layer {
-            forward::request_layers(p, 1 << layer.min(31), peers, turn, now);
+            layer_review::request_layers(p, 1 << layer.min(31), peers, turn, now);
         }
     }
 
@@ -580,7 +579,7 @@ impl MediaRoom {
             if p.keyframe.due(now) {
                 forward::send_pli(p, peers, turn, now);
             }
-            forward::deferred_layer_keyframes(p, peers, turn, now);
+            layer_review::deferred_layer_keyframes(p, peers, turn, now);
         }
     }
 

@@ -23,7 +23,7 @@ use super::room::{MediaRoom, Rooms};
 use super::sdp::directions;
 use super::simulcast::Want;
 use super::speakers::SPEAKER_TICK;
-use super::stats::{DropReason, ShardCounters, ShardLevels};
+use super::stats::{DropReason, ShardCounters};
 use super::stun_auth;
 use super::timers::TimerHeap;
 use super::transmit::collect_writes;
@@ -32,7 +32,6 @@ use crate::config::ShardLimits;
 use crate::protocol::{MediaErrorCode, MediaEvent, MediaRequest, TrackInfo, TrackSourceInfo};
 use crate::rtp::dtls_repeat::is_handshake_give_up;
 use bytes::BytesMut;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::net::SocketAddr;
@@ -41,6 +40,7 @@ use std::time::{Duration, Instant};
 pub use super::liveness::MEDIA_SILENCE;
 
 mod events;
+mod levels;
 
 /// See the module documentation.
 pub struct ShardState {
@@ -584,41 +584,5 @@ impl ShardState {
                 room.on_message(key, msg.message, peers, turn, now)
             });
         }
-    }
-
-    /// Current absolute levels for the gauges.
-    pub fn levels(&self) -> ShardLevels {
-        let publications = || self.rooms.values().flat_map(|r| r.publications.values());
-        let audio = publications()
-            .filter(|p| p.kind == RtpCodecKind::Audio)
-            .count();
-        ShardLevels {
-            peer_connections: self.peers.len() as i64,
-            published_audio: audio as i64,
-            published_video: (publications().count() - audio) as i64,
-            subscriptions: self
-                .peers
-                .values()
-                .map(|p| p.subscriptions.len())
-                .sum::<usize>() as i64,
-            rooms: self.rooms.len() as i64,
-            fast_path_legs: self.peers.values().filter(|p| p.fast.is_some()).count() as i64,
-            simulcast_legs: self.simulcast_legs(),
-            cpu_nanos: 0,
-        }
-    }
-
-    /// Subscriber legs per simulcast layer they are on.
-    fn simulcast_legs(&self) -> [i64; 4] {
-        let mut legs = [0; 4];
-        let layers = self
-            .peers
-            .values()
-            .flat_map(|p| p.subscriptions.values())
-            .filter_map(|s| s.simulcast.selector.current());
-        for layer in layers {
-            legs[crate::media::stats::simulcast::label_index(layer)] += 1;
-        }
-        legs
     }
 }

@@ -219,6 +219,8 @@ pub struct ShardLevels {
     pub fast_path_legs: i64,
     /// Simulcast subscriber legs per layer they are on (see `stats/simulcast.rs`).
     pub simulcast_legs: [i64; 4],
+    /// Simulcast layers paused at their publishers (dynacast).
+    pub simulcast_paused_layers: i64,
     /// CPU time of the shard thread at the last publish (only meaningful in `last`).
     pub cpu_nanos: u64,
 }
@@ -471,6 +473,8 @@ impl MediaMetrics {
         self.levels.media_rooms.add(levels.rooms - last.rooms);
         self.simulcast
             .publish(c.layer_switches, levels.simulcast_legs, last.simulcast_legs);
+        self.simulcast
+            .publish_paused(levels.simulcast_paused_layers - last.simulcast_paused_layers);
         *last = ShardLevels {
             cpu_nanos: last.cpu_nanos,
             ..levels
@@ -614,7 +618,7 @@ mod tests {
         let metrics = MediaMetrics::new(&registry).expect("metrics");
         metrics.touch_shard(0);
         let families = registry.gather();
-        assert_eq!(families.len(), 28);
+        assert_eq!(families.len(), 29);
         let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
         for name in [
             "chorus_media_datagrams_total",
@@ -628,6 +632,7 @@ mod tests {
             "chorus_bwe_probes_total",
             "chorus_simulcast_layer_switches_total",
             "chorus_simulcast_legs",
+            "chorus_simulcast_paused_layers",
         ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }

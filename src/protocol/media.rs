@@ -174,6 +174,15 @@ pub enum MediaEvent {
     /// Who speaks in the room now, loudest first (at most 3; empty: nobody). Sent to every
     /// member when the list changes, at most 4 times per second per room.
     ActiveSpeakers { speakers: Vec<ActiveSpeaker> },
+    /// To a simulcast publisher (dynacast): send the layers (rids) in `active`, stop encoding
+    /// those in `paused` until told again — no subscriber receives or wants them. Sent when
+    /// the set changes; a client that ignores it only wastes its uplink.
+    #[serde(rename_all = "camelCase")]
+    PublishLayers {
+        track_id: String,
+        active: Vec<String>,
+        paused: Vec<String>,
+    },
 }
 
 /// One entry of `active-speakers`.

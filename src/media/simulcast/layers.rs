@@ -3,6 +3,7 @@
 //! what the selector needs to know of it — whether packets still arrive, its bitrate over the
 //! last window and the size its last keyframe declared. Time is an argument.
 
+use super::dynacast::Dynacast;
 use super::selector::LayerView;
 use super::vp8;
 use crate::media::publication::KeyframeThrottle;
@@ -37,6 +38,8 @@ pub struct Layers {
     list: Vec<Layer>,
     /// When the legs' targets are next re-evaluated.
     pub next_review: Option<Instant>,
+    /// The layers paused at the publisher because no leg wants them.
+    pub dynacast: Dynacast,
 }
 
 impl Layers {
@@ -117,13 +120,16 @@ impl Layers {
     }
 
     /// What the selector sees of each layer at `now`.
+    /// A layer paused by dynacast counts as active (with the bitrate it had): a leg that
+    /// chooses it is what resumes it.
     pub fn views(&self, now: Instant) -> Vec<LayerView> {
         self.list
             .iter()
-            .map(|l| LayerView {
-                active: l
-                    .last_packet
-                    .is_some_and(|t| now.saturating_duration_since(t) < LAYER_TIMEOUT),
+            .enumerate()
+            .map(|(i, l)| LayerView {
+                active: l.last_packet.is_some_and(|t| {
+                    self.dynacast.is_paused(i) || now.saturating_duration_since(t) < LAYER_TIMEOUT
+                }),
                 bitrate: l.bitrate,
                 size: l.size,
             })

@@ -1,9 +1,11 @@
 //! Receiving rid-based simulcast and forwarding one layer per subscriber leg: the
 //! publication's layers (`layers.rs`), the per-leg layer choice and switch points
 //! (`selector.rs`), the VP8 descriptor rewriting that keeps picture ids continuous (`vp8.rs`)
-//! and the per-leg state that ties them together ([`SimulcastLeg`]). All pure; the fan-out
+//! the per-leg state that ties them together ([`SimulcastLeg`]) and the pausing of layers
+//! nobody receives (`dynacast.rs`). All pure; the fan-out
 //! (`forward.rs`) applies it.
 
+pub mod dynacast;
 pub mod layers;
 pub mod selector;
 pub mod vp8;

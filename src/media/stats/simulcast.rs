@@ -1,7 +1,8 @@
 //! The simulcast metrics: layer switches of subscriber legs, and how many legs receive each
-//! layer (index 0 is the lowest; layers above 2 share the label `3+`).
+//! layer (index 0 is the lowest; layers above 2 share the label `3+`), and the layers paused
+//! at their publishers by dynacast.
 
-use prometheus::{IntCounter, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Labels of the per-layer gauge.
 pub const LAYER_LABELS: [&str; 4] = ["0", "1", "2", "3+"];
@@ -11,6 +12,7 @@ pub const LAYER_LABELS: [&str; 4] = ["0", "1", "2", "3+"];
 pub struct SimulcastMetrics {
     switches: IntCounter,
     legs: IntGaugeVec,
+    paused: IntGauge,
 }
 
 impl SimulcastMetrics {
@@ -28,9 +30,14 @@ impl SimulcastMetrics {
                 ),
                 &["layer"],
             )?,
+            paused: IntGauge::new(
+                "chorus_simulcast_paused_layers",
+                "Simulcast layers paused at their publishers because no subscriber wants them",
+            )?,
         };
         registry.register(Box::new(m.switches.clone()))?;
         registry.register(Box::new(m.legs.clone()))?;
+        registry.register(Box::new(m.paused.clone()))?;
         for label in LAYER_LABELS {
             m.legs.with_label_values(&[label]);
         }
@@ -43,6 +50,13 @@ impl SimulcastMetrics {
         for (i, label) in LAYER_LABELS.iter().enumerate() {
             self.legs.with_label_values(&[label]).add(legs[i] - last[i]);
         }
+    }
+}
+
+impl SimulcastMetrics {
+    /// Adds a shard's change in paused layers.
+    pub fn publish_paused(&self, change: i64) {
+        self.paused.add(change);
     }
 }
 

@@ -6,6 +6,7 @@ mod abuse;
 mod backlog;
 mod bwe;
 mod client;
+mod dynacast;
 mod fast_path;
 mod forwarding;
 mod harness;

@@ -9,7 +9,7 @@ use super::client::Client;
 use super::harness::Bench;
 use crate::config::ShardLimits;
 use crate::media::simulcast::vp8::{keyframe_size, parse};
-use crate::protocol::{MediaRequest, TrackKind};
+use crate::protocol::{MediaEvent, MediaRequest, TrackKind};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -23,7 +23,7 @@ const SIZES: [(u16, u16); 3] = [(320, 180), (640, 360), (1280, 720)];
 const GOP: u32 = 200;
 
 /// The publisher's simulcast track: one sender, three SSRCs.
-struct Layered {
+pub(super) struct Layered {
     sender: RTCRtpSenderId,
     ssrc: [u32; 3],
     seq: [u16; 3],
@@ -33,9 +33,11 @@ struct Layered {
     /// PLIs of the client already answered.
     plis_seen: usize,
     key_due: [bool; 3],
+    /// Layers the server asked to pause (dynacast), as the publisher honours it.
+    pub paused: [bool; 3],
 }
 
-fn add_simulcast_track(client: &mut Client) -> Layered {
+pub(super) fn add_simulcast_track(client: &mut Client) -> Layered {
     let ssrc: [u32; 3] = [rand::random(), rand::random(), rand::random()];
     let codec = RTCRtpCodec {
         mime_type: "video/VP8".into(),
@@ -83,11 +85,34 @@ fn add_simulcast_track(client: &mut Client) -> Layered {
         frame: 0,
         plis_seen: 0,
         key_due: [true; 3],
+        paused: [false; 3],
+    }
+}
+
+impl Layered {
+    /// Pauses and resumes layers as the last `publish-layers` in `log` says, like a browser
+    /// (a resumed layer starts with a keyframe).
+    fn follow_dynacast(&mut self, log: &[MediaEvent]) {
+        let last = log.iter().rev().find_map(|e| match e {
+            MediaEvent::PublishLayers { paused, .. } => Some(paused),
+            _ => None,
+        });
+        let Some(paused) = last else {
+            return;
+        };
+        for (i, rid) in RIDS.iter().enumerate() {
+            let pause = paused.iter().any(|p| p == rid);
+            if self.paused[i] && !pause {
+                self.key_due[i] = true;
+            }
+            self.paused[i] = pause;
+        }
     }
 }
 
 /// One frame of every layer (two packets each), stamped with mid and rid.
 fn send_frame(client: &mut Client, l: &mut Layered, now: std::time::Instant) {
+    l.follow_dynacast(&client.log);
     for ssrc in &client.pli_ssrcs[l.plis_seen..] {
         if let Some(i) = l.ssrc.iter().position(|s| s == ssrc) {
             l.key_due[i] = true;
@@ -118,7 +143,7 @@ fn send_frame(client: &mut Client, l: &mut Layered, now: std::time::Instant) {
         .filter_map(|t| client.pc.rtp_transceiver(t).and_then(|t| t.mid().clone()))
         .next()
         .unwrap_or_default();
-    for i in 0..3 {
+    for i in (0..3).filter(|&i| !l.paused[i]) {
         let key = l.key_due[i] || l.frame.is_multiple_of(GOP);
         l.key_due[i] = false;
         let pid = l.pid[i];
@@ -159,7 +184,7 @@ fn send_frame(client: &mut Client, l: &mut Layered, now: std::time::Instant) {
 }
 
 /// What a subscriber received on its video track: (layer, seq, picture id, opens a keyframe).
-fn received(bench: &Bench, c: usize) -> Vec<(u8, u16, u16, bool)> {
+pub(super) fn received(bench: &Bench, c: usize) -> Vec<(u8, u16, u16, bool)> {
     let client = &bench.clients[c];
     let Some(track) = client
         .announced("alice", TrackKind::Video)
@@ -184,7 +209,7 @@ fn received(bench: &Bench, c: usize) -> Vec<(u8, u16, u16, bool)> {
 
 /// One continuous stream: consecutive sequence numbers, picture ids that step by 0 or 1,
 /// every layer entered at a keyframe.
-fn assert_continuous(got: &[(u8, u16, u16, bool)]) {
+pub(super) fn assert_continuous(got: &[(u8, u16, u16, bool)]) {
     assert!(got.first().is_some_and(|g| g.3), "starts with a keyframe");
     for w in got.windows(2) {
         let (a, b) = (w[0], w[1]);
@@ -199,7 +224,7 @@ fn assert_continuous(got: &[(u8, u16, u16, bool)]) {
     }
 }
 
-fn hint(bench: &mut Bench, c: usize, width: u32, height: u32) {
+pub(super) fn hint(bench: &mut Bench, c: usize, width: u32, height: u32) {
     let track_id = bench.clients[c].track_id("alice", TrackKind::Video);
     bench.request(
         c,
@@ -212,7 +237,7 @@ fn hint(bench: &mut Bench, c: usize, width: u32, height: u32) {
     );
 }
 
-fn run_frames(bench: &mut Bench, alice: usize, track: &mut Layered, frames: usize) {
+pub(super) fn run_frames(bench: &mut Bench, alice: usize, track: &mut Layered, frames: usize) {
     for _ in 0..frames {
         let now = bench.now;
         send_frame(&mut bench.clients[alice], track, now);
@@ -234,7 +259,8 @@ fn the_stack_path_rewrites_the_same_way() {
     layers_per_subscriber(Bench::with_limits(limits));
 }
 
-fn layers_per_subscriber(mut bench: Bench) {
+/// Alice publishes a simulcast camera to bob and carol: (alice, bob, carol, her track).
+pub(super) fn simulcast_call(bench: &mut Bench) -> (usize, usize, usize, Layered) {
     bench.extensions = vec![
         (SDES_MID_URI, RtpCodecKind::Video),
         (SDES_RTP_STREAM_ID_URI, RtpCodecKind::Video),
@@ -257,8 +283,13 @@ fn layers_per_subscriber(mut bench: Bench) {
     );
     bench.stabilize();
     // The track enters the room with its first packets; the legs negotiate.
-    run_frames(&mut bench, alice, &mut track, 5);
+    run_frames(bench, alice, &mut track, 5);
     bench.stabilize();
+    (alice, bob, carol, track)
+}
+
+fn layers_per_subscriber(mut bench: Bench) {
+    let (alice, bob, carol, mut track) = simulcast_call(&mut bench);
     let announced = bench.clients[bob]
         .announced("alice", TrackKind::Video)
         .len();

@@ -1,0 +1,94 @@
+//! Dynacast: the simulcast layers of a publication that no subscriber leg receives or wants
+//! are paused at the publisher (it stops encoding and sending them), and resumed as soon as a
+//! leg wants one again. The lowest layer always flows, so a newcomer starts at once. Pure;
+//! time is an argument, and the fan-out tells the publisher what [`Dynacast::review`] returns.
+
+use std::time::{Duration, Instant};
+
+/// How long a layer goes unwanted before it is paused (a leg moving between layers, or a
+/// subscriber reconnecting, does not pause and resume it at once).
+pub const PAUSE_AFTER: Duration = Duration::from_secs(3);
+
+/// One publication's paused layers.
+#[derive(Debug, Clone, Default)]
+pub struct Dynacast {
+    /// Since when each layer has been unwanted (`None`: wanted now).
+    unwanted_since: Vec<Option<Instant>>,
+    /// Paused layers, a bit per index.
+    paused: u32,
+}
+
+impl Dynacast {
+    /// Layers paused now, a bit per index.
+    pub fn paused(&self) -> u32 {
+        self.paused
+    }
+
+    /// Whether layer `i` is paused.
+    pub fn is_paused(&self, i: usize) -> bool {
+        i < 32 && self.paused & (1 << i) != 0
+    }
+
+    /// Looks at which of `layers` layers some leg receives or wants (`wanted`, a bit per
+    /// index) at `now`: a wanted layer resumes at once, a layer unwanted for [`PAUSE_AFTER`]
+    /// is paused. Returns the new set of paused layers when it changed (the publisher must
+    /// be told).
+    pub fn review(&mut self, layers: usize, wanted: u32, now: Instant) -> Option<u32> {
+        let layers = layers.min(32);
+        self.unwanted_since.resize(layers, None);
+        let mut paused = 0u32;
+        for (i, since) in self.unwanted_since.iter_mut().enumerate() {
+            if i == 0 || wanted & (1 << i) != 0 {
+                *since = None;
+                continue;
+            }
+            let since = *since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= PAUSE_AFTER {
+                paused |= 1 << i;
+            }
+        }
+        (paused != self.paused).then(|| {
+            self.paused = paused;
+            paused
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unwanted_layers_pause_after_a_while_and_resume_at_once() {
+        let t0 = Instant::now();
+        let mut d = Dynacast::default();
+        // Everyone on the lowest layer: the others are unwanted from now on.
+        assert_eq!(d.review(3, 0b001, t0), None, "not paused at once");
+        assert_eq!(d.review(3, 0b001, t0 + Duration::from_secs(2)), None);
+        assert_eq!(d.review(3, 0b001, t0 + PAUSE_AFTER), Some(0b110));
+        assert!(d.is_paused(1) && d.is_paused(2) && !d.is_paused(0));
+        assert_eq!(d.review(3, 0b001, t0 + Duration::from_secs(9)), None);
+        // A leg wants the top layer: it resumes at once, the middle one stays paused.
+        let t1 = t0 + Duration::from_secs(10);
+        assert_eq!(d.review(3, 0b101, t1), Some(0b010));
+        // A wanted layer is never paused, however long.
+        assert_eq!(d.review(3, 0b101, t1 + Duration::from_secs(60)), None);
+    }
+
+    #[test]
+    fn the_lowest_layer_always_flows_and_a_brief_gap_pauses_nothing() {
+        let t0 = Instant::now();
+        let mut d = Dynacast::default();
+        // Nobody receives anything: all but the lowest pause.
+        assert_eq!(d.review(3, 0, t0), None);
+        assert_eq!(d.review(3, 0, t0 + PAUSE_AFTER), Some(0b110));
+        let mut e = Dynacast::default();
+        // The top layer unwanted for a moment only (a leg switching): never paused; the
+        // middle one, never wanted, is.
+        e.review(3, 0b100, t0);
+        e.review(3, 0b001, t0 + Duration::from_secs(1));
+        assert_eq!(e.review(3, 0b100, t0 + Duration::from_secs(2)), None);
+        assert_eq!(e.review(3, 0b100, t0 + Duration::from_secs(5)), Some(0b010));
+        assert!(!e.is_paused(2));
+    }
+}
