@@ -215,6 +215,9 @@ export class Call extends EventTarget {
       case 'active-speakers':
         this.onActiveSpeakers(m);
         break;
+      case 'publish-layers':
+        this.onPublishLayers(m);
+        break;
       case 'error':
         this.onError(m);
         break;
@@ -241,6 +244,29 @@ export class Call extends EventTarget {
     this.dispatchEvent(new CustomEvent('chat', { detail: { messages: this.chat, history: true } }));
     this.setState('connected');
     this.startMedia();
+  }
+
+  /**
+   * Dynacast: the server names the simulcast layers (rids) of one of our tracks that nobody
+   * receives; the browser stops encoding those (`active: false`) until they are wanted again.
+   */
+  onPublishLayers(m) {
+    const paused = Array.isArray(m.paused) ? m.paused : [];
+    const entry = Object.values(this.media.entries).find((e) => e && e.trackId === m.trackId);
+    const sender = entry && entry.transceiver ? entry.transceiver.sender : null;
+    if (!sender) return;
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length < 2) return;
+    let changed = false;
+    for (const encoding of params.encodings) {
+      const active = !encoding.rid || !paused.includes(encoding.rid);
+      if (encoding.active !== active) {
+        encoding.active = active;
+        changed = true;
+      }
+    }
+    this.pausedLayers = paused;
+    if (changed) sender.setParameters(params).catch((e) => console.warn('publish-layers:', e.message));
   }
 
   /** The server's list of who speaks (read by the tiles' speaking ring, stats.js). */
