@@ -9,6 +9,7 @@ use super::keyframe::starts_keyframe;
 use super::layer_review;
 use super::leg_packet::LegHeader;
 use super::peer::{Peer, PeerKey, Peers, TrackKey, Turn};
+use super::pli::send_pli;
 use super::publication::{Publication, Publications};
 use super::rewrite::{abs_send_time, rewrite_packet};
 use super::sending::Subscription;
@@ -432,45 +433,6 @@ pub fn request_keyframe(
     if publication.is_video() && publication.keyframe.request(now) {
         send_pli(publication, peers, turn, now);
     }
-}
-
-/// Sends a PLI for `publication` to its publisher (every layer of a simulcast track).
-pub fn send_pli(publication: &Publication, peers: &mut Peers, turn: &mut Turn, now: Instant) {
-    if publication.is_simulcast() {
-        let ssrcs: Vec<u32> = publication.layers.iter().map(|l| l.ssrc).collect();
-        for ssrc in ssrcs {
-            send_pli_to(publication, ssrc, peers, turn, now);
-        }
-        return;
-    }
-    send_pli_to(publication, publication.media_ssrc, peers, turn, now);
-}
-
-/// Sends a PLI for the publisher stream `media_ssrc` of `publication`.
-pub(super) fn send_pli_to(
-    publication: &Publication,
-    media_ssrc: u32,
-    peers: &mut Peers,
-    turn: &mut Turn,
-    now: Instant,
-) {
-    let Some(peer) = peers.get_mut(&publication.publisher) else {
-        return;
-    };
-    if !peer.connected {
-        turn.counters.drop(DropReason::NotConnected);
-        return;
-    }
-    if let Some(mut receiver) = peer.pc.rtp_receiver(publication.receiver_id) {
-        let pli = PictureLossIndication {
-            sender_ssrc: 0,
-            media_ssrc,
-        };
-        if receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
-            turn.counters.keyframe_requests_out += 1;
-        }
-    }
-    turn.touch(peer);
 }
 
 /// Records the reception report blocks about tracks this server sends to `peer` (blocks about

@@ -3,8 +3,8 @@
 //! that stopped), keyframes asked of the layers legs wait for, and the publisher told which
 //! layers to pause because no leg wants them (dynacast) or to resume.
 
-use super::forward::send_pli_to;
 use super::peer::{Peers, Turn};
+use super::pli::send_pli_to;
 use super::publication::Publication;
 use crate::protocol::MediaEvent;
 use std::time::Instant;

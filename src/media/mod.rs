@@ -39,6 +39,7 @@ pub mod liveness;
 pub mod packet_cache;
 pub mod peer;
 pub mod placement;
+pub mod pli;
 pub mod publication;
 pub mod recycle;
 pub mod rewrite;

@@ -9,6 +9,7 @@ use super::fault::MediaFault;
 use super::forward;
 use super::layer_review;
 use super::peer::{PeerKey, Peers, RoomKey, TrackKey, Turn};
+use super::pli;
 use super::publication::{Publication, Publications};
 use super::simulcast::Want;
 use super::speakers::{LevelMeter, Speaker, SpeakerDetector};
@@ -577,7 +578,7 @@ impl MediaRoom {
     pub fn deferred_keyframes(&mut self, peers: &mut Peers, turn: &mut Turn, now: Instant) {
         for p in self.publications.values_mut() {
             if p.keyframe.due(now) {
-                forward::send_pli(p, peers, turn, now);
+                pli::send_pli(p, peers, turn, now);
             }
             layer_review::deferred_layer_keyframes(p, peers, turn, now);
         }

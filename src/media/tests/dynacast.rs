@@ -37,7 +37,9 @@ fn layers_nobody_wants_are_paused_and_resumed_on_demand() {
     // h (nobody's layer since the start) may have gone first; now both upper layers are.
     let told_then = told(&bench, alice);
     assert_eq!(told_then.last(), Some(&(q(&["q"]), q(&["h", "f"]))));
-    assert!(told_then.iter().all(|(active, _)| active.contains(&"q".to_owned())));
+    assert!(told_then
+        .iter()
+        .all(|(active, _)| active.contains(&"q".to_owned())));
     assert_eq!(track.paused, [false, true, true], "alice follows it");
     assert_eq!(bench.state.levels().simulcast_paused_layers, 2);
     let bob_before = received(&bench, bob).len();
