@@ -7,7 +7,6 @@ use crate::media::fault::MediaFault;
 use crate::media::forward;
 use crate::media::peer::{PeerKey, Peers, TrackKey, Turn};
 use crate::media::simulcast::Want;
-use crate::protocol::MediaErrorCode;
 use rtc::peer_connection::event::RTCTrackEventInit;
 use std::time::Instant;
 
@@ -25,9 +24,22 @@ impl MediaRoom {
         else {
             return;
         };
-        if let Some(layer) = p.add_layer(peer, init) {
-            tracing::debug!(track, layer, rid = ?init.rid, "simulcast layer");
-            p.layers.next_review = None;
+        let Some((layer, new)) = p.add_layer(peer, init) else {
+            return;
+        };
+        tracing::debug!(track, layer, rid = ?init.rid, "simulcast layer");
+        p.layers.next_review = None;
+        if !new {
+            return;
+        }
+        // Layers start in any order: the legs' layer indices follow an insertion below them.
+        for key in &p.subscribers {
+            if let Some(sub) = peers
+                .get_mut(key)
+                .and_then(|peer| peer.subscriptions.get_mut(&track))
+            {
+                sub.simulcast.selector.layer_inserted(layer);
+            }
         }
     }
 
@@ -42,16 +54,14 @@ impl MediaRoom {
         turn: &mut Turn,
         now: Instant,
     ) -> Result<(), MediaFault> {
-        let publication = self
+        // A hint is advisory: one about a track that just left (or never was) is ignored.
+        let Some(publication) = self
             .publications
             .values_mut()
             .find(|p| p.track_id == track_id && p.publisher != key)
-            .ok_or_else(|| {
-                MediaFault::new(
-                    MediaErrorCode::UnknownTrack,
-                    format!("no such track in this room: {track_id}"),
-                )
-            })?;
+        else {
+            return Ok(());
+        };
         let peer = peers.get_mut(&key).ok_or_else(MediaFault::not_joined)?;
         let Some(sub) = peer.subscriptions.get_mut(&publication.key) else {
             return Ok(()); // not received: nothing to choose

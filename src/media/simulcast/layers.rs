@@ -41,11 +41,11 @@ pub struct Layers {
 
 impl Layers {
     /// Adds the stream `rid` (SSRC `ssrc`, at `order` in the simulcast list); returns its
-    /// index. Indices of higher layers move up by one.
-    pub fn add(&mut self, rid: &str, ssrc: u32, order: usize) -> usize {
+    /// index and whether it is new (then indices of higher layers moved up by one).
+    pub fn add(&mut self, rid: &str, ssrc: u32, order: usize) -> (usize, bool) {
         if let Some(i) = self.list.iter().position(|l| l.rid == rid) {
             self.list[i].ssrc = ssrc;
-            return i;
+            return (i, false);
         }
         let at = self.list.iter().take_while(|l| l.order <= order).count();
         self.list.insert(
@@ -63,7 +63,7 @@ impl Layers {
                 size: None,
             },
         );
-        at
+        (at, true)
     }
 
     pub fn len(&self) -> usize {
@@ -155,9 +155,10 @@ mod tests {
     fn layers_are_ordered_and_measured() {
         let t0 = Instant::now();
         let mut l = Layers::default();
-        assert_eq!(l.add("f", 3, 2), 0);
-        assert_eq!(l.add("q", 1, 0), 0);
-        assert_eq!(l.add("h", 2, 1), 1);
+        assert_eq!(l.add("f", 3, 2), (0, true));
+        assert_eq!(l.add("q", 1, 0), (0, true));
+        assert_eq!(l.add("h", 2, 1), (1, true));
+        assert_eq!(l.add("h", 4, 1), (1, false));
         let rids: Vec<&str> = l.iter().map(|x| x.rid.as_str()).collect();
         assert_eq!(rids, ["q", "h", "f"]);
         assert_eq!(l.index_of(3), Some(2));
