@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 pub const LAYER_TIMEOUT: Duration = Duration::from_millis(1500);
 /// The window over which a layer's bitrate is measured.
 pub const RATE_WINDOW: Duration = Duration::from_millis(500);
+/// A layer measured below this (bits/s) is not chosen: a browser that suspends a layer may
+/// still send a stray keyframe or padding on it.
+pub const MIN_ACTIVE_BITRATE: u64 = 10_000;
+/// How long a new layer counts as active before its bitrate is measured.
+const GRACE: Duration = Duration::from_secs(1);
 
 /// One rid stream of a publication.
 #[derive(Debug, Clone)]
@@ -25,6 +30,7 @@ pub struct Layer {
     /// Its own duplicate filter (each layer numbers its packets on its own).
     pub duplicates: DuplicateFilter,
     last_packet: Option<Instant>,
+    first_packet: Option<Instant>,
     window_start: Option<Instant>,
     window_bytes: u64,
     bitrate: u64,
@@ -57,6 +63,7 @@ impl Layers {
                 keyframe: KeyframeThrottle::default(),
                 duplicates: DuplicateFilter::default(),
                 last_packet: None,
+                first_packet: None,
                 window_start: None,
                 window_bytes: 0,
                 bitrate: 0,
@@ -101,6 +108,7 @@ impl Layers {
             return;
         };
         l.last_packet = Some(now);
+        l.first_packet.get_or_insert(now);
         l.window_bytes += payload.len() as u64;
         let start = *l.window_start.get_or_insert(now);
         let elapsed = now.saturating_duration_since(start);
@@ -121,9 +129,7 @@ impl Layers {
         self.list
             .iter()
             .map(|l| LayerView {
-                active: l
-                    .last_packet
-                    .is_some_and(|t| now.saturating_duration_since(t) < LAYER_TIMEOUT),
+                active: l.is_active(now),
                 bitrate: l.bitrate,
                 size: l.size,
             })
@@ -141,6 +147,15 @@ impl Layers {
 }
 
 impl Layer {
+    /// Packets arrived lately, at a rate worth forwarding (or it is too new to tell).
+    fn is_active(&self, now: Instant) -> bool {
+        let (Some(first), Some(last)) = (self.first_packet, self.last_packet) else {
+            return false;
+        };
+        let since = |t: Instant| now.saturating_duration_since(t);
+        since(last) < LAYER_TIMEOUT && (self.bitrate >= MIN_ACTIVE_BITRATE || since(first) < GRACE)
+    }
+
     /// Its measured bitrate (bits/s).
     pub fn bitrate(&self) -> u64 {
         self.bitrate
@@ -177,5 +192,16 @@ mod tests {
             !l.views(t0 + Duration::from_secs(3))[2].active,
             "a layer that stopped"
         );
+        // A layer that trickles (a packet a second) is not active once past its grace.
+        for ms in [0, 900, 1800] {
+            l.on_packet(0, &[0u8; 100], false, t0 + Duration::from_millis(ms));
+        }
+        assert!(
+            !l.views(t0 + Duration::from_millis(1900))[0].active,
+            "a trickle"
+        );
+        l.on_packet(1, &[0u8; 100], false, t0 + Duration::from_millis(1800));
+        let views = l.views(t0 + Duration::from_millis(1900));
+        assert!(views[1].active, "a new layer, in its grace");
     }
 }
