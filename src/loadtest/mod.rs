@@ -10,6 +10,7 @@ pub mod layers;
 pub mod measure;
 pub mod payload;
 pub mod report;
+pub mod rid;
 pub mod scrape;
 pub mod signaling;
 pub mod synthetic;

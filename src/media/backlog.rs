@@ -19,7 +19,7 @@ pub const MAX_WAITING_PER_PEER: usize = 64;
 pub fn is_negotiation(request: &MediaRequest) -> bool {
     !matches!(
         request,
-        MediaRequest::Candidate { .. } | MediaRequest::Mute { .. }
+        MediaRequest::Candidate { .. } | MediaRequest::Mute { .. } | MediaRequest::VideoSize { .. }
     )
 }
 

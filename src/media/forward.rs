@@ -158,6 +158,7 @@ fn select(
             return None;
         }
         LegVerdict::Forward { switched: true } => {
+            tracing::debug!(leg = sub.ssrc, layer, "simulcast leg switched layer");
             sub.rewriter.pause();
             turn.counters.layer_switches += 1;
         }

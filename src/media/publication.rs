@@ -126,8 +126,12 @@ impl Publication {
     }
 
     /// Another rid stream of this (simulcast) track started: it becomes a layer. Returns its
-    /// index.
-    pub fn add_layer(&mut self, publisher: &mut Peer, init: &RTCTrackEventInit) -> Option<usize> {
+    /// index and whether it is new (layers above it moved up).
+    pub fn add_layer(
+        &mut self,
+        publisher: &mut Peer,
+        init: &RTCTrackEventInit,
+    ) -> Option<(usize, bool)> {
         let rid = init.rid.as_deref().filter(|r| !r.is_empty())?;
         let receiver = publisher.pc.rtp_receiver(init.receiver_id)?;
         let order = rid_order(&receiver, rid);

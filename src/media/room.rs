@@ -11,7 +11,6 @@ use super::layer_review;
 use super::peer::{PeerKey, Peers, RoomKey, TrackKey, Turn};
 use super::pli;
 use super::publication::{Publication, Publications};
-use super::simulcast::Want;
 use super::speakers::{LevelMeter, Speaker, SpeakerDetector};
 use super::subscriptions;
 use crate::protocol::{ActiveSpeaker, MediaErrorCode, MediaEvent, TrackInfo, TrackSourceInfo};
@@ -19,6 +18,8 @@ use rtc::peer_connection::event::RTCTrackEventInit;
 use rtc::peer_connection::message::RTCMessage;
 use std::collections::HashMap;
 use std::time::Instant;
+
+mod simulcast;
 
 /// The media members of one room on this shard and everything they publish.
 pub struct MediaRoom {
@@ -180,58 +181,6 @@ impl MediaRoom {
             }
         }
         self.publications.insert(track, publication);
-    }
-
-    /// Another rid stream of `publisher`'s simulcast track `track` started: it becomes a
-    /// layer, and the legs' choices are reviewed at its next packet.
-    pub fn add_layer(
-        &mut self,
-        publisher: PeerKey,
-        track: TrackKey,
-        init: &RTCTrackEventInit,
-        peers: &mut Peers,
-    ) {
-        let (Some(p), Some(peer)) = (self.publications.get_mut(&track), peers.get_mut(&publisher))
-        else {
-            return;
-        };
-        if let Some(layer) = p.add_layer(peer, init) {
-            tracing::debug!(track, layer, rid = ?init.rid, "simulcast layer");
-            p.layers.next_review = None;
-        }
-    }
-
-    /// Member `key` renders `track_id` as `want` (the `video-size` message): its leg's layer
-    /// of that track is chosen again (the switch happens at the next keyframe).
-    pub fn set_video_size(
-        &mut self,
-        key: PeerKey,
-        track_id: &str,
-        want: Want,
-        peers: &mut Peers,
-        turn: &mut Turn,
-        now: Instant,
-    ) -> Result<(), MediaFault> {
-        let publication = self
-            .publications
-            .values_mut()
-            .find(|p| p.track_id == track_id && p.publisher != key)
-            .ok_or_else(|| {
-                MediaFault::new(
-                    MediaErrorCode::UnknownTrack,
-                    format!("no such track in this room: {track_id}"),
-                )
-            })?;
-        let peer = peers.get_mut(&key).ok_or_else(MediaFault::not_joined)?;
-        let Some(sub) = peer.subscriptions.get_mut(&publication.key) else {
-            return Ok(()); // not received: nothing to choose
-        };
-        sub.simulcast.want = want;
-        if publication.is_simulcast() {
-            // Every leg, so a paused layer this one now wants is resumed at once.
-            layer_review::review_legs(publication, peers, turn, now);
-        }
-        Ok(())
     }
 
     /// Removes a track from the room: subscribers drop it and everyone is told.
@@ -541,36 +490,6 @@ impl MediaRoom {
     ) {
         if let Some(p) = self.publications.get_mut(&track) {
             forward::request_keyframe(p, peers, turn, now);
-        }
-    }
-
-    /// Subscriber `key` asked for a keyframe of `track`: of a simulcast track, only the
-    /// layer its leg is on (or moving to) is asked for.
-    fn request_keyframe_for(
-        &mut self,
-        track: TrackKey,
-        key: PeerKey,
-        peers: &mut Peers,
-        turn: &mut Turn,
-        now: Instant,
-    ) {
-        let Some(p) = self.publications.get_mut(&track) else {
-            return;
-        };
-        if !p.is_simulcast() {
-            return forward::request_keyframe(p, peers, turn, now);
-        }
-        let layer = peers
-            .get(&key)
-            .and_then(|peer| peer.subscriptions.get(&track))
-            .and_then(|s| {
-                s.simulcast
-                    .selector
-                    .current()
-                    .or(s.simulcast.selector.target())
-            });
-        if let Some(layer) = layer {
-            layer_review::request_layers(p, 1 << layer.min(31), peers, turn, now);
         }
     }
 

@@ -7,6 +7,18 @@
 import { openLocalMedia, openScreen } from './devices.js';
 
 /** What a person can send, in the order the tracks are offered. */
+/**
+ * Whether the camera is published as simulcast: off unless `localStorage['chorus.simulcast']`
+ * is `on` (three-party browser calls stalled with it on; see the simulcast notes).
+ */
+function simulcastOn() {
+  try {
+    return window.localStorage.getItem('chorus.simulcast') === 'on';
+  } catch {
+    return false;
+  }
+}
+
 export const SOURCES = ['microphone', 'camera', 'screen'];
 
 export class LocalMedia {
@@ -35,7 +47,7 @@ export class LocalMedia {
       const entry = this.entries[source];
       if (!entry) continue;
       entry.trackId = null;
-      entry.transceiver = negotiator.publish(entry.track, source === 'screen' ? null : this.stream, { simulcast: source === 'camera' });
+      entry.transceiver = negotiator.publish(entry.track, source === 'screen' ? null : this.stream, { simulcast: source === 'camera' && simulcastOn() });
     }
   }
 
@@ -137,7 +149,7 @@ export class LocalMedia {
     this.add(source, track, muted);
     const negotiator = this.hooks.negotiator();
     if (negotiator) {
-      this.entries[source].transceiver = negotiator.publish(track, source === 'screen' ? null : this.stream, { simulcast: source === 'camera' });
+      this.entries[source].transceiver = negotiator.publish(track, source === 'screen' ? null : this.stream, { simulcast: source === 'camera' && simulcastOn() });
     }
     this.hooks.changed();
   }

@@ -29,6 +29,16 @@ impl Dynacast {
         i < 32 && self.paused & (1 << i) != 0
     }
 
+    /// A layer was inserted at index `at` (layers may start in any order): the state of the
+    /// layers above it moves up with them.
+    pub fn layer_inserted(&mut self, at: usize) {
+        if at < self.unwanted_since.len() {
+            self.unwanted_since.insert(at, None);
+        }
+        let low = self.paused & ((1u32 << at.min(31)) - 1);
+        self.paused = low | ((self.paused & !low) << 1);
+    }
+
     /// Looks at which of `layers` layers some leg receives or wants (`wanted`, a bit per
     /// index) at `now`: a wanted layer resumes at once, a layer unwanted for [`PAUSE_AFTER`]
     /// is paused. Returns the new set of paused layers when it changed (the publisher must
@@ -73,6 +83,17 @@ mod tests {
         assert_eq!(d.review(3, 0b101, t1), Some(0b010));
         // A wanted layer is never paused, however long.
         assert_eq!(d.review(3, 0b101, t1 + Duration::from_secs(60)), None);
+    }
+
+    #[test]
+    fn an_inserted_layer_moves_the_paused_ones_above_it() {
+        let t0 = Instant::now();
+        let mut d = Dynacast::default();
+        d.review(2, 0b01, t0);
+        assert_eq!(d.review(2, 0b01, t0 + PAUSE_AFTER), Some(0b10));
+        d.layer_inserted(1);
+        assert_eq!(d.paused(), 0b100, "the paused layer is now index 2");
+        assert_eq!(d.review(3, 0b011, t0 + PAUSE_AFTER), None);
     }
 
     #[test]

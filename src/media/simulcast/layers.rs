@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 pub const LAYER_TIMEOUT: Duration = Duration::from_millis(1500);
 /// The window over which a layer's bitrate is measured.
 pub const RATE_WINDOW: Duration = Duration::from_millis(500);
+/// A layer measured below this (bits/s) is not chosen: a browser that suspends a layer may
+/// still send a stray keyframe or padding on it.
+pub const MIN_ACTIVE_BITRATE: u64 = 10_000;
+/// How long a new layer counts as active before its bitrate is measured.
+const GRACE: Duration = Duration::from_secs(1);
 
 /// One rid stream of a publication.
 #[derive(Debug, Clone)]
@@ -26,6 +31,7 @@ pub struct Layer {
     /// Its own duplicate filter (each layer numbers its packets on its own).
     pub duplicates: DuplicateFilter,
     last_packet: Option<Instant>,
+    first_packet: Option<Instant>,
     window_start: Option<Instant>,
     window_bytes: u64,
     bitrate: u64,
@@ -44,13 +50,14 @@ pub struct Layers {
 
 impl Layers {
     /// Adds the stream `rid` (SSRC `ssrc`, at `order` in the simulcast list); returns its
-    /// index. Indices of higher layers move up by one.
-    pub fn add(&mut self, rid: &str, ssrc: u32, order: usize) -> usize {
+    /// index and whether it is new (then indices of higher layers moved up by one).
+    pub fn add(&mut self, rid: &str, ssrc: u32, order: usize) -> (usize, bool) {
         if let Some(i) = self.list.iter().position(|l| l.rid == rid) {
             self.list[i].ssrc = ssrc;
-            return i;
+            return (i, false);
         }
         let at = self.list.iter().take_while(|l| l.order <= order).count();
+        self.dynacast.layer_inserted(at);
         self.list.insert(
             at,
             Layer {
@@ -60,13 +67,14 @@ impl Layers {
                 keyframe: KeyframeThrottle::default(),
                 duplicates: DuplicateFilter::default(),
                 last_packet: None,
+                first_packet: None,
                 window_start: None,
                 window_bytes: 0,
                 bitrate: 0,
                 size: None,
             },
         );
-        at
+        (at, true)
     }
 
     pub fn len(&self) -> usize {
@@ -104,6 +112,7 @@ impl Layers {
             return;
         };
         l.last_packet = Some(now);
+        l.first_packet.get_or_insert(now);
         l.window_bytes += payload.len() as u64;
         let start = *l.window_start.get_or_insert(now);
         let elapsed = now.saturating_duration_since(start);
@@ -127,9 +136,8 @@ impl Layers {
             .iter()
             .enumerate()
             .map(|(i, l)| LayerView {
-                active: l.last_packet.is_some_and(|t| {
-                    self.dynacast.is_paused(i) || now.saturating_duration_since(t) < LAYER_TIMEOUT
-                }),
+                // Paused by dynacast: counts as active (a leg that chooses it resumes it).
+                active: (self.dynacast.is_paused(i) && l.last_packet.is_some()) || l.is_active(now),
                 bitrate: l.bitrate,
                 size: l.size,
             })
@@ -147,6 +155,15 @@ impl Layers {
 }
 
 impl Layer {
+    /// Packets arrived lately, at a rate worth forwarding (or it is too new to tell).
+    fn is_active(&self, now: Instant) -> bool {
+        let (Some(first), Some(last)) = (self.first_packet, self.last_packet) else {
+            return false;
+        };
+        let since = |t: Instant| now.saturating_duration_since(t);
+        since(last) < LAYER_TIMEOUT && (self.bitrate >= MIN_ACTIVE_BITRATE || since(first) < GRACE)
+    }
+
     /// Its measured bitrate (bits/s).
     pub fn bitrate(&self) -> u64 {
         self.bitrate
@@ -161,9 +178,10 @@ mod tests {
     fn layers_are_ordered_and_measured() {
         let t0 = Instant::now();
         let mut l = Layers::default();
-        assert_eq!(l.add("f", 3, 2), 0);
-        assert_eq!(l.add("q", 1, 0), 0);
-        assert_eq!(l.add("h", 2, 1), 1);
+        assert_eq!(l.add("f", 3, 2), (0, true));
+        assert_eq!(l.add("q", 1, 0), (0, true));
+        assert_eq!(l.add("h", 2, 1), (1, true));
+        assert_eq!(l.add("h", 4, 1), (1, false));
         let rids: Vec<&str> = l.iter().map(|x| x.rid.as_str()).collect();
         assert_eq!(rids, ["q", "h", "f"]);
         assert_eq!(l.index_of(3), Some(2));
@@ -182,5 +200,16 @@ mod tests {
             !l.views(t0 + Duration::from_secs(3))[2].active,
             "a layer that stopped"
         );
+        // A layer that trickles (a packet a second) is not active once past its grace.
+        for ms in [0, 900, 1800] {
+            l.on_packet(0, &[0u8; 100], false, t0 + Duration::from_millis(ms));
+        }
+        assert!(
+            !l.views(t0 + Duration::from_millis(1900))[0].active,
+            "a trickle"
+        );
+        l.on_packet(1, &[0u8; 100], false, t0 + Duration::from_millis(1800));
+        let views = l.views(t0 + Duration::from_millis(1900));
+        assert!(views[1].active, "a new layer, in its grace");
     }
 }

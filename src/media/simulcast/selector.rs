@@ -121,6 +121,14 @@ impl LayerSelector {
         self.target.filter(|t| Some(*t) != self.current)
     }
 
+    /// A layer was inserted at index `at` (it started after higher ones): the indices of the
+    /// layers at or above it moved up by one, and so do this leg's.
+    pub fn layer_inserted(&mut self, at: usize) {
+        let shift = |l: Option<usize>| l.map(|l| if l >= at { l + 1 } else { l });
+        self.current = shift(self.current);
+        self.target = shift(self.target);
+    }
+
     /// The stream restarts on the leg (negotiated, unmuted): nothing until a keyframe of the
     /// target layer.
     pub fn reset(&mut self) {

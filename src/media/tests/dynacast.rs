@@ -25,7 +25,7 @@ fn told(bench: &Bench, alice: usize) -> Vec<(Vec<String>, Vec<String>)> {
 #[test]
 fn layers_nobody_wants_are_paused_and_resumed_on_demand() {
     let mut bench = Bench::new();
-    let (alice, bob, carol, mut track) = simulcast_call(&mut bench);
+    let (alice, bob, carol, mut track) = simulcast_call(&mut bench, None);
     hint(&mut bench, bob, 320, 180);
     hint(&mut bench, carol, 320, 180);
     // A frame per 5 ms step: 200 frames are 1 s, not yet long enough to pause anything.

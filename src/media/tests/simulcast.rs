@@ -35,6 +35,8 @@ pub(super) struct Layered {
     key_due: [bool; 3],
     /// Layers the server asked to pause (dynacast), as the publisher honours it.
     pub paused: [bool; 3],
+    /// Send only this layer (the others have not started yet).
+    only: Option<usize>,
 }
 
 pub(super) fn add_simulcast_track(client: &mut Client) -> Layered {
@@ -86,6 +88,7 @@ pub(super) fn add_simulcast_track(client: &mut Client) -> Layered {
         plis_seen: 0,
         key_due: [true; 3],
         paused: [false; 3],
+        only: None,
     }
 }
 
@@ -143,7 +146,7 @@ fn send_frame(client: &mut Client, l: &mut Layered, now: std::time::Instant) {
         .filter_map(|t| client.pc.rtp_transceiver(t).and_then(|t| t.mid().clone()))
         .next()
         .unwrap_or_default();
-    for i in (0..3).filter(|&i| !l.paused[i]) {
+    for i in (0..3).filter(|&i| !l.paused[i] && l.only.is_none_or(|o| o == i)) {
         let key = l.key_due[i] || l.frame.is_multiple_of(GOP);
         l.key_due[i] = false;
         let pid = l.pid[i];
@@ -211,6 +214,11 @@ pub(super) fn received(bench: &Bench, c: usize) -> Vec<(u8, u16, u16, bool)> {
 /// every layer entered at a keyframe.
 pub(super) fn assert_continuous(got: &[(u8, u16, u16, bool)]) {
     assert!(got.first().is_some_and(|g| g.3), "starts with a keyframe");
+    assert_one_stream(got);
+}
+
+/// Consecutive sequence numbers, picture ids that step by 0 or 1, layers entered at keyframes.
+fn assert_one_stream(got: &[(u8, u16, u16, bool)]) {
     for w in got.windows(2) {
         let (a, b) = (w[0], w[1]);
         assert_eq!(b.1, a.1.wrapping_add(1), "sequence gap {a:?} -> {b:?}");
@@ -259,8 +267,12 @@ fn the_stack_path_rewrites_the_same_way() {
     layers_per_subscriber(Bench::with_limits(limits));
 }
 
-/// Alice publishes a simulcast camera to bob and carol: (alice, bob, carol, her track).
-pub(super) fn simulcast_call(bench: &mut Bench) -> (usize, usize, usize, Layered) {
+/// Alice publishes a three-layer track; bob and carol subscribe. Returns their indices and
+/// alice's track once the legs are negotiated.
+pub(super) fn simulcast_call(
+    bench: &mut Bench,
+    first: Option<usize>,
+) -> (usize, usize, usize, Layered) {
     bench.extensions = vec![
         (SDES_MID_URI, RtpCodecKind::Video),
         (SDES_RTP_STREAM_ID_URI, RtpCodecKind::Video),
@@ -271,16 +283,15 @@ pub(super) fn simulcast_call(bench: &mut Bench) -> (usize, usize, usize, Layered
     let bob = bench.join("room", "bob");
     let carol = bench.join("room", "carol");
     let mut track = add_simulcast_track(&mut bench.clients[alice]);
+    track.only = first;
     let now = bench.now;
     let sdp = bench.clients[alice].offer(now);
     assert!(sdp.contains("a=simulcast:send q;h;f"), "{sdp}");
-    bench.request(
-        alice,
-        MediaRequest::Offer {
-            sdp,
-            tracks: vec![],
-        },
-    );
+    let offer = MediaRequest::Offer {
+        sdp,
+        tracks: vec![],
+    };
+    bench.request(alice, offer);
     bench.stabilize();
     // The track enters the room with its first packets; the legs negotiate.
     run_frames(bench, alice, &mut track, 5);
@@ -289,7 +300,7 @@ pub(super) fn simulcast_call(bench: &mut Bench) -> (usize, usize, usize, Layered
 }
 
 fn layers_per_subscriber(mut bench: Bench) {
-    let (alice, bob, carol, mut track) = simulcast_call(&mut bench);
+    let (alice, bob, carol, mut track) = simulcast_call(&mut bench, None);
     let announced = bench.clients[bob]
         .announced("alice", TrackKind::Video)
         .len();
@@ -332,4 +343,63 @@ fn layers_per_subscriber(mut bench: Bench) {
     // The metrics' figures: both legs on the top layer, bob's moves counted.
     assert_eq!(bench.state.levels().simulcast_legs, [0, 0, 2, 0]);
     assert!(bench.state.counters_mut().layer_switches >= 3);
+}
+
+/// `got` ordered by sequence number (unwrapped in arrival order), each number once.
+fn by_sequence(got: &[(u8, u16, u16, bool)]) -> Vec<(u8, u16, u16, bool)> {
+    let mut highest: Option<i64> = None;
+    let mut keyed: Vec<(i64, (u8, u16, u16, bool))> = Vec::new();
+    for g in got {
+        let ext = match highest {
+            None => i64::from(g.1),
+            Some(h) => h + i64::from(g.1.wrapping_sub(h as u16) as i16),
+        };
+        highest = Some(highest.map_or(ext, |h| h.max(ext)));
+        keyed.push((ext, *g));
+    }
+    keyed.sort_by_key(|k| k.0);
+    keyed.dedup_by_key(|k| k.0);
+    keyed.into_iter().map(|k| k.1).collect()
+}
+
+#[test]
+fn a_lost_packet_is_resent_with_the_legs_picture_id() {
+    let mut bench = Bench::new();
+    let (alice, bob, _carol, mut track) = simulcast_call(&mut bench, None);
+    hint(&mut bench, bob, 320, 180);
+    run_frames(&mut bench, alice, &mut track, 300);
+    assert_eq!(received(&bench, bob).last().unwrap().0, 0);
+    // Three of bob's packets are lost; his NACKs are answered from the publication's cache,
+    // on the low layer, with the picture ids his leg had given them.
+    let nacks = bench.state.counters_mut().nacks_in;
+    let before = received(&bench, bob).len();
+    bench.clients[bob].drop_rtp = 3;
+    run_frames(&mut bench, alice, &mut track, 100);
+    assert!(
+        bench.state.counters_mut().nacks_in > nacks,
+        "bob sent NACKs"
+    );
+    let b = received(&bench, bob);
+    let ordered = by_sequence(&b[before..]);
+    assert!(ordered.len() > 150, "{}", ordered.len());
+    assert_one_stream(&ordered);
+}
+
+#[test]
+fn layers_that_start_top_first_keep_each_leg_on_its_layer() {
+    let mut bench = Bench::new();
+    // Only the top layer runs at first: the legs get it as layer 0 of 1.
+    let (alice, bob, carol, mut track) = simulcast_call(&mut bench, Some(2));
+    run_frames(&mut bench, alice, &mut track, 300);
+    assert!(received(&bench, carol).len() > 100);
+    // q and h start: they take indices 0 and 1, the top layer becomes 2 and the legs with it.
+    track.only = None;
+    run_frames(&mut bench, alice, &mut track, 300);
+    hint(&mut bench, bob, 320, 180);
+    run_frames(&mut bench, alice, &mut track, 300);
+    let (b, c) = (received(&bench, bob), received(&bench, carol));
+    assert!(c.iter().all(|g| g.0 == 2), "carol stays on the top layer");
+    assert_eq!(b.last().unwrap().0, 0, "bob moved down");
+    assert_continuous(&b);
+    assert_continuous(&c);
 }
