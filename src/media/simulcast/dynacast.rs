@@ -9,11 +9,17 @@ use std::time::{Duration, Instant};
 /// subscriber reconnecting, does not pause and resume it at once).
 pub const PAUSE_AFTER: Duration = Duration::from_secs(3);
 
+/// How long a resumed layer counts as coming back (its encoder restarting) before its
+/// absence means it stopped.
+pub const RESUME_GRACE: Duration = Duration::from_secs(2);
+
 /// One publication's paused layers.
 #[derive(Debug, Clone, Default)]
 pub struct Dynacast {
     /// Since when each layer has been unwanted (`None`: wanted now).
     unwanted_since: Vec<Option<Instant>>,
+    /// When each layer was last resumed.
+    resumed_at: Vec<Option<Instant>>,
     /// Paused layers, a bit per index.
     paused: u32,
 }
@@ -29,11 +35,26 @@ impl Dynacast {
         i < 32 && self.paused & (1 << i) != 0
     }
 
+    /// Whether layer `i` is paused, or was resumed at most [`RESUME_GRACE`] ago: the
+    /// selector still counts it as there.
+    pub fn is_held(&self, i: usize, now: Instant) -> bool {
+        self.is_paused(i)
+            || self
+                .resumed_at
+                .get(i)
+                .copied()
+                .flatten()
+                .is_some_and(|t| now.saturating_duration_since(t) < RESUME_GRACE)
+    }
+
     /// A layer was inserted at index `at` (layers may start in any order): the state of the
     /// layers above it moves up with them.
     pub fn layer_inserted(&mut self, at: usize) {
         if at < self.unwanted_since.len() {
             self.unwanted_since.insert(at, None);
+        }
+        if at < self.resumed_at.len() {
+            self.resumed_at.insert(at, None);
         }
         let low = self.paused & ((1u32 << at.min(31)) - 1);
         self.paused = low | ((self.paused & !low) << 1);
@@ -57,10 +78,17 @@ impl Dynacast {
                 paused |= 1 << i;
             }
         }
-        (paused != self.paused).then(|| {
-            self.paused = paused;
-            paused
-        })
+        if paused == self.paused {
+            return None;
+        }
+        self.resumed_at.resize(layers, None);
+        for (i, at) in self.resumed_at.iter_mut().enumerate() {
+            if self.paused & !paused & (1 << i) != 0 {
+                *at = Some(now);
+            }
+        }
+        self.paused = paused;
+        Some(paused)
     }
 }
 
@@ -78,9 +106,12 @@ mod tests {
         assert_eq!(d.review(3, 0b001, t0 + PAUSE_AFTER), Some(0b110));
         assert!(d.is_paused(1) && d.is_paused(2) && !d.is_paused(0));
         assert_eq!(d.review(3, 0b001, t0 + Duration::from_secs(9)), None);
-        // A leg wants the top layer: it resumes at once, the middle one stays paused.
+        // A leg wants the top layer: it resumes at once, the middle one stays paused; the
+        // top one counts as there while its encoder restarts.
         let t1 = t0 + Duration::from_secs(10);
         assert_eq!(d.review(3, 0b101, t1), Some(0b010));
+        assert!(d.is_held(2, t1 + Duration::from_secs(1)));
+        assert!(!d.is_held(2, t1 + RESUME_GRACE));
         // A wanted layer is never paused, however long.
         assert_eq!(d.review(3, 0b101, t1 + Duration::from_secs(60)), None);
     }

@@ -111,6 +111,16 @@ impl Layers {
         let Some(l) = self.list.get_mut(i) else {
             return;
         };
+        let gap = l
+            .last_packet
+            .is_some_and(|t| now.saturating_duration_since(t) >= LAYER_TIMEOUT);
+        if gap {
+            // Back after a pause (dynacast) or a stop: measure afresh, keeping the last
+            // bitrate until the new window has one, and give it the new layer's grace.
+            l.window_start = None;
+            l.window_bytes = 0;
+            l.first_packet = Some(now);
+        }
         l.last_packet = Some(now);
         l.first_packet.get_or_insert(now);
         l.window_bytes += payload.len() as u64;
@@ -129,15 +139,16 @@ impl Layers {
     }
 
     /// What the selector sees of each layer at `now`.
-    /// A layer paused by dynacast counts as active (with the bitrate it had): a leg that
-    /// chooses it is what resumes it.
+    /// A layer paused by dynacast, or resumed and not back yet, counts as active (with the
+    /// bitrate it had): a leg that chooses it is what resumes it.
     pub fn views(&self, now: Instant) -> Vec<LayerView> {
         self.list
             .iter()
             .enumerate()
             .map(|(i, l)| LayerView {
                 // Paused by dynacast: counts as active (a leg that chooses it resumes it).
-                active: (self.dynacast.is_paused(i) && l.last_packet.is_some()) || l.is_active(now),
+                active: (self.dynacast.is_held(i, now) && l.last_packet.is_some())
+                    || l.is_active(now),
                 bitrate: l.bitrate,
                 size: l.size,
             })
