@@ -1,0 +1,215 @@
+//! Issue 13 item 2, bandwidth estimation behind a bandwidth cap: `chorus serve` in one network
+//! namespace, the test's own WebRTC clients (this test binary run again inside the other
+//! namespace) in another, joined by a veth pair whose server end sends through
+//! `tc qdisc … tbf rate 500kbit burst 10kb latency 50ms`. A publisher sends ~1.6 Mbit/s of
+//! video; the subscriber's leg can only carry 500 kbit/s, and its exported estimate
+//! (`chorus_leg_estimated_bitrate_bps`) must fall well below the publisher's rate. Skipped
+//! (with a message) without root or `ip`/`nft`/`tc`, failed under `CI=true`.
+
+mod support;
+
+use anyhow::Result;
+use chorus::client::{ClientOptions, SfuClient};
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use support::media::{metric_value, wait_receiving};
+use support::netns::{self, LossyLink, CLIENT_IP, SERVER_IP};
+
+const MEDIA_PORTS: (u16, u16) = (40000, 40001);
+const SIGNALING_PORT: u16 = 8080;
+/// The metrics listener, on the server namespace's own loopback.
+const METRICS_PORT: u16 = 9100;
+/// Set (to the server's signaling address) in the run inside the clients' namespace.
+const INNER: &str = "CHORUS_BWE_CAPPED_SERVER";
+/// Video the publisher sends: 200 packets/s of 1000 bytes.
+const PUBLISHED_BPS: f64 = 1_600_000.0;
+/// The cap on the server's end of the link (`tc … tbf rate 500kbit`).
+const CAP_BPS: f64 = 500_000.0;
+const TEST_NAME: &str = "a_capped_subscribers_estimate_falls_well_below_the_publishers_rate";
+
+/// A child process killed (and reaped) on drop.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_capped_subscribers_estimate_falls_well_below_the_publishers_rate() {
+    if let Ok(server) = std::env::var(INNER) {
+        let addr: SocketAddr = server.parse().expect("server address");
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime
+            .block_on(async { tokio::time::timeout(Duration::from_secs(60), clients(addr)).await })
+            .expect("the clients' run ends within 60 s")
+            .expect("the clients' call");
+        return;
+    }
+    if let Some(why) = netns::unavailable().or_else(no_tc) {
+        netns::skip_or_fail(&why);
+        return;
+    }
+    let link = LossyLink::create(0, MEDIA_PORTS).expect("network namespaces");
+    let shape = [
+        "ip",
+        "netns",
+        "exec",
+        &link.server_ns,
+        "tc",
+        "qdisc",
+        "add",
+        "dev",
+        "lossy0",
+        "root",
+        "tbf",
+        "rate",
+        "500kbit",
+        "burst",
+        "10kb",
+        "latency",
+        "50ms",
+    ];
+    let status = Command::new(shape[0]).args(&shape[1..]).status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "tc tbf on the server's end"
+    );
+    let _server = start_server(&link);
+    let exe = std::env::current_exe().expect("exe");
+    let mut inner = link.command(&link.client_ns, exe.to_str().expect("a UTF-8 path"));
+    inner
+        .args([TEST_NAME, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INNER, format!("{SERVER_IP}:{SIGNALING_PORT}"));
+    inner.stdout(Stdio::piped());
+    let mut child = Killed(inner.spawn().expect("the clients' run"));
+    let stdout = child.0.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("RECEIVING") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(40))
+        .expect("the subscriber receives video within 40 s");
+    std::thread::sleep(Duration::from_secs(8));
+    let (sum0, count0) = estimates(&link);
+    std::thread::sleep(Duration::from_secs(4));
+    let (sum1, count1) = estimates(&link);
+    let samples = count1 - count0;
+    let estimate = (sum1 - sum0) / samples;
+    eprintln!(
+        "capped at 500 kbit/s, published {PUBLISHED_BPS} bit/s of video: mean estimate \
+         {estimate:.0} bit/s over {samples} samples"
+    );
+    assert!(samples >= 2.0, "{samples} estimate samples in 4 s");
+    assert!(
+        estimate < PUBLISHED_BPS / 2.0,
+        "estimate {estimate:.0} bit/s is not well below {PUBLISHED_BPS} bit/s"
+    );
+    // Near what the cap lets through, not at the estimator's floor.
+    assert!(
+        (CAP_BPS * 0.3..=CAP_BPS * 1.2).contains(&estimate),
+        "estimate {estimate:.0} bit/s behind a {CAP_BPS} bit/s cap"
+    );
+    assert!(
+        child.0.try_wait().expect("wait").is_none(),
+        "the clients' run ended early"
+    );
+}
+
+fn no_tc() -> Option<String> {
+    let found = Command::new("tc")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    (!found).then(|| "needs the `tc` tool".to_string())
+}
+
+/// `chorus serve` inside the link's server namespace, once it says `listening`.
+fn start_server(link: &LossyLink) -> Killed {
+    let mut command = link.command(&link.server_ns, env!("CARGO_BIN_EXE_chorus"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CHORUS_")) {
+        command.env_remove(key);
+    }
+    let listen = format!("{SERVER_IP}:{SIGNALING_PORT}");
+    let (ip, port) = (SERVER_IP.to_string(), MEDIA_PORTS.0.to_string());
+    command
+        .args(["serve", "--listen", &listen, "--udp-port", &port])
+        .args([
+            "--udp-threads",
+            "1",
+            "--udp-bind",
+            &ip,
+            "--advertise-ip",
+            &ip,
+        ])
+        .args(["--metrics-addr", &format!("127.0.0.1:{METRICS_PORT}")])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = Killed(command.spawn().expect("start chorus serve"));
+    let stdout = child.0.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("listening") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(15))
+        .expect("the server says it is listening within 15 s");
+    child
+}
+
+/// (sum, count) of the estimate histogram, read inside the server's namespace (the capped
+/// link is saturated by the video: an HTTP response through it would crawl).
+fn estimates(link: &LossyLink) -> (f64, f64) {
+    let url = format!("http://127.0.0.1:{METRICS_PORT}/metrics");
+    let out = link
+        .command(&link.server_ns, "curl")
+        .args(["-s", "--max-time", "5", &url])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |name| metric_value(&text, name).unwrap_or(0.0);
+    (
+        value("chorus_leg_estimated_bitrate_bps_sum"),
+        value("chorus_leg_estimated_bitrate_bps_count"),
+    )
+}
+
+/// Inside the clients' namespace: alice publishes ~1.6 Mbit/s of video, bob receives it
+/// through the cap; says `RECEIVING` once bob gets video, then keeps the call up for 30 s.
+async fn clients(server: SocketAddr) -> Result<()> {
+    let url = format!("ws://{server}/ws");
+    let bind = IpAddr::V4(CLIENT_IP);
+    let publisher = ClientOptions {
+        bind_ip: bind,
+        video_packet_rate: 200,
+        video_payload_size: 1000,
+        ..ClientOptions::default()
+    };
+    let alice = SfuClient::connect_with(&url, "capped", "alice", None, publisher).await?;
+    let (_audio, video) = alice.publish_audio_video().await?;
+    let options = ClientOptions {
+        bind_ip: bind,
+        ..ClientOptions::default()
+    };
+    let bob = SfuClient::connect_with(&url, "capped", "bob", None, options).await?;
+    wait_receiving(&bob, &[video], Duration::from_secs(20)).await?;
+    println!("RECEIVING");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    drop((alice, bob));
+    Ok(())
+}
