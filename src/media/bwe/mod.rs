@@ -163,6 +163,12 @@ pub fn on_rtcp(peer: &mut Peer, packets: &[Box<dyn rtc::rtcp::Packet>], now: Ins
 pub fn review(peers: &mut Peers, cap: u64, now: Instant) -> bool {
     let mut probing = false;
     for peer in peers.values_mut() {
+        // A leg without a stream to pad on does not start bursts it could not send.
+        let cap = if super::fast::padding::can_pad(peer) {
+            cap
+        } else {
+            0
+        };
         let Some(fast) = peer.fast.as_mut() else {
             continue;
         };
