@@ -48,10 +48,10 @@ pub fn send_padding(peer: &mut Peer, count: usize, now: Instant, turn: &mut Turn
     padding[PADDING_BYTES - 1] = PADDING_BYTES as u8;
     let mut sent = 0;
     for _ in 0..count {
-        let transport_seq = sub.extensions.transport_cc().map(|_| {
-            fast.transport_seq = fast.transport_seq.wrapping_add(1);
-            fast.transport_seq
-        });
+        let transport_seq = sub
+            .extensions
+            .transport_cc()
+            .map(|_| peer.bwe.next_transport_seq());
         let header = LegHeader {
             marker: false,
             payload_type: rtx.payload_type.unwrap_or_default(),
@@ -82,7 +82,7 @@ pub fn send_padding(peer: &mut Peer, count: usize, now: Instant, turn: &mut Turn
             break;
         }
         rtx.seq = rtx.seq.wrapping_add(1);
-        fast.bwe.on_sent(transport_seq, buf.len(), false, now);
+        peer.bwe.on_sent(transport_seq, buf.len(), false, now);
         turn.transmits.push(Transmit {
             local: route.local,
             to: route.to,
