@@ -134,6 +134,22 @@ async fn publisher_bitrate_reaches_500_kbps_within_15_s() {
     );
 }
 
+/// Issue 13 item 4: each page is told by the server (`active-speakers`) that the other page,
+/// whose fake microphone plays a steady tone, speaks, and shows its tile's speaking ring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_names_a_chromium_publisher_in_active_speakers() {
+    let test = start().await;
+    let result = test.scenario("active-speakers", SCENARIO_TIMEOUT).await;
+    no_page_errors(&result);
+    for (page, other) in [("Alice", "Bob"), ("Bob", "Alice")] {
+        let first = result["firstMs"][page].as_f64().unwrap_or_else(|| {
+            panic!("{page} was never told that {other} speaks: {result:#}");
+        });
+        assert!(first <= 10_000.0, "{page} told only after {first} ms");
+        assert_eq!(result["ring"][page], true, "{page}'s ring: {result:#}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_round_trip_and_a_late_fourth_page_sees_everyone_and_the_history() {
     let test = start().await;

@@ -9,62 +9,14 @@
 mod support;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-use support::netns::{self, LossyLink, CLIENT_IP, SERVER_IP};
+use support::netns::{self, Killed, LossyLink, CLIENT_IP, SERVER_IP};
 
 const MEDIA_PORTS: (u16, u16) = (40000, 40001);
 const SIGNALING_PORT: u16 = 8080;
 /// Longest a `chorus loadtest` run may take before it is killed.
 const RUN_LIMIT: Duration = Duration::from_secs(75);
-
-/// A child process killed (and reaped) on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `chorus serve` inside the link's server namespace, once it says `listening`.
-fn start_server(link: &LossyLink) -> Killed {
-    let mut command = link.command(&link.server_ns, env!("CARGO_BIN_EXE_chorus"));
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CHORUS_")) {
-        command.env_remove(key);
-    }
-    let listen = format!("{SERVER_IP}:{SIGNALING_PORT}");
-    let (ip, port) = (SERVER_IP.to_string(), MEDIA_PORTS.0.to_string());
-    command
-        .args(["serve", "--listen", &listen, "--udp-port", &port])
-        .args([
-            "--udp-threads",
-            "2",
-            "--udp-bind",
-            &ip,
-            "--advertise-ip",
-            &ip,
-        ])
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = Killed(command.spawn().expect("start chorus serve"));
-    let stdout = child.0.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("listening") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(15))
-        .expect("the server says it is listening within 15 s");
-    child
-}
 
 /// One `chorus loadtest` run (1 publisher with audio and video, `subscribers` receivers)
 /// inside the client namespace; its JSON report.
@@ -153,7 +105,7 @@ fn measure(loss: u32, runs: usize, subscribers: usize, window: &str) -> Option<T
         return None;
     }
     let link = LossyLink::create(loss, MEDIA_PORTS).expect("create the lossy link");
-    let _server = start_server(&link);
+    let _server = link.serve(SIGNALING_PORT, MEDIA_PORTS.0, &[]);
     let mut tally = Tally {
         complete: 0,
         reconnected: 0,

@@ -1,11 +1,15 @@
 //! Several Chorus nodes sharing one Redis (`--redis-url`): the node registry with heartbeats
-//! and load ([`registry`]), room → node placement ([`placement`]) and the WebSocket relay that
-//! carries a client's signaling from the node that accepted it to the node its room lives on
-//! ([`relay`]), and the chat history kept in Redis ([`chat_store`]). Without `--redis-url` none of this runs. Redis only coordinates (who is alive,
-//! where each room lives); media and signaling never pass through it. This module must not
-//! touch rooms or media itself: the server hands it a [`LoadSample`] each heartbeat.
+//! and load ([`registry`]), room → node placement ([`placement`]), the signaling relay that
+//! carries a client's messages from the node that accepted its WebSocket to the node its room
+//! lives on as envelopes over Redis pub/sub ([`bus`], [`envelope`], [`relay`]), and the chat
+//! history kept in Redis ([`chat_store`]). Without `--redis-url` none of this runs. Redis
+//! coordinates (who is alive, where each room lives) and carries relayed signaling; media never
+//! passes through it. This module must not touch rooms or media itself: the server hands it a
+//! [`LoadSample`] each heartbeat and serves the relayed connections it hands out.
 
+pub mod bus;
 pub mod chat_store;
+pub mod envelope;
 pub mod placement;
 pub mod registry;
 pub mod relay;
@@ -23,10 +27,6 @@ use std::time::Duration;
 
 /// Prefix of every key Chorus writes.
 pub const KEY_PREFIX: &str = "chorus:";
-/// HTTP header a relaying node sends with the cluster's relay key.
-pub const RELAY_KEY_HEADER: &str = "x-chorus-relay-key";
-/// HTTP header a relaying node sends with the client's own address.
-pub const RELAY_CLIENT_HEADER: &str = "x-chorus-relay-client";
 /// How long one Redis command may take before it counts as failed.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one cluster operation (a few commands) may take in all.
@@ -52,6 +52,8 @@ pub struct ClusterMetrics {
     pub placements: IntCounterVec,
     /// Redis commands that failed, by operation.
     pub redis_errors: IntCounterVec,
+    /// Relay envelopes published to other nodes and received from them (`direction`).
+    pub relay_envelopes: IntCounterVec,
     /// 1, labelled with this node's id (maps an instance to its node id on dashboards).
     pub node_info: IntGaugeVec,
     /// Rooms open on all live nodes together, as of the last heartbeat.
@@ -69,7 +71,7 @@ impl ClusterMetrics {
         let relayed = IntGaugeVec::new(
             Opts::new(
                 "chorus_cluster_relayed_connections",
-                "WebSockets relayed between nodes (out: this node relays; in: it serves one)",
+                "Connections relayed between nodes (out: this node relays; in: it serves one)",
             ),
             &["direction"],
         )?;
@@ -83,6 +85,13 @@ impl ClusterMetrics {
         let redis_errors = IntCounterVec::new(
             Opts::new("chorus_cluster_redis_errors_total", "Failed Redis commands"),
             &["op"],
+        )?;
+        let relay_envelopes = IntCounterVec::new(
+            Opts::new(
+                "chorus_cluster_relay_envelopes_total",
+                "Relay envelopes published to other nodes' inboxes and received in this one's",
+            ),
+            &["direction"],
         )?;
         let node_info = IntGaugeVec::new(
             Opts::new("chorus_cluster_node_info", "This node's id in the cluster"),
@@ -103,6 +112,10 @@ impl ClusterMetrics {
         registry.register(Box::new(placements.clone()))?;
         registry.register(Box::new(redis_errors.clone()))?;
         registry.register(Box::new(node_info.clone()))?;
+        registry.register(Box::new(relay_envelopes.clone()))?;
+        for direction in ["published", "received"] {
+            relay_envelopes.with_label_values(&[direction]);
+        }
         for state in ["active", "draining"] {
             nodes.with_label_values(&[state]);
         }
@@ -117,6 +130,7 @@ impl ClusterMetrics {
             relayed,
             placements,
             redis_errors,
+            relay_envelopes,
             node_info,
             cluster_rooms,
             cluster_participants,
@@ -128,10 +142,15 @@ impl ClusterMetrics {
 pub struct Cluster {
     /// This node's id.
     pub node_id: String,
-    /// The WebSocket base URL other nodes reach this node at.
+    /// The base URL this node is reached at (`--node-url`), listed in the registry.
     pub node_url: String,
-    /// The shared secret relayed connections present ([`RELAY_KEY_HEADER`]).
+    /// The shared secret every relayed connection's `open` envelope carries.
     pub relay_key: String,
+    /// Signaling to and from the other nodes (Redis pub/sub).
+    pub bus: Arc<bus::RelayBus>,
+    /// The inbox subscription and the relayed connections it opens, until the server starts
+    /// reading them ([`Self::spawn_relay`]).
+    relay_start: parking_lot::Mutex<Option<RelayStart>>,
     pub timeout: Duration,
     pub metrics: ClusterMetrics,
     redis: ConnectionManager,
@@ -139,6 +158,13 @@ pub struct Cluster {
     nodes: RwLock<Vec<NodeRecord>>,
     /// Wakes the heartbeat before its time (e.g. a drain began: say so at once).
     beat_now: tokio::sync::Notify,
+}
+
+/// What [`Cluster::spawn_relay`] starts.
+struct RelayStart {
+    client: redis::Client,
+    stream: redis::aio::PubSubStream,
+    opened: tokio::sync::mpsc::Receiver<bus::Opened>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -160,28 +186,45 @@ impl Cluster {
         registry: &Registry,
     ) -> Result<Arc<Self>, ClusterError> {
         let client = redis::Client::open(url)?;
+        let node_id = config.node_id.clone().unwrap_or_else(default_node_id);
+        let metrics = ClusterMetrics::new(registry)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(REDIS_TIMEOUT)
             .set_response_timeout(REDIS_TIMEOUT)
             .set_number_of_retries(2);
         let connect = async {
-            let mut redis = ConnectionManager::new_with_config(client, manager_config).await?;
+            let mut redis =
+                ConnectionManager::new_with_config(client.clone(), manager_config).await?;
             let relay_key = placement::relay_key(&mut redis).await?;
             Ok::<_, redis::RedisError>((redis, relay_key))
         };
         let (redis, relay_key) = bounded(connect).await?;
-        let node_id = config.node_id.clone().unwrap_or_else(default_node_id);
+        let envelopes = metrics.relay_envelopes.clone();
+        let (bus, stream, opened) = bus::RelayBus::connect(
+            &client,
+            redis.clone(),
+            &node_id,
+            &relay_key,
+            envelopes,
+            config.send_queue,
+        )
+        .await?;
         let node_url = config
             .node_url
             .clone()
             .unwrap_or_else(|| default_node_url(config, listen));
-        let metrics = ClusterMetrics::new(registry)?;
         metrics.node_info.with_label_values(&[&node_id]).set(1);
         tracing::info!(node = %node_id, url = %node_url, "joined the cluster");
         Ok(Arc::new(Self {
             node_id,
             node_url: node_url.trim_end_matches('/').to_owned(),
             relay_key,
+            bus,
+            relay_start: parking_lot::Mutex::new(Some(RelayStart {
+                client,
+                stream,
+                opened,
+            })),
             timeout: config.node_timeout(),
             metrics,
             redis,
@@ -193,6 +236,17 @@ impl Cluster {
     /// A connection to Redis (cheap: the manager multiplexes one connection).
     fn redis(&self) -> ConnectionManager {
         self.redis.clone()
+    }
+
+    /// Starts reading this node's relay inbox (once; `None` after the first call): returns the
+    /// connections other nodes relay here, for the server to serve.
+    pub fn spawn_relay(
+        &self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::sync::mpsc::Receiver<bus::Opened>> {
+        let start = self.relay_start.lock().take()?;
+        self.bus.spawn(start.client, start.stream, shutdown);
+        Some(start.opened)
     }
 
     /// Heartbeats now rather than at the next tick (a drain began).

@@ -11,6 +11,7 @@
 mod admin;
 mod budget;
 mod origin;
+mod relayed;
 mod routes;
 mod serve;
 mod web;
@@ -344,6 +345,9 @@ pub async fn spawn(config: Config) -> Result<RunningServer, ServerError> {
     };
     if let Some(cluster) = &state.signal.cluster {
         cluster.spawn_heartbeat(load_sampler(&state.signal), shutdown_rx.clone());
+        if let Some(opened) = cluster.spawn_relay(shutdown_rx.clone()) {
+            relayed::spawn(state.clone(), opened, shutdown_rx.clone());
+        }
     }
     let task = tokio::spawn(serve::serve(listener, app, header_timeout, shutdown_rx));
     tracing::info!(%addr, "listening");

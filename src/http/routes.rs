@@ -3,13 +3,14 @@
 //! client (`web.rs`). Handlers stay thin; they must not implement protocol logic (that is
 //! `signal::session`).
 
-use super::budget::Refusal;
+use super::budget::{ConnectionPermit, Refusal};
 use super::AppState;
 use crate::auth::AuthError;
 use crate::protocol::ErrorCode;
 use crate::room::ids::is_valid_room_name;
 use crate::room::DEFAULT_MESH_ROOM;
 use crate::signal::session::{self, ConnectionParams};
+use crate::signal::transport::Transport;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -40,7 +41,7 @@ pub(super) fn metrics_router(state: AppState) -> Router {
 
 /// Query parameters of `/ws`.
 #[derive(Debug, Deserialize)]
-struct WsQuery {
+pub(super) struct WsQuery {
     /// Mesh room (default: the URL token's room, else `lobby`).
     room: Option<String>,
     /// Access token (mesh clients; SFU clients may send it in `join` instead).
@@ -56,7 +57,6 @@ async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let signal = state.signal.clone();
-    let (remote, relayed) = client_address(&state, &headers, remote);
     let origin = headers
         .get(header::ORIGIN)
         .map(|v| v.to_str().unwrap_or("?"));
@@ -71,47 +71,11 @@ async fn websocket(
         );
         return (StatusCode::FORBIDDEN, body).into_response();
     }
-    let permit = match state.budget.acquire(remote.ip()) {
-        Ok(permit) => permit,
-        Err(refusal) => return refuse_capacity(&state, refusal, remote),
+    let raw_query = raw_query.unwrap_or_default();
+    let (params, permit) = match admit(&state, &query, raw_query, remote, false) {
+        Ok(admitted) => admitted,
+        Err(refused) => return (refused.status, refused.body).into_response(),
     };
-    let url_claims = match (&signal.auth, query.token.as_deref()) {
-        (Some(authority), Some(token)) => match authority.verify(token) {
-            Ok(claims) => Some(claims),
-            Err(error) => return refuse(StatusCode::UNAUTHORIZED, &error),
-        },
-        _ => None,
-    };
-    let mesh_room = match (&query.room, &url_claims) {
-        (Some(room), Some(claims)) if *room != claims.room => {
-            let error = AuthError::WrongRoom {
-                token_room: claims.room.clone(),
-                room: room.clone(),
-            };
-            return refuse(StatusCode::FORBIDDEN, &error);
-        }
-        (Some(room), _) => room.clone(),
-        (None, Some(claims)) => claims.room.clone(),
-        (None, None) => DEFAULT_MESH_ROOM.to_owned(),
-    };
-    if !is_valid_room_name(&mesh_room) {
-        return (
-            StatusCode::BAD_REQUEST,
-            "room names are 1-64 of [A-Za-z0-9_.-]\n",
-        )
-            .into_response();
-    }
-    let params = ConnectionParams {
-        id: state.next_connection.fetch_add(1, Ordering::Relaxed),
-        mesh_room,
-        url_claims,
-        remote: Some(remote),
-        query: raw_query.unwrap_or_default(),
-        relayed,
-    };
-    let relayed_gauge = (signal.cluster.as_ref())
-        .filter(|_| relayed)
-        .map(|cluster| cluster.metrics.relayed.with_label_values(&["in"]));
     // Messages (and their fragments, while reassembled) are capped by the WebSocket layer
     // itself, which closes with 1009, at the largest message any client may send (an SFU
     // participant's offer or answer, `Config::sdp_limit`); the session refuses other messages
@@ -124,51 +88,68 @@ async fn websocket(
         .max_frame_size(max)
         .max_message_size(max)
         .on_upgrade(move |socket| async move {
-            let _counted = relayed_gauge.map(Counted::new);
-            session::run(socket, signal, params).await;
+            session::run(Transport::Ws(socket), signal, params).await;
             drop(permit);
         })
 }
 
-/// Counts one in a gauge while it lives.
-struct Counted(prometheus::IntGauge);
-
-impl Counted {
-    fn new(gauge: prometheus::IntGauge) -> Self {
-        gauge.inc();
-        Self(gauge)
-    }
+/// A connection that was not admitted: the HTTP answer, and the error code it carries.
+pub(super) struct Refused {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub body: String,
 }
 
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.dec();
+/// The checks every connection passes, a client's own or one another node relays here (then
+/// `remote` is the client's address): a slot in the connection budget for its address, a
+/// valid URL token, a valid mesh room.
+pub(super) fn admit(
+    state: &AppState,
+    query: &WsQuery,
+    raw_query: String,
+    remote: SocketAddr,
+    relayed: bool,
+) -> Result<(ConnectionParams, ConnectionPermit), Refused> {
+    let signal = &state.signal;
+    let permit = match state.budget.acquire(remote.ip()) {
+        Ok(permit) => permit,
+        Err(refusal) => return Err(refuse_capacity(state, refusal, remote)),
+    };
+    let url_claims = match (&signal.auth, query.token.as_deref()) {
+        (Some(authority), Some(token)) => match authority.verify(token) {
+            Ok(claims) => Some(claims),
+            Err(error) => return Err(refuse(StatusCode::UNAUTHORIZED, &error)),
+        },
+        _ => None,
+    };
+    let mesh_room = match (&query.room, &url_claims) {
+        (Some(room), Some(claims)) if *room != claims.room => {
+            let error = AuthError::WrongRoom {
+                token_room: claims.room.clone(),
+                room: room.clone(),
+            };
+            return Err(refuse(StatusCode::FORBIDDEN, &error));
+        }
+        (Some(room), _) => room.clone(),
+        (None, Some(claims)) => claims.room.clone(),
+        (None, None) => DEFAULT_MESH_ROOM.to_owned(),
+    };
+    if !is_valid_room_name(&mesh_room) {
+        return Err(Refused {
+            status: StatusCode::BAD_REQUEST,
+            code: ErrorCode::BadRoom,
+            body: "room names are 1-64 of [A-Za-z0-9_.-]\n".to_owned(),
+        });
     }
-}
-
-/// The client's address, and whether another node relays the connection (then the address the
-/// relaying node names, which the per-address limit counts).
-fn client_address(state: &AppState, headers: &HeaderMap, remote: SocketAddr) -> (SocketAddr, bool) {
-    match relayed_client(state, headers) {
-        Some(Some(ip)) => (SocketAddr::new(ip, 0), true),
-        Some(None) => (remote, true),
-        None => (remote, false),
-    }
-}
-
-/// `Some` when another node of the cluster relays this connection (it presented the cluster's
-/// relay key), with the client's own address if it sent one.
-fn relayed_client(state: &AppState, headers: &HeaderMap) -> Option<Option<std::net::IpAddr>> {
-    let cluster = state.signal.cluster.as_ref()?;
-    let key = headers.get(crate::cluster::RELAY_KEY_HEADER)?;
-    if key.as_bytes() != cluster.relay_key.as_bytes() {
-        return None;
-    }
-    let client = headers
-        .get(crate::cluster::RELAY_CLIENT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
-    Some(client)
+    let params = ConnectionParams {
+        id: state.next_connection.fetch_add(1, Ordering::Relaxed),
+        mesh_room,
+        url_claims,
+        remote: Some(remote),
+        query: raw_query,
+        relayed,
+    };
+    Ok((params, permit))
 }
 
 /// Initial read buffer of a WebSocket (tungstenite's default is 128 KiB per connection).
@@ -177,7 +158,7 @@ const WS_READ_BUFFER: usize = 4 * 1024;
 const WS_WRITE_BUFFER: usize = 4 * 1024;
 
 /// The connection table is full, in all or for this address.
-fn refuse_capacity(state: &AppState, refusal: Refusal, remote: SocketAddr) -> Response {
+fn refuse_capacity(state: &AppState, refusal: Refusal, remote: SocketAddr) -> Refused {
     let (status, code, message) = match refusal {
         Refusal::ServerFull => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -198,7 +179,8 @@ fn refuse_capacity(state: &AppState, refusal: Refusal, remote: SocketAddr) -> Re
     };
     count_refusal(state, code);
     tracing::debug!(%remote, code = code.as_str(), "WebSocket upgrade refused");
-    (status, format!("{}: {message}\n", code.as_str())).into_response()
+    let body = format!("{}: {message}\n", code.as_str());
+    Refused { status, code, body }
 }
 
 /// Counts an upgrade refusal in `chorus_errors_total`.
@@ -207,9 +189,11 @@ fn count_refusal(state: &AppState, code: ErrorCode) {
     errors.with_label_values(&[code.as_str()]).inc();
 }
 
-fn refuse(status: StatusCode, error: &AuthError) -> Response {
+fn refuse(status: StatusCode, error: &AuthError) -> Refused {
     tracing::info!(%error, code = error.code().as_str(), "WebSocket upgrade refused");
-    (status, format!("{}: {error}\n", error.code().as_str())).into_response()
+    let code = error.code();
+    let body = format!("{}: {error}\n", code.as_str());
+    Refused { status, code, body }
 }
 
 async fn healthz() -> &'static str {

@@ -299,7 +299,7 @@ impl SynthPeer {
                 Ok(())
             }
             MediaEvent::Error { code, .. } => Err(code.as_str().to_owned()),
-            MediaEvent::Muted { .. } => Ok(()),
+            MediaEvent::Muted { .. } | MediaEvent::ActiveSpeakers { .. } => Ok(()),
         };
         if let Err(e) = result {
             self.failures.push(e);

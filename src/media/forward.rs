@@ -43,6 +43,7 @@ pub fn fan_out(
         counters.drop(DropReason::Muted);
         return;
     }
+    publication.record_level(&packet.header);
     let ast = abs_send_time(now, turn.epoch);
     let (seq, ts) = (packet.header.sequence_number, packet.header.timestamp);
     let track_key = publication.key;

@@ -44,6 +44,7 @@ pub mod room;
 pub mod sdp;
 pub mod sending;
 pub mod shard;
+pub mod speakers;
 pub mod state;
 pub mod stats;
 pub mod stun_auth;

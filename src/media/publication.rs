@@ -5,11 +5,13 @@
 use super::key_map::KeyMap;
 use super::packet_cache::PacketCache;
 use super::peer::{Peer, PeerKey, TrackKey};
+use super::speakers::LevelMeter;
 use crate::protocol::{TrackInfo, TrackKind, TrackSource};
 use crate::rtp::dedup::DuplicateFilter;
 use rtc::peer_connection::event::RTCTrackEventInit;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use std::time::{Duration, Instant};
 
 /// Minimum spacing of keyframe requests sent to a publisher for one track.
@@ -38,6 +40,10 @@ pub struct Publication {
     pub keyframe: KeyframeThrottle,
     /// Its last packets, for the fast path's retransmissions (video only).
     pub cache: PacketCache,
+    /// The publisher leg's id of the RFC 6464 audio-level extension (audio only).
+    pub audio_level_id: Option<u8>,
+    /// The audio levels its packets reported, for the room's speaker detector.
+    pub levels: LevelMeter,
 }
 
 fn track_kind(kind: RtpCodecKind) -> TrackKind {
@@ -61,13 +67,18 @@ impl Publication {
         let mut receiver = publisher.pc.rtp_receiver(init.receiver_id)?;
         let kind = receiver.track().kind();
         let codec = receiver.track().codec(init.ssrc).cloned()?;
-        let extensions = receiver
+        let extensions: Vec<(String, u8)> = receiver
             .get_parameters()
             .rtp_parameters
             .header_extensions
             .iter()
             .map(|h| (h.uri.clone(), h.id as u8))
             .collect();
+        let audio_level_id = extensions
+            .iter()
+            .find(|(uri, _)| uri == AUDIO_LEVEL_URI)
+            .map(|(_, id)| *id)
+            .filter(|_| kind == RtpCodecKind::Audio);
         let declared = mid.as_ref().and_then(|m| publisher.sources.get(m));
         let source = declared
             .map(|d| d.source)
@@ -98,6 +109,8 @@ impl Publication {
             duplicates: DuplicateFilter::default(),
             keyframe: KeyframeThrottle::default(),
             cache: PacketCache::default(),
+            audio_level_id,
+            levels: LevelMeter::default(),
         };
         Some((publication, mid))
     }
@@ -120,6 +133,22 @@ impl Publication {
 
     pub fn is_video(&self) -> bool {
         self.kind == RtpCodecKind::Video
+    }
+
+    /// Counts the audio level `header` carries, if the track has the extension: a scan of the
+    /// packet's few extensions, no allocation.
+    pub fn record_level(&mut self, header: &rtc::rtp::header::Header) {
+        let Some(id) = self.audio_level_id else {
+            return;
+        };
+        if let Some(byte) = header
+            .extensions
+            .iter()
+            .find(|e| e.id == id)
+            .and_then(|e| e.payload.first())
+        {
+            self.levels.record(*byte);
+        }
     }
 }
 

@@ -9,8 +9,9 @@ use super::fault::MediaFault;
 use super::forward;
 use super::peer::{PeerKey, Peers, RoomKey, TrackKey, Turn};
 use super::publication::{Publication, Publications};
+use super::speakers::{Speaker, SpeakerDetector};
 use super::subscriptions;
-use crate::protocol::{MediaErrorCode, MediaEvent, TrackInfo, TrackSourceInfo};
+use crate::protocol::{ActiveSpeaker, MediaErrorCode, MediaEvent, TrackInfo, TrackSourceInfo};
 use rtc::peer_connection::event::RTCTrackEventInit;
 use rtc::peer_connection::message::RTCMessage;
 use std::collections::HashMap;
@@ -22,6 +23,8 @@ pub struct MediaRoom {
     pub name: String,
     pub members: Vec<PeerKey>,
     pub publications: Publications,
+    /// Who speaks, from the audio levels of its publications.
+    pub speakers: SpeakerDetector<PeerKey>,
 }
 
 /// The rooms of a shard, by key and by name.
@@ -48,6 +51,7 @@ impl Rooms {
                 name: name.to_owned(),
                 members: Vec::new(),
                 publications: Publications::default(),
+                speakers: SpeakerDetector::default(),
             },
         );
         key
@@ -100,9 +104,14 @@ impl MediaRoom {
     /// A new member: it is told about every track of the room and subscribed to them.
     pub fn add_member(&mut self, key: PeerKey, peers: &mut Peers, turn: &mut Turn, now: Instant) {
         self.members.push(key);
+        let speaking = self.speakers.reported();
+        let told = (!speaking.is_empty()).then(|| active_speakers(speaking, peers));
         let Some(peer) = peers.get_mut(&key) else {
             return;
         };
+        if let Some(event) = told {
+            peer.send(event);
+        }
         for publication in self.publications.values_mut() {
             if publication.publisher != key {
                 subscriptions::offer(publication, peer, now);
@@ -497,6 +506,20 @@ impl MediaRoom {
             .min()
     }
 
+    /// Runs the speaker detector when its tick is due; tells every member when the list of
+    /// speakers changed.
+    pub fn tick_speakers(&mut self, peers: &Peers, turn: &mut Turn, now: Instant) {
+        let meters = self
+            .publications
+            .values_mut()
+            .filter(|p| p.audio_level_id.is_some() && !p.muted)
+            .map(|p| (p.publisher, &mut p.levels));
+        if let Some(list) = self.speakers.tick(now, meters) {
+            turn.counters.active_speaker_changes += 1;
+            self.broadcast(None, &active_speakers(&list, peers), peers);
+        }
+    }
+
     /// Sends `event` to every member except `except`.
     pub fn broadcast(&self, except: Option<PeerKey>, event: &MediaEvent, peers: &Peers) {
         for member in &self.members {
@@ -516,4 +539,18 @@ impl MediaRoom {
             .map(|p| p.info(Ok(()), None))
             .collect()
     }
+}
+
+/// The `active-speakers` message for `list` (speakers whose peer is gone are left out).
+fn active_speakers(list: &[Speaker<PeerKey>], peers: &Peers) -> MediaEvent {
+    let speakers = list
+        .iter()
+        .filter_map(|s| {
+            peers.get(&s.key).map(|p| ActiveSpeaker {
+                peer_id: p.peer_id.clone(),
+                level: s.level,
+            })
+        })
+        .collect();
+    MediaEvent::ActiveSpeakers { speakers }
 }

@@ -21,6 +21,7 @@ use super::liveness;
 use super::peer::{MediaMember, Peer, PeerKey, Peers, TrackKey, Turn};
 use super::room::{MediaRoom, Rooms};
 use super::sdp::directions;
+use super::speakers::SPEAKER_TICK;
 use super::stats::{DropReason, ShardCounters, ShardLevels};
 use super::stun_auth;
 use super::timers::TimerHeap;
@@ -58,6 +59,8 @@ pub struct ShardState {
     timers: TimerHeap,
     /// When silent and never-connected connections are next looked for.
     liveness_due: Instant,
+    /// When the rooms' speaker detectors next run.
+    speakers_due: Instant,
     /// When probing legs' padding is next due (`None`: no leg probes).
     probe_due: Option<Instant>,
 }
@@ -94,6 +97,7 @@ impl ShardState {
             reports_due: epoch + SENDER_REPORT_INTERVAL,
             timers: TimerHeap::default(),
             liveness_due: epoch + LIVENESS_SWEEP,
+            speakers_due: epoch + SPEAKER_TICK,
             probe_due: None,
         }
     }
@@ -395,16 +399,25 @@ impl ShardState {
             .min();
         let deadline = Some(self.liveness_due);
         let reports = Some(self.reports_due);
+        let speakers = Some(self.speakers_due);
         let sweep = self.demux.next_sweep();
-        [peers, keyframes, deadline, sweep, reports, self.probe_due]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            peers,
+            keyframes,
+            deadline,
+            sweep,
+            reports,
+            speakers,
+            self.probe_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Time passed: connection timers that are due, deferred keyframe requests, clients
-    /// silent for longer than [`MEDIA_SILENCE`] or not connected by the DTLS deadline, and
-    /// remote addresses gone idle.
+    /// silent for longer than [`MEDIA_SILENCE`] or not connected by the DTLS deadline,
+    /// remote addresses gone idle; the rooms' speaker detectors.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.run_backlog(now);
         let mut gave_up = Vec::new();
@@ -441,6 +454,12 @@ impl ShardState {
         if self.probe_due.is_some_and(|t| now >= t) {
             let probing = bwe::probe_tick(&mut self.peers, &mut self.turn, now);
             self.probe_due = probing.then_some(now + bwe::PROBE_TICK);
+        }
+        if now >= self.speakers_due {
+            self.speakers_due = now + SPEAKER_TICK;
+            for room in self.rooms.values_mut() {
+                room.tick_speakers(&self.peers, &mut self.turn, now);
+            }
         }
     }
 

@@ -120,6 +120,8 @@ pub struct ShardCounters {
     pub nacks_in: u64,
     pub keyframe_requests_in: u64,
     pub keyframe_requests_out: u64,
+    /// `active-speakers` messages rooms sent (each to every member).
+    pub active_speaker_changes: u64,
     /// Media requests that waited for a later turn, offers a newer one replaced while they
     /// waited, and requests refused because too many were waiting (see `backlog.rs`).
     pub requests_deferred: u64,
@@ -231,6 +233,7 @@ pub struct MediaMetrics {
     nacks_out: IntCounter,
     retransmitted_packets: IntCounter,
     retransmitted_bytes: IntCounter,
+    active_speaker_changes: IntCounter,
     levels: Levels,
     histograms: Histograms,
     /// Bandwidth estimation (`media::bwe::metrics`).
@@ -270,6 +273,7 @@ impl MediaMetrics {
             Box::new(self.nacks_out.clone()),
             Box::new(self.retransmitted_packets.clone()),
             Box::new(self.retransmitted_bytes.clone()),
+            Box::new(self.active_speaker_changes.clone()),
             Box::new(self.histograms.rtt.clone()),
             Box::new(self.histograms.loss.clone()),
             Box::new(self.histograms.jitter.clone()),
@@ -350,6 +354,10 @@ impl MediaMetrics {
                 "chorus_rtp_retransmitted_bytes_total",
                 "RTP payload bytes resent to subscribers in answer to their NACKs",
             )?,
+            active_speaker_changes: IntCounter::new(
+                "chorus_active_speaker_changes_total",
+                "active-speakers messages sent by rooms (each to every member of its room)",
+            )?,
             levels,
             histograms,
             bwe: None,
@@ -405,6 +413,7 @@ impl MediaMetrics {
         self.retransmitted_packets
             .inc_by(wire.retransmitted_packets);
         self.retransmitted_bytes.inc_by(wire.retransmitted_bytes);
+        self.active_speaker_changes.inc_by(c.active_speaker_changes);
         if let Some(bwe) = &self.bwe {
             bwe.publish();
         }
@@ -596,6 +605,7 @@ mod tests {
         let metrics = MediaMetrics::new(&registry).expect("metrics");
         metrics.touch_shard(0);
         let families = registry.gather();
+        assert_eq!(families.len(), 24);
         assert_eq!(families.len(), 25);
         let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
         for name in [
@@ -605,6 +615,7 @@ mod tests {
             "chorus_rtcp_rtt_seconds",
             "chorus_media_published_tracks",
             "chorus_media_fast_path_legs",
+            "chorus_active_speaker_changes_total",
             "chorus_leg_estimated_bitrate_bps",
             "chorus_bwe_probes_total",
         ] {

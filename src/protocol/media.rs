@@ -158,4 +158,16 @@ pub enum MediaEvent {
         code: MediaErrorCode,
         message: String,
     },
+    /// Who speaks in the room now, loudest first (at most 3; empty: nobody). Sent to every
+    /// member when the list changes, at most 4 times per second per room.
+    ActiveSpeakers { speakers: Vec<ActiveSpeaker> },
+}
+
+/// One entry of `active-speakers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveSpeaker {
+    pub peer_id: String,
+    /// Mean loudness over the last ~500 ms, 0.0 (silence) to 1.0 (0 dBov), two decimals.
+    pub level: f64,
 }

@@ -6,6 +6,7 @@
 pub mod identity;
 pub mod rate_limit;
 pub mod session;
+pub mod transport;
 
 mod mesh;
 mod relay;

@@ -1,9 +1,10 @@
 //! The cluster side of a session (`--redis-url`): before a connection joins a room, it asks
-//! where the room lives; if on another node, the session relays itself there
+//! where the room lives; if on another node, the session relays itself there over Redis
 //! ([`crate::cluster::relay`]) and only copies messages from then on. It must not hold room
 //! state; the room's node does everything else.
 
 use super::session::{close_code, Flow, Session};
+use super::transport::Transport;
 use crate::cluster::relay::{self, RelayEnd, RelayTiming};
 use crate::cluster::{NodeRecord, Placement};
 use crate::protocol::ErrorCode;
@@ -53,8 +54,12 @@ impl Session {
             return Flow::Continue;
         };
         let client_ip = self.params.remote.map(|a| a.ip());
-        let owner = match relay::connect(&cluster, node, &self.params.query, client_ip).await {
-            Ok(owner) => owner,
+        let link = match cluster
+            .bus
+            .open(&node.id, &self.params.query, client_ip)
+            .await
+        {
+            Ok(link) => link,
             Err(error) => {
                 tracing::warn!(node = %node.id, %error, "cannot reach the room's node");
                 let message = "the room's node cannot be reached; try again";
@@ -64,24 +69,21 @@ impl Session {
             }
         };
         tracing::info!(node = %node.id, "relaying to the room's node");
+        let config = &self.ctx.config;
         let timing = RelayTiming {
-            ping_interval: self.ctx.config.ping_interval(),
-            idle_timeout: self.ctx.config.idle_timeout(),
+            ping_interval: config.ping_interval(),
+            idle_timeout: config.idle_timeout(),
+            max_message: config.message_limit(),
+            max_frame: config.max_frame_bytes,
         };
         let first = replay.map(|f| f.as_str().to_owned()).into_iter().collect();
+        let Transport::Ws(socket) = &mut self.socket else {
+            return Flow::Continue;
+        };
         let gauge = cluster.metrics.relayed.with_label_values(&["out"]);
         gauge.inc();
         let shutdown = self.ctx.shutdown.clone();
-        let end = relay::pump(
-            &cluster,
-            &node.id,
-            &mut self.socket,
-            owner,
-            first,
-            timing,
-            shutdown,
-        )
-        .await;
+        let end = relay::pump(&cluster, socket, link, first, timing, shutdown).await;
         gauge.dec();
         tracing::info!(node = %node.id, ?end, "relay ended");
         self.after_relay(end).await
@@ -90,6 +92,12 @@ impl Session {
     async fn after_relay(&mut self, end: RelayEnd) -> Flow {
         match end {
             RelayEnd::ClientGone => Flow::Gone,
+            RelayEnd::ClientTooBig => Flow::Close(close_code::MESSAGE_TOO_BIG, "message too big"),
+            RelayEnd::ClientSlow => {
+                let message = "too many undelivered messages";
+                let _ = self.send_error(ErrorCode::SlowConsumer, message).await;
+                Flow::Close(close_code::POLICY_VIOLATION, "send queue overflow")
+            }
             RelayEnd::OwnerClosed(code) => Flow::Close(code, "closed by the room's node"),
             RelayEnd::ClientIdle => Flow::Close(close_code::GOING_AWAY, "idle timeout"),
             RelayEnd::Shutdown => Flow::Close(close_code::GOING_AWAY, "server shutting down"),

@@ -12,6 +12,7 @@
 
 use super::identity::HeldIdentity;
 use super::rate_limit::{RateDecision, RateLimiter};
+use super::transport::Transport;
 use super::SignalContext;
 use crate::auth::{Claims, Grants};
 use crate::media::MediaLeg;
@@ -19,7 +20,7 @@ use crate::protocol::{
     ClientMessage, ErrorCode, MediaEvent, RawFrame, ServerMessage, CLIENT_MESSAGE_TYPES,
 };
 use crate::room::{Frame, Inbox, KickReason, Mailbox, PeerIdChoice, Room};
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::Message;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,8 +62,8 @@ pub struct ConnectionParams {
     pub relayed: bool,
 }
 
-/// Serves one WebSocket until it closes.
-pub async fn run(socket: WebSocket, ctx: Arc<SignalContext>, params: ConnectionParams) {
+/// Serves one connection (a WebSocket, or one relayed by another node) until it closes.
+pub async fn run(socket: Transport, ctx: Arc<SignalContext>, params: ConnectionParams) {
     let span = info_span!(
         "conn",
         id = params.id,
@@ -118,7 +119,7 @@ pub(super) struct Session {
     pub ctx: Arc<SignalContext>,
     pub params: ConnectionParams,
     pub span: Span,
-    pub socket: WebSocket,
+    pub socket: Transport,
     pub mailbox: Mailbox,
     inbox: Inbox,
     overflow: Arc<Notify>,
@@ -136,7 +137,7 @@ pub(super) struct Session {
 
 impl Session {
     fn new(
-        socket: WebSocket,
+        socket: Transport,
         ctx: Arc<SignalContext>,
         params: ConnectionParams,
         span: Span,
@@ -258,8 +259,7 @@ impl Session {
             Message::Close(_) => {
                 // The WebSocket layer has queued its answering close frame (1002 for an invalid
                 // close code); send it before the socket goes.
-                let flush = futures::SinkExt::flush(&mut self.socket);
-                let _ = tokio::time::timeout(Duration::from_secs(1), flush).await;
+                self.socket.flush().await;
                 Flow::Gone
             }
         }
@@ -524,22 +524,7 @@ impl Session {
             .with_label_values(&[&code.to_string()])
             .inc();
         tracing::info!(code, reason, "closing connection");
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let drain = async {
-            self.socket.send(Message::Close(Some(frame))).await?;
-            // Read until the client answers the close, so the TCP connection ends cleanly
-            // (closing with unread data would reset it and could lose the close frame).
-            while let Some(Ok(message)) = self.socket.recv().await {
-                if matches!(message, Message::Close(_)) {
-                    break;
-                }
-            }
-            Ok::<(), axum::Error>(())
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+        self.socket.close(code, reason).await;
     }
 }
 

@@ -38,6 +38,11 @@ export class Call extends EventTarget {
     this.participants = new Map();
     /** trackId → {trackId, peerId, kind, source, muted, playable, reason, track} */
     this.remote = new Map();
+    /**
+     * Who speaks, loudest first, as the server last said (`active-speakers`):
+     * `[{peerId, level}]`; null until it says anything (then tiles fall back to measuring).
+     */
+    this.speakers = null;
     this.chat = [];
     /** What this person publishes. */
     this.media = new LocalMedia({ tracks, muted }, {
@@ -187,6 +192,7 @@ export class Call extends EventTarget {
         break;
       case 'participant-left':
         this.participants.delete(m.peerId);
+        if (this.speakers) this.speakers = this.speakers.filter((s) => s.peerId !== m.peerId);
         for (const [id, t] of this.remote) if (t.peerId === m.peerId) this.remote.delete(id);
         this.changed();
         break;
@@ -205,6 +211,9 @@ export class Call extends EventTarget {
         break;
       case 'mute':
         this.onMute(m);
+        break;
+      case 'active-speakers':
+        this.onActiveSpeakers(m);
         break;
       case 'error':
         this.onError(m);
@@ -227,10 +236,20 @@ export class Call extends EventTarget {
     this.iceServers = m.iceServers || [];
     this.participants = new Map(m.participants.map((p) => [p.peerId, p]));
     this.remote.clear();
+    this.speakers = null;
     this.chat = m.chat.slice();
     this.dispatchEvent(new CustomEvent('chat', { detail: { messages: this.chat, history: true } }));
     this.setState('connected');
     this.startMedia();
+  }
+
+  /** The server's list of who speaks (read by the tiles' speaking ring, stats.js). */
+  onActiveSpeakers(m) {
+    const list = Array.isArray(m.speakers) ? m.speakers : [];
+    this.speakers = list
+      .filter((s) => s && typeof s.peerId === 'string')
+      .map((s) => ({ peerId: s.peerId, level: Number(s.level) || 0 }));
+    this.dispatchEvent(new CustomEvent('speakers', { detail: { speakers: this.speakers } }));
   }
 
   onError(m) {

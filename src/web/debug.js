@@ -2,7 +2,7 @@
 // browser tests — the call's state, its tiles and the per-track RTP counters (frames decoded,
 // packets received, bytes sent) from getStats. Nothing here changes the call.
 
-import { peopleOf, tilesOf } from './viewmodel.js';
+import { peopleOf, speakersOf, tilesOf } from './viewmodel.js';
 
 async function rtpCounters(statsSource, type) {
   const totals = {};
@@ -38,6 +38,7 @@ export function installDebug(app) {
         selfId: call.selfId,
         room: call.room,
         people: peopleOf(call),
+        speakers: speakersOf(call),
         tiles: tilesOf(call).map(({ video, audio, ...rest }) => ({ ...rest, hasVideo: Boolean(video), hasAudio: Boolean(audio) })),
         chat: call.chat.map((m) => ({ id: m.id, name: m.name, text: m.text })),
         negotiation: call.negotiator ? { ...call.negotiator.stats } : null,

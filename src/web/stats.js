@@ -1,5 +1,6 @@
-// Live measurements of the call for the tiles: who is speaking (remote audio levels from the
-// receivers' synchronization sources, one's own from WebAudio), and each tile's connection
+// Live measurements of the call for the tiles: who is speaking (the others from the server's
+// `active-speakers`, or, until it sends one, from the receivers' synchronization sources; one's
+// own from WebAudio), and each tile's connection
 // quality (packet loss and round-trip time from getStats, graded good / fair / poor). Polls on
 // timers while the call view is up; reads the call, never changes it.
 
@@ -64,7 +65,12 @@ export class MediaMonitor {
     }
     const selfId = call.selfId || 'self';
     if (this.meter && !mic.muted && this.meter.level() > SPEAKING_LEVEL) this.loudAt.set(selfId, now);
-    for (const t of call.remote.values()) {
+    // The server's `active-speakers` is the source for the others once it has sent one;
+    // before that (or from a server without it) the receivers' audio levels are measured.
+    for (const s of call.speakers || []) {
+      if (s.peerId !== selfId) this.loudAt.set(s.peerId, now);
+    }
+    for (const t of call.speakers ? [] : call.remote.values()) {
       if (t.kind !== 'audio' || t.muted || !call.negotiator) continue;
       const receiver = call.negotiator.receiverOf(t.trackId);
       if (!receiver || !receiver.getSynchronizationSources) continue;

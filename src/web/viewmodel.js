@@ -49,6 +49,7 @@ function ownTiles(call) {
     videoMuted: !cam || cam.muted,
     audioMuted: !mic || mic.muted,
     playable: true,
+    speakerRank: rankOf(call, peerId),
   }];
   if (screen) {
     tiles.push({
@@ -65,6 +66,14 @@ function ownTiles(call) {
     });
   }
   return tiles;
+}
+
+/**
+ * The people the server names as speaking, loudest first (`active-speakers`); empty until it
+ * names anyone. Which tiles deserve the high video layer in a large room starts here.
+ */
+export function speakersOf(call) {
+  return (call.speakers || []).map((s) => s.peerId);
 }
 
 /** One participant's tiles: camera and microphone together, then each shared screen. */
@@ -86,6 +95,8 @@ function participantTiles(call, p) {
     audioMuted: !microphone || microphone.muted,
     playable: !camera || camera.playable,
     reason: camera && !camera.playable ? camera.reason : null,
+    // Place in the server's list of speakers (0 the loudest), null when not speaking.
+    speakerRank: rankOf(call, p.peerId),
   }];
   for (const screen of tracks.filter((t) => t.source === 'screen')) {
     tiles.push({
@@ -104,6 +115,11 @@ function participantTiles(call, p) {
     });
   }
   return tiles;
+}
+
+function rankOf(call, peerId) {
+  const rank = speakersOf(call).indexOf(peerId);
+  return rank < 0 ? null : rank;
 }
 
 /** The video tiles: one per person (camera + microphone) and one per shared screen. */

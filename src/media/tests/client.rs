@@ -24,10 +24,29 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
+use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Puts `level` on `packet` as the audio-level extension, at the id the sender negotiated.
+fn set_audio_level(
+    pc: &mut RTCPeerConnection,
+    sender: RTCRtpSenderId,
+    packet: &mut rtc::rtp::Packet,
+    level: u8,
+) {
+    let Some(mut s) = pc.rtp_sender(sender) else {
+        return;
+    };
+    let params = s.get_parameters();
+    let mut exts = params.rtp_parameters.header_extensions.iter();
+    if let Some(h) = exts.find(|h| h.uri == AUDIO_LEVEL_URI) {
+        let value = bytes::Bytes::copy_from_slice(&[level & 0x7f]);
+        let _ = packet.header.set_extension(h.id as u8, value);
+    }
+}
 
 /// One track a client sends.
 pub struct OutTrack {
@@ -83,6 +102,10 @@ pub struct Client {
     pub video_mime: &'static str,
     /// Holds back the server's repeated DTLS flight 4, as the load generator does.
     pub dtls_repeats: RepeatFilter,
+    /// The RFC 6464 level (−dBov) its audio packets carry, when it negotiated the extension.
+    pub audio_level: Option<u8>,
+    /// The audio-level values received, per track, in arrival order.
+    pub audio_levels_in: HashMap<String, Vec<u8>>,
 }
 
 impl Client {
@@ -119,6 +142,8 @@ impl Client {
             last_sent: now,
             video_mime: "video/VP8",
             dtls_repeats: RepeatFilter::for_client(),
+            audio_level: None,
+            audio_levels_in: HashMap::new(),
         }
     }
 
@@ -259,6 +284,18 @@ impl Client {
         }
     }
 
+    /// The id this connection's receivers negotiated for the header extension `uri`.
+    pub fn received_extension_id(&mut self, uri: &str) -> Option<u8> {
+        let ids: Vec<_> = self.pc.get_transceivers().collect();
+        ids.into_iter().find_map(|id| {
+            let receiver = self.pc.rtp_transceiver(id)?.receiver()?;
+            let mut r = self.pc.rtp_receiver(receiver)?;
+            let params = r.get_parameters();
+            let ext = params.rtp_parameters.header_extensions.iter();
+            ext.filter(|h| h.uri == uri).map(|h| h.id as u8).next()
+        })
+    }
+
     /// Reads what the connection delivered: state changes, RTP, keyframe requests.
     pub fn drain(&mut self, _now: Instant) {
         while let Some(event) = self.pc.poll_event() {
@@ -266,9 +303,16 @@ impl Client {
                 self.connected = state == RTCPeerConnectionState::Connected;
             }
         }
+        let mut level_id = None;
         while let Some(msg) = self.pc.poll_read() {
             match msg.message {
                 RTCMessage::RtpPacket(track_id, packet) => {
+                    let id = *level_id
+                        .get_or_insert_with(|| self.received_extension_id(AUDIO_LEVEL_URI));
+                    if let Some(level) = id.and_then(|id| packet.header.get_extension(id)) {
+                        let levels = self.audio_levels_in.entry(track_id.clone()).or_default();
+                        levels.extend(level.first().copied());
+                    }
                     let key = starts_keyframe("video/VP8", &packet.payload);
                     self.keyframe_flags
                         .entry(track_id.clone())
@@ -323,6 +367,9 @@ impl Client {
             packet.header.sequence_number = t.seq;
             packet.header.timestamp = t.ts;
             packet.header.ssrc = t.ssrc;
+            if let (TrackKind::Audio, Some(level)) = (t.kind, self.audio_level) {
+                set_audio_level(&mut self.pc, t.sender, &mut packet, level);
+            }
             // A VP8 descriptor (start of partition) and a keyframe header (P=0) or a delta
             // frame's (P=1) — for H264 an IDR or a non-IDR slice NAL unit header — then
             // filler. Audio carries the same bytes (nothing reads them).

@@ -16,6 +16,7 @@ use rtc::interceptor::{Registry, Slot};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
+use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use rtc::sdp::extmap::TRANSPORT_CC_URI;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::net::SocketAddr;
@@ -62,6 +63,8 @@ pub struct Bench {
     pub clients: Vec<Client>,
     /// Datagrams the network loses, both ways (none by default).
     pub loss: Option<LossRule>,
+    /// Clients that join from now on negotiate the RFC 6464 audio-level extension.
+    pub audio_levels: bool,
     /// Clients that join from now on negotiate RTX and transport-cc, and send TWCC feedback
     /// for what they receive, like browsers (off by default).
     pub twcc: bool,
@@ -91,6 +94,7 @@ impl Bench {
             server,
             clients: Vec::new(),
             loss: None,
+            audio_levels: false,
             twcc: false,
             next_key: 1,
         }
@@ -169,13 +173,18 @@ impl Bench {
 
         let mut recipe = Recipe::new(codec_list, Ice::Full, vec![addr]);
         recipe.nack_history = Some(1024);
+        if self.audio_levels {
+            recipe
+                .extensions
+                .push((AUDIO_LEVEL_URI, RtpCodecKind::Audio));
+        }
         if self.twcc {
             recipe.rtx = true;
             recipe.twcc_receiver = true;
-            recipe.extensions = vec![
+            recipe.extensions.extend([
                 (TRANSPORT_CC_URI, RtpCodecKind::Audio),
                 (TRANSPORT_CC_URI, RtpCodecKind::Video),
-            ];
+            ]);
         }
         recipe.interceptors =
             Registry::new().with(Slot::from(RTCP_TAP_SLOT), RtcpTap::new(feedback));

@@ -15,3 +15,4 @@ mod lossy;
 mod negotiation;
 mod receive_only;
 mod recycling;
+mod speakers;

@@ -63,15 +63,53 @@ export function noiseClip(dir, width = 640, height = 360, frames = 30) {
 }
 
 /**
- * A headless Chromium with its own fresh profile directory. `fakeVideo`: a Y4M file the fake
- * camera plays instead of its built-in pattern.
+ * Writes a WAV file of a steady 440 Hz tone (`seconds` long, mono 16-bit 48 kHz, at −12 dBFS)
+ * for Chromium's fake microphone: unlike its built-in beep (20 ms twice a second), it is a
+ * speaker the server's active-speaker detector hears as talking all the time.
  */
-export async function launchChromium({ fakeVideo = null } = {}) {
+export function toneClip(dir, seconds = 2) {
+  const file = path.join(dir, 'tone-440.wav');
+  const rate = 48000;
+  const samples = rate * seconds;
+  const data = Buffer.alloc(samples * 2);
+  for (let i = 0; i < samples; i += 1) {
+    data.writeInt16LE(Math.round(0.25 * 32767 * Math.sin((2 * Math.PI * 440 * i) / rate)), i * 2);
+  }
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0);
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVEfmt ', 8);
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20);
+  header.writeUInt16LE(1, 22);
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write('data', 36);
+  header.writeUInt32LE(data.length, 40);
+  fs.writeFileSync(file, Buffer.concat([header, data]));
+  return file;
+}
+
+/**
+ * A headless Chromium with its own fresh profile directory. `fakeVideo`: a Y4M file the fake
+ * camera plays instead of its built-in pattern; `fakeAudio`: a WAV file the fake microphone
+ * plays (looped) instead of its beep. `netns`: a network namespace to run it in (the server is
+ * then reached at `secureOrigin`, an http:// origin outside loopback that Chromium is told to
+ * treat as secure, so the page may open the camera).
+ */
+export async function launchChromium({ fakeVideo = null, fakeAudio = null, netns = null, secureOrigin = null } = {}) {
   requireExecutable(CHROMIUM, 'Chromium');
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-chromium-'));
-  const args = fakeVideo ? [...CHROMIUM_ARGS, `--use-file-for-fake-video-capture=${fakeVideo}`] : CHROMIUM_ARGS;
+  const args = [...CHROMIUM_ARGS];
+  if (fakeVideo) args.push(`--use-file-for-fake-video-capture=${fakeVideo}`);
+  if (fakeAudio) args.push(`--use-file-for-fake-audio-capture=${fakeAudio}`);
+  if (secureOrigin) args.push(`--unsafely-treat-insecure-origin-as-secure=${secureOrigin}`);
+  const inNetns = path.join(path.dirname(new URL(import.meta.url).pathname), 'in-netns.sh');
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+    executablePath: netns ? inNetns : CHROMIUM,
+    env: netns ? { ...process.env, CHORUS_NETNS: netns, CHORUS_CHROMIUM: CHROMIUM } : process.env,
     headless: true,
     args,
     viewport: { width: 1280, height: 720 },
