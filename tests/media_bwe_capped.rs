@@ -1,11 +1,11 @@
 //! Issue 13 item 2, bandwidth estimation behind a bandwidth cap: `chorus serve` in one network
 //! namespace, the test's own WebRTC clients (this test binary run again inside the other
 //! namespace) in another, joined by a veth pair whose server end sends through
-//! `tc qdisc … tbf rate 500kbit burst 10kb latency 50ms` from the middle of the call on. A
-//! publisher sends ~1.6 Mbit/s of video; once capped, the subscriber's leg can only carry
-//! 500 kbit/s, and its exported estimate (`chorus_leg_estimated_bitrate_bps`) must fall well
-//! below what it was uncapped and below the publisher's rate, to near the cap. Skipped
-//! (with a message) without root or `ip`/`nft`/`tc`, failed under `CI=true`.
+//! `tc qdisc … tbf rate 500kbit` (`support::netns::LossyLink::cap_rate`) from the middle of the
+//! call on. A publisher sends ~1.6 Mbit/s of video; once capped, the subscriber's leg can only
+//! carry 500 kbit/s, and its exported estimate (`chorus_leg_estimated_bitrate_bps`) must fall
+//! well below what it was uncapped and below the publisher's rate, to near the cap. Skipped
+//! (with a message) without root or `ip`/`tc`/`nft`, failed under `CI=true`.
 
 mod support;
 
@@ -13,13 +13,13 @@ use anyhow::Result;
 use chorus::client::{ClientOptions, SfuClient};
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 use support::media::{metric_value, wait_receiving};
-use support::netns::{self, LossyLink, CLIENT_IP, SERVER_IP};
+use support::netns::{self, Killed, LossyLink, CLIENT_IP, SERVER_IP};
 
-const MEDIA_PORTS: (u16, u16) = (40000, 40001);
+const MEDIA_PORT: u16 = 40000;
 const SIGNALING_PORT: u16 = 8080;
 /// The metrics listener, on the server namespace's own loopback.
 const METRICS_PORT: u16 = 9100;
@@ -28,18 +28,9 @@ const INNER: &str = "CHORUS_BWE_CAPPED_SERVER";
 /// Video the publisher sends: 200 packets/s of 1000 bytes.
 const PUBLISHED_BPS: f64 = 1_600_000.0;
 /// The cap on the server's end of the link (`tc … tbf rate 500kbit`).
-const CAP_BPS: f64 = 500_000.0;
+const CAP_KBIT: u32 = 500;
+const CAP_BPS: f64 = CAP_KBIT as f64 * 1000.0;
 const TEST_NAME: &str = "a_capped_subscribers_estimate_falls_well_below_the_publishers_rate";
-
-/// A child process killed (and reaped) on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn a_capped_subscribers_estimate_falls_well_below_the_publishers_rate() {
@@ -52,12 +43,13 @@ fn a_capped_subscribers_estimate_falls_well_below_the_publishers_rate() {
             .expect("the clients' call");
         return;
     }
-    if let Some(why) = netns::unavailable().or_else(no_tc) {
+    if let Some(why) = netns::unavailable() {
         netns::skip_or_fail(&why);
         return;
     }
-    let link = LossyLink::create(0, MEDIA_PORTS).expect("network namespaces");
-    let _server = start_server(&link);
+    let link = LossyLink::clean().expect("network namespaces");
+    let metrics = format!("127.0.0.1:{METRICS_PORT}");
+    let _server = link.serve(SIGNALING_PORT, MEDIA_PORT, &["--metrics-addr", &metrics]);
     let exe = std::env::current_exe().expect("exe");
     let mut inner = link.command(&link.client_ns, exe.to_str().expect("a UTF-8 path"));
     inner
@@ -78,30 +70,7 @@ fn a_capped_subscribers_estimate_falls_well_below_the_publishers_rate() {
         .expect("the subscriber receives video within 40 s");
     std::thread::sleep(Duration::from_secs(6));
     let free = mean_estimate(&link);
-    let shape = [
-        "ip",
-        "netns",
-        "exec",
-        &link.server_ns,
-        "tc",
-        "qdisc",
-        "add",
-        "dev",
-        "lossy0",
-        "root",
-        "tbf",
-        "rate",
-        "500kbit",
-        "burst",
-        "10kb",
-        "latency",
-        "50ms",
-    ];
-    let status = Command::new(shape[0]).args(&shape[1..]).status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "tc tbf on the server's end"
-    );
+    link.cap_rate(CAP_KBIT).expect("tc tbf on the server's end");
     std::thread::sleep(Duration::from_secs(6));
     let capped = mean_estimate(&link);
     eprintln!(
@@ -121,53 +90,6 @@ fn a_capped_subscribers_estimate_falls_well_below_the_publishers_rate() {
         child.0.try_wait().expect("wait").is_none(),
         "the clients' run ended early"
     );
-}
-
-fn no_tc() -> Option<String> {
-    let found = Command::new("tc")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    (!found).then(|| "needs the `tc` tool".to_string())
-}
-
-/// `chorus serve` inside the link's server namespace, once it says `listening`.
-fn start_server(link: &LossyLink) -> Killed {
-    let mut command = link.command(&link.server_ns, env!("CARGO_BIN_EXE_chorus"));
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("CHORUS_")) {
-        command.env_remove(key);
-    }
-    let listen = format!("{SERVER_IP}:{SIGNALING_PORT}");
-    let (ip, port) = (SERVER_IP.to_string(), MEDIA_PORTS.0.to_string());
-    command
-        .args(["serve", "--listen", &listen, "--udp-port", &port])
-        .args([
-            "--udp-threads",
-            "1",
-            "--udp-bind",
-            &ip,
-            "--advertise-ip",
-            &ip,
-        ])
-        .args(["--metrics-addr", &format!("127.0.0.1:{METRICS_PORT}")])
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = Killed(command.spawn().expect("start chorus serve"));
-    let stdout = child.0.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("listening") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(15))
-        .expect("the server says it is listening within 15 s");
-    child
 }
 
 /// The mean of the estimates sampled over the next 4 s.
