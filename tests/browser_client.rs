@@ -135,7 +135,8 @@ async fn publisher_bitrate_reaches_500_kbps_within_15_s() {
 }
 
 /// Issue 13 item 4: each page is told by the server (`active-speakers`) that the other page,
-/// whose fake microphone plays a steady tone, speaks, and shows its tile's speaking ring.
+/// whose fake microphone plays a steady tone, speaks, shows its tile's speaking ring, and reads
+/// the audio level from the forwarded packets' RFC 6464 extension.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_names_a_chromium_publisher_in_active_speakers() {
     let test = start().await;
@@ -147,6 +148,12 @@ async fn the_server_names_a_chromium_publisher_in_active_speakers() {
         });
         assert!(first <= 10_000.0, "{page} told only after {first} ms");
         assert_eq!(result["ring"][page], true, "{page}'s ring: {result:#}");
+        // −12 dBFS tone: audioLevel ≈ 0.25 when the extension arrives, absent when it does not.
+        let level = num(&result, &["level", page]);
+        assert!(
+            level > 0.05,
+            "{page} got no audio level from {other}: {result:#}"
+        );
     }
 }
 

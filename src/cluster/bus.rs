@@ -65,6 +65,8 @@ pub struct RelayBus {
     opens: mpsc::Sender<Opened>,
     /// Envelopes published and received (`direction` label).
     envelopes: IntCounterVec,
+    /// Failed Redis commands (`op` label).
+    redis_errors: IntCounterVec,
     /// Envelopes a link may have waiting before it is cut.
     capacity: usize,
 }
@@ -100,7 +102,7 @@ impl RelayBus {
         redis: ConnectionManager,
         node_id: &str,
         relay_key: &str,
-        envelopes: IntCounterVec,
+        metrics: &super::ClusterMetrics,
         capacity: usize,
     ) -> redis::RedisResult<(Arc<Self>, PubSubStream, mpsc::Receiver<Opened>)> {
         let stream = super::bounded(subscribe(client, node_id)).await?;
@@ -112,7 +114,8 @@ impl RelayBus {
             routes: Mutex::new(Routes::default()),
             subscribed: AtomicBool::new(true),
             opens,
-            envelopes,
+            envelopes: metrics.relay_envelopes.clone(),
+            redis_errors: metrics.redis_errors.clone(),
             capacity: capacity.max(1),
         });
         Ok((bus, stream, opened))
@@ -283,7 +286,14 @@ impl RelayBus {
     async fn publish(&self, node: &str, envelope: &Envelope) -> Result<(), LinkError> {
         let mut redis = self.redis.clone();
         let publish = redis.publish::<_, _, usize>(envelope::inbox(node), envelope.encode());
-        let readers = super::bounded(publish).await?;
+        let readers = match super::bounded(publish).await {
+            Ok(readers) => readers,
+            Err(error) => {
+                self.redis_errors.with_label_values(&["relay"]).inc();
+                tracing::debug!(%error, node, "relay envelope not published");
+                return Err(error.into());
+            }
+        };
         self.envelopes.with_label_values(&["published"]).inc();
         match readers {
             0 => Err(LinkError::NoReader(node.to_owned())),

@@ -199,13 +199,12 @@ impl Cluster {
             Ok::<_, redis::RedisError>((redis, relay_key))
         };
         let (redis, relay_key) = bounded(connect).await?;
-        let envelopes = metrics.relay_envelopes.clone();
         let (bus, stream, opened) = bus::RelayBus::connect(
             &client,
             redis.clone(),
             &node_id,
             &relay_key,
-            envelopes,
+            &metrics,
             config.send_queue,
         )
         .await?;

@@ -141,6 +141,8 @@ pub struct Totals {
     pub packets_unique: u64,
     pub keyframes_sent: u64,
     pub plis_received: u64,
+    /// What subscribers received of simulcast tracks (`--simulcast`).
+    pub layers: super::layers::LayerTotals,
 }
 
 impl Totals {
@@ -156,6 +158,7 @@ impl Totals {
         self.packets_unique += o.packets_unique;
         self.keyframes_sent += o.keyframes_sent;
         self.plis_received += o.plis_received;
+        self.layers.add(&o.layers);
     }
 
     /// Fraction of expected packets that never arrived.

@@ -6,6 +6,7 @@
 //! ([`scrape`]) and the summary table, JSON and HTML report ([`report`]).
 
 pub mod health;
+pub mod layers;
 pub mod measure;
 pub mod payload;
 pub mod report;
@@ -60,6 +61,14 @@ pub struct LoadConfig {
     /// Publishers send no video.
     #[arg(long)]
     pub no_video: bool,
+    /// Publishers send video as rid simulcast: layers q, h, f at 1/4, 1/2 and 1 of
+    /// `--video-bitrate`.
+    #[arg(long)]
+    pub simulcast: bool,
+    /// Simulcast layers the subscribers ask for (`video-size` with `layer`), spread over them
+    /// in turn, e.g. `0,1,2`; empty: no hint (the top layer).
+    #[arg(long, value_delimiter = ',')]
+    pub subscriber_layers: Vec<u8>,
     /// How long to measure once everyone has joined, e.g. 30s, 2m.
     #[arg(long, default_value = "30s", value_parser = crate::config::parse_duration)]
     pub duration: Duration,
@@ -101,6 +110,8 @@ impl Default for LoadConfig {
             packet_size: 1200,
             audio: false,
             no_video: false,
+            simulcast: false,
+            subscriber_layers: Vec::new(),
             duration: Duration::from_secs(30),
             ramp: 50.0,
             token_secret: None,
@@ -158,6 +169,7 @@ impl LoadConfig {
             video: !self.no_video,
             video_bitrate: self.video_bitrate,
             video_packet_size: self.packet_size,
+            simulcast: self.simulcast,
         }
     }
 
@@ -230,6 +242,10 @@ fn plans(config: &LoadConfig, run_id: &str) -> Result<Vec<PeerPlan>, LoadError> 
                 name,
                 token,
                 publish: publisher.then(|| config.publish_spec()),
+                want_layer: (!publisher && !config.subscriber_layers.is_empty()).then(|| {
+                    let s = p - config.publishers;
+                    config.subscriber_layers[s % config.subscriber_layers.len()]
+                }),
             });
         }
     }

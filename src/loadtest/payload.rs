@@ -36,6 +36,14 @@ pub enum PayloadCodec {
     Opus,
     /// VP8: payload descriptor with a 15-bit picture id, VP8 payload header, then the probe.
     Vp8 { picture_id: u16, keyframe: bool },
+    /// VP8 of a simulcast layer: the descriptor also carries TL0PICIDX, and a keyframe
+    /// declares `size`.
+    Vp8Layer {
+        picture_id: u16,
+        tl0: u8,
+        keyframe: bool,
+        size: (u16, u16),
+    },
 }
 
 /// Builds one payload of `size` bytes (or the minimum that fits the prefix and probe).
@@ -53,6 +61,12 @@ pub fn build(
             picture_id,
             keyframe,
         } => put_vp8_prefix(&mut buf, picture_id, keyframe),
+        PayloadCodec::Vp8Layer {
+            picture_id,
+            tl0,
+            keyframe,
+            size,
+        } => put_vp8_layer_prefix(&mut buf, picture_id, tl0, keyframe, size),
     }
     buf.put_slice(&MAGIC);
     buf.put_u64(probe_tag);
@@ -81,6 +95,26 @@ fn put_vp8_prefix(buf: &mut BytesMut, picture_id: u16, keyframe: bool) {
         buf.put_u16_le(VP8_HEIGHT);
     } else {
         // frame tag: P=1 (inter frame), show_frame=1.
+        buf.put_slice(&[0x11, 0x00, 0x00]);
+    }
+}
+
+/// A simulcast layer's VP8 prefix: descriptor with picture id and TL0PICIDX (I=1, L=1), then
+/// the payload header as in [`put_vp8_prefix`] with the layer's keyframe size.
+fn put_vp8_layer_prefix(
+    buf: &mut BytesMut,
+    picture_id: u16,
+    tl0: u8,
+    keyframe: bool,
+    (width, height): (u16, u16),
+) {
+    let pid = picture_id & 0x7FFF;
+    buf.put_slice(&[0x90, 0xC0, 0x80 | (pid >> 8) as u8, pid as u8, tl0]);
+    if keyframe {
+        buf.put_slice(&[0x10, 0x00, 0x00, 0x9D, 0x01, 0x2A]);
+        buf.put_u16_le(width);
+        buf.put_u16_le(height);
+    } else {
         buf.put_slice(&[0x11, 0x00, 0x00]);
     }
 }

@@ -2,6 +2,7 @@
 //! serialized as JSON, and rendered as a self-contained HTML page with inline SVG charts
 //! (bitrate, loss, latency and server CPU over time). Formatting only; it measures nothing.
 
+use super::layers::{LayerTotals, LAYERS, RIDS};
 use super::measure::Totals;
 use super::scrape::ServerSample;
 use super::signaling::SignalingStats;
@@ -83,6 +84,8 @@ pub struct Report {
     pub loadgen_cpu_us_per_received: f64,
     pub errors: BTreeMap<String, u64>,
     pub server: Option<ServerFigures>,
+    /// What the subscribers received of simulcast tracks (`--simulcast`).
+    pub simulcast: Option<LayerTotals>,
     pub series: Vec<SeriesPoint>,
 }
 
@@ -170,6 +173,7 @@ impl Report {
             },
             errors,
             server,
+            simulcast: i.config.simulcast.then(|| b.layers.clone()),
             series: i.series,
         }
     }
@@ -230,6 +234,9 @@ impl Report {
                     s.rss_mb, s.rss_kib_per_leg
                 ),
             ));
+        }
+        if let Some(l) = &self.simulcast {
+            rows.extend(simulcast_rows(l));
         }
         let errors = if self.errors.is_empty() {
             "none".to_owned()
@@ -315,6 +322,32 @@ figcaption{font-weight:600;margin-bottom:.4rem}</style></head><body><h1>Chorus l
         html.push_str("</div></body></html>");
         html
     }
+}
+
+/// The simulcast lines: per layer received, on the asked-for layer, continuity.
+fn simulcast_rows(l: &LayerTotals) -> Vec<(String, String)> {
+    let per_layer = (0..LAYERS)
+        .map(|i| {
+            let mb = l.bytes[i] as f64 / 1e6;
+            format!("{}: {} pkt, {mb:.1} MB", RIDS[i], l.packets[i])
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let total = l.on_choice + l.off_choice;
+    vec![
+        ("simulcast received per layer".into(), per_layer),
+        (
+            "simulcast on the asked-for layer".into(),
+            format!("{} of {total} pkt", l.on_choice),
+        ),
+        (
+            "simulcast continuity".into(),
+            format!(
+                "{} sequence gaps, {} picture-id jumps",
+                l.seq_gaps, l.picture_id_jumps
+            ),
+        ),
+    ]
 }
 
 fn escape(s: &str) -> String {

@@ -31,6 +31,8 @@ pub struct PeerPlan {
     pub name: String,
     pub token: Option<String>,
     pub publish: Option<PublishSpec>,
+    /// The simulcast layer it asks for (`--subscriber-layers`).
+    pub want_layer: Option<u8>,
 }
 
 fn count(stats: &Arc<Mutex<SignalingStats>>, code: &str) {
@@ -138,6 +140,7 @@ async fn session(
                             publish: plan.publish,
                             signal: out_tx.clone(),
                             joined_at: Instant::now(),
+                            want_layer: plan.want_layer,
                         });
                     }
                     Some("error") if joined && value["code"] == "media-failed" => {

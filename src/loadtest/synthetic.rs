@@ -4,11 +4,18 @@
 //! every PLI, and receive measurement. Driven by a worker thread; it never blocks or sleeps.
 
 use super::health::{LegView, Watchdog};
+use super::layers::{
+    layer_bitrate, layer_of_tag, layer_size, layer_tag, picture_id, plain_tag, Continuity,
+    LayerTotals, LAYERS, RIDS,
+};
 use super::measure::{Totals, TrackReceive};
 use super::payload::{self, PayloadCodec};
 use crate::net::udp::{self, SendQueue};
+use crate::protocol::TrackKind;
 use crate::protocol::{IceCandidate, MediaEvent, TrackSource, TrackSourceInfo};
-use crate::rtp::connection::{add_sendonly_track, opus, vp8, Ice, Recipe, SendTrack};
+use crate::rtp::connection::{
+    add_sendonly_track, add_simulcast_track, opus, vp8, Ice, Recipe, SendTrack,
+};
 use crate::rtp::dtls_repeat::RepeatFilter;
 use crate::rtp::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use rand::Rng;
@@ -43,12 +50,44 @@ pub struct PublishSpec {
     /// Video bitrate in bits per second (one packet per frame, `video_packet_size` bytes).
     pub video_bitrate: u64,
     pub video_packet_size: usize,
+    /// Send video as three rid layers (see `layers.rs`).
+    pub simulcast: bool,
 }
 
 impl PublishSpec {
-    fn video_packet_rate(&self) -> f64 {
-        (self.video_bitrate as f64 / (self.video_packet_size as f64 * 8.0)).clamp(1.0, 20_000.0)
+    fn video_packet_rate(&self, bitrate: u64) -> f64 {
+        (bitrate as f64 / (self.video_packet_size as f64 * 8.0)).clamp(1.0, 20_000.0)
     }
+}
+
+/// The header extensions a simulcast publisher stamps (mid, rid) and offers (repaired rid).
+const SIMULCAST_EXTENSIONS: [&str; 3] = [
+    "urn:ietf:params:rtp-hdrext:sdes:mid",
+    "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+    "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id",
+];
+
+/// A simulcast sender's negotiated mid and rid extension ids and its mid.
+fn layer_stamp(
+    pc: &mut RTCPeerConnection,
+    sender: RTCRtpSenderId,
+) -> Option<(u8, u8, bytes::Bytes)> {
+    let exts: Vec<(String, u8)> = {
+        let mut s = pc.rtp_sender(sender)?;
+        let params = s.get_parameters();
+        let list = params.rtp_parameters.header_extensions.iter();
+        list.map(|h| (h.uri.clone(), h.id as u8)).collect()
+    };
+    let id = |uri: &str| exts.iter().find(|(u, _)| u == uri).map(|(_, id)| *id);
+    let (mid_id, rid_id) = (id(SIMULCAST_EXTENSIONS[0])?, id(SIMULCAST_EXTENSIONS[1])?);
+    let ids: Vec<_> = pc.get_transceivers().collect();
+    let mid = ids.into_iter().find_map(|t| {
+        let t = pc.rtp_transceiver(t)?;
+        (t.sender() == Some(sender))
+            .then(|| t.mid().clone())
+            .flatten()
+    })?;
+    Some((mid_id, rid_id, bytes::Bytes::from(mid.into_bytes())))
 }
 
 /// Packets of history kept to answer NACKs (the stack's default).
@@ -74,6 +113,11 @@ struct OutTrack {
     last_keyframe: Instant,
     picture_id: u16,
     size: usize,
+    /// The simulcast layer it is (video sent with `--simulcast`).
+    layer: Option<usize>,
+    tl0: u8,
+    /// A layer's header extensions once negotiated: mid id, rid id, mid.
+    stamp: Option<(u8, u8, bytes::Bytes)>,
 }
 
 /// A synthetic participant.
@@ -112,16 +156,27 @@ pub struct SynthPeer {
     pub keyframes_sent: u64,
     pub plis_received: u64,
     pub failures: Vec<String>,
+    /// The simulcast layer this subscriber asks for (`--subscriber-layers`).
+    pub want_layer: Option<u8>,
+    continuity: HashMap<String, Continuity>,
+    layer_totals: LayerTotals,
 }
 
 /// A client-side connection (full ICE, DTLS client) with Opus and VP8, NACK and the RTCP tap
 /// for keyframe requests, advertising `local`.
 fn build_pc(
     local: SocketAddr,
+    simulcast: bool,
     now: Instant,
 ) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
     let mut recipe = Recipe::new(vec![opus(""), vp8()], Ice::Full, vec![local]);
     recipe.nack_history = Some(NACK_HISTORY);
+    if simulcast {
+        recipe.extensions = SIMULCAST_EXTENSIONS
+            .iter()
+            .map(|uri| (*uri, RtpCodecKind::Video))
+            .collect();
+    }
     recipe.interceptors = Registry::new().with(Slot::from(RTCP_TAP_SLOT), RtcpTap::new(feedback));
     Ok(recipe.build(now)?.0)
 }
@@ -134,11 +189,13 @@ impl SynthPeer {
         publish: Option<PublishSpec>,
         signal: UnboundedSender<Outbound>,
         joined_at: Instant,
+        want_layer: Option<u8>,
     ) -> Result<Self, String> {
         let socket = udp::bind(SocketAddr::new(bind, 0)).map_err(|e| e.to_string())?;
         let local = socket.local_addr().map_err(|e| e.to_string())?;
         let now = Instant::now();
-        let pc = build_pc(local, now).map_err(|e| e.to_string())?;
+        let simulcast = publish.is_some_and(|p| p.simulcast && p.video);
+        let pc = build_pc(local, simulcast, now).map_err(|e| e.to_string())?;
         let mut peer = Self {
             socket,
             local,
@@ -166,6 +223,9 @@ impl SynthPeer {
             keyframes_sent: 0,
             plis_received: 0,
             failures: Vec::new(),
+            want_layer,
+            continuity: HashMap::new(),
+            layer_totals: LayerTotals::default(),
         };
         if let Some(spec) = publish {
             peer.start_publishing(spec, now)?;
@@ -204,33 +264,50 @@ impl SynthPeer {
                 rtcp_feedback: vec![],
             },
         };
-        let sender = add_sendonly_track(&mut self.pc, track)?;
-        let rate = if video {
-            spec.video_packet_rate()
-        } else {
-            50.0
+        let simulcast = video && spec.simulcast;
+        let ssrcs: Vec<u32> = match simulcast {
+            true => (0..LAYERS).map(|_| rng.random()).collect(),
+            false => vec![ssrc],
         };
-        self.out.push(OutTrack {
-            sender,
-            ssrc,
-            video,
-            payload_type: None,
-            seq: rng.random(),
-            ts: rng.random(),
-            ts_step: (clock as f64 / rate) as u32,
-            counter: 0,
-            tag: rng.random(),
-            interval: Duration::from_secs_f64(1.0 / rate),
-            next_send: now,
-            keyframe_pending: true,
-            last_keyframe: now,
-            picture_id: 0,
-            size: if video {
-                spec.video_packet_size
-            } else {
-                AUDIO_PAYLOAD
-            },
-        });
+        let sender = if simulcast {
+            let layers: Vec<(&str, u32)> = RIDS.iter().copied().zip(ssrcs.clone()).collect();
+            add_simulcast_track(&mut self.pc, track, &layers)?
+        } else {
+            add_sendonly_track(&mut self.pc, track)?
+        };
+        let base_tag: u64 = rng.random();
+        for (i, ssrc) in ssrcs.into_iter().enumerate() {
+            let layer = simulcast.then_some(i);
+            let rate = match (video, layer) {
+                (false, _) => 50.0,
+                (true, None) => spec.video_packet_rate(spec.video_bitrate),
+                (true, Some(l)) => spec.video_packet_rate(layer_bitrate(spec.video_bitrate, l)),
+            };
+            self.out.push(OutTrack {
+                sender,
+                ssrc,
+                video,
+                payload_type: None,
+                seq: rng.random(),
+                ts: rng.random(),
+                ts_step: (clock as f64 / rate) as u32,
+                counter: 0,
+                tag: layer.map_or(plain_tag(base_tag), |l| layer_tag(base_tag, l)),
+                interval: Duration::from_secs_f64(1.0 / rate),
+                next_send: now,
+                keyframe_pending: true,
+                last_keyframe: now,
+                picture_id: rng.random::<u16>() & 0x7fff,
+                size: if video {
+                    spec.video_packet_size
+                } else {
+                    AUDIO_PAYLOAD
+                },
+                layer,
+                tl0: rng.random(),
+                stamp: None,
+            });
+        }
         Ok(())
     }
 
@@ -288,6 +365,11 @@ impl SynthPeer {
             MediaEvent::TrackPublished(info) => {
                 if info.peer_id != self.peer_id && info.playable {
                     self.announcements += 1;
+                    if let (Some(layer), TrackKind::Video) = (self.want_layer, info.kind) {
+                        self.send_json(serde_json::json!({
+                            "type": "video-size", "trackId": info.track_id, "layer": layer,
+                        }));
+                    }
                     self.announced.insert(info.track_id);
                 }
                 Ok(())
@@ -359,8 +441,22 @@ impl SynthPeer {
                         Some(now.saturating_duration_since(self.joined_at).as_secs_f64() * 1000.0);
                 }
                 let video = packet.payload.len() > AUDIO_PAYLOAD + 8;
+                let layer = layer_of_tag(probe.tag);
+                let key = match layer {
+                    Some(l) => {
+                        let seq = packet.header.sequence_number;
+                        let (size, pid) = (packet.payload.len(), picture_id(&packet.payload));
+                        let totals = &mut self.layer_totals;
+                        totals.record(l, size, self.want_layer);
+                        let continuity = self.continuity.entry(track_id.clone()).or_default();
+                        continuity.record(seq, pid, totals);
+                        // Each layer numbers its probes: measured per layer.
+                        format!("{track_id}/{l}")
+                    }
+                    None => track_id,
+                };
                 self.incoming
-                    .entry(track_id)
+                    .entry(key)
                     .or_insert_with(|| TrackReceive::new(video))
                     .record(
                         probe.counter,
@@ -409,6 +505,9 @@ impl SynthPeer {
                         .map(|c| c.payload_type)
                 });
                 self.out[i].payload_type = pt;
+                if self.out[i].layer.is_some() {
+                    self.out[i].stamp = layer_stamp(&mut self.pc, sender);
+                }
             }
             let mut burst = 0;
             while self.out[i].next_send <= now && burst < MAX_BURST {
@@ -439,9 +538,18 @@ impl SynthPeer {
                 self.keyframes_sent += 1;
             }
             t.picture_id = t.picture_id.wrapping_add(1) & 0x7FFF;
-            PayloadCodec::Vp8 {
-                picture_id: t.picture_id,
-                keyframe,
+            t.tl0 = t.tl0.wrapping_add(1);
+            match t.layer {
+                Some(layer) => PayloadCodec::Vp8Layer {
+                    picture_id: t.picture_id,
+                    tl0: t.tl0,
+                    keyframe,
+                    size: layer_size(layer),
+                },
+                None => PayloadCodec::Vp8 {
+                    picture_id: t.picture_id,
+                    keyframe,
+                },
             }
         } else {
             PayloadCodec::Opus
@@ -455,6 +563,11 @@ impl SynthPeer {
         packet.header.timestamp = t.ts;
         packet.header.ssrc = t.ssrc;
         packet.payload = body;
+        if let (Some(layer), Some((mid_id, rid_id, mid))) = (t.layer, &t.stamp) {
+            let rid = bytes::Bytes::from_static(RIDS[layer].as_bytes());
+            let _ = packet.header.set_extension(*mid_id, mid.clone());
+            let _ = packet.header.set_extension(*rid_id, rid);
+        }
         t.seq = t.seq.wrapping_add(1);
         t.ts = t.ts.wrapping_add(t.ts_step);
         t.counter = t.counter.wrapping_add(1);
@@ -480,10 +593,14 @@ impl SynthPeer {
 
     /// Announced tracks of others that deliver media here.
     fn tracks_receiving(&self) -> usize {
-        self.announced
-            .iter()
-            .filter(|id| self.incoming.get(*id).is_some_and(|t| t.packets > 0))
-            .count()
+        let receiving = |id: &String| {
+            self.incoming.iter().any(|(k, t)| {
+                t.packets > 0
+                    && k.strip_prefix(id.as_str())
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+        };
+        self.announced.iter().filter(|id| receiving(id)).count()
     }
 
     /// Runs the watchdog: asks the signaling task to reconnect once the leg failed or stayed
@@ -526,6 +643,7 @@ impl SynthPeer {
             packets_unique: self.incoming.values().map(|t| t.unique()).sum(),
             keyframes_sent: self.keyframes_sent,
             plis_received: self.plis_received,
+            layers: self.layer_totals.clone(),
         }
     }
 

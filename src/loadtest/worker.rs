@@ -28,6 +28,8 @@ pub enum WorkerCommand {
         publish: Option<PublishSpec>,
         signal: UnboundedSender<Outbound>,
         joined_at: Instant,
+        /// The simulcast layer a subscriber asks for.
+        want_layer: Option<u8>,
     },
     Event {
         index: usize,
@@ -165,13 +167,19 @@ impl Worker {
                     publish,
                     signal,
                     joined_at,
-                }) => match SynthPeer::new(self.bind, peer_id, publish, signal, joined_at) {
-                    Ok(peer) => {
-                        self.peers.insert(index, peer);
-                        touched.push(index);
+                    want_layer,
+                }) => {
+                    match SynthPeer::new(self.bind, peer_id, publish, signal, joined_at, want_layer)
+                    {
+                        Ok(peer) => {
+                            self.peers.insert(index, peer);
+                            touched.push(index);
+                        }
+                        Err(e) => {
+                            tracing::warn!(index, error = %e, "synthetic peer failed to start")
+                        }
                     }
-                    Err(e) => tracing::warn!(index, error = %e, "synthetic peer failed to start"),
-                },
+                }
                 Ok(WorkerCommand::Event { index, event }) => {
                     if let Some(peer) = self.peers.get_mut(&index) {
                         peer.on_event(event, Instant::now());

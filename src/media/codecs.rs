@@ -13,7 +13,8 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::sdp::extmap::{
-    ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, SDES_MID_URI, TRANSPORT_CC_URI, VIDEO_ORIENTATION_URI,
+    ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, SDES_MID_URI, SDES_REPAIR_RTP_STREAM_ID_URI,
+    SDES_RTP_STREAM_ID_URI, TRANSPORT_CC_URI, VIDEO_ORIENTATION_URI,
 };
 use std::net::SocketAddr;
 
@@ -64,6 +65,9 @@ pub fn server_recipe(
         (TRANSPORT_CC_URI, RtpCodecKind::Audio),
         (TRANSPORT_CC_URI, RtpCodecKind::Video),
         (VIDEO_ORIENTATION_URI, RtpCodecKind::Video),
+        // Simulcast: the stack tells a publisher's rid streams apart by these.
+        (SDES_RTP_STREAM_ID_URI, RtpCodecKind::Video),
+        (SDES_REPAIR_RTP_STREAM_ID_URI, RtpCodecKind::Video),
     ];
     recipe.feedback = vec![
         ("transport-cc", "", RtpCodecKind::Audio),

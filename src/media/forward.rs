@@ -5,12 +5,14 @@
 //! thread; it must not allocate per subscriber beyond the packet copy.
 
 use super::bwe;
-use super::fast::{self, record_sent, Outgoing};
+use super::fast::{self, record_sent, Body, Outgoing};
 use super::keyframe::starts_keyframe;
 use super::leg_packet::LegHeader;
 use super::peer::{Peer, PeerKey, Peers, TrackKey, Turn};
 use super::publication::{Publication, Publications};
 use super::rewrite::{abs_send_time, rewrite_packet};
+use super::sending::Subscription;
+use super::simulcast::{vp8, LayerView, LegVerdict};
 use super::stats::wire::count_retransmission;
 use super::stats::{DropReason, ReportSample};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -21,7 +23,8 @@ use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use std::time::Instant;
 
-/// Fans one publisher packet out to every active subscriber leg of `publication`.
+/// Fans one publisher packet out to every active subscriber leg of `publication` (for a
+/// simulcast track, to the legs on this packet's layer).
 pub fn fan_out(
     publication: &mut Publication,
     packet: rtc::rtp::Packet,
@@ -32,107 +35,273 @@ pub fn fan_out(
     let counters = &mut turn.counters;
     counters.rtp_in += 1;
     counters.rtp_bytes_in += packet.payload.len() as u64;
-    if !publication
-        .duplicates
-        .first_time(packet.header.sequence_number)
-    {
-        counters.drop(DropReason::Duplicate);
+    let layer = match simulcast_layer(publication, &packet, peers, turn, now) {
+        Ok(layer) => layer,
+        Err(()) => return,
+    };
+    let duplicates = match layer.and_then(|i| publication.layers.get_mut(i)) {
+        Some(l) => &mut l.duplicates,
+        None => &mut publication.duplicates,
+    };
+    if !duplicates.first_time(packet.header.sequence_number) {
+        turn.counters.drop(DropReason::Duplicate);
         return;
     }
     if publication.muted {
-        counters.drop(DropReason::Muted);
+        turn.counters.drop(DropReason::Muted);
         return;
     }
     publication.record_level(&packet.header);
-    let ast = abs_send_time(now, turn.epoch);
-    let (seq, ts) = (packet.header.sequence_number, packet.header.timestamp);
-    let track_key = publication.key;
-    // Read once per packet, and only when a leg waits for a keyframe.
-    let mut opens_keyframe = None;
-    let mut legs_waiting = false;
+    let mut pkt = PacketFacts {
+        ast: abs_send_time(now, turn.epoch),
+        opens_keyframe: None,
+        vp8: layer.is_some() && is_vp8(&publication.codec.mime_type),
+        views: None,
+        want_layers: 0,
+        legs_waiting: false,
+    };
     for &sub_key in &publication.subscribers {
         let Some(peer) = peers.get_mut(&sub_key) else {
             continue;
         };
-        // A leg whose DTLS is not up has no SRTP keys: the stack would refuse the packet
-        // (with a warning per packet). It gets a keyframe request when it connects.
-        if !peer.connected {
-            turn.counters.drop(DropReason::NotConnected);
-            continue;
-        }
-        let Some(sub) = peer.subscriptions.get_mut(&track_key) else {
-            continue;
-        };
-        let Some(pt) = sub.payload_type else {
-            continue;
-        };
-        if sub.awaiting_keyframe {
-            let key = *opens_keyframe
-                .get_or_insert_with(|| starts_keyframe(&sub.codec.mime_type, &packet.payload));
-            if !key {
-                legs_waiting = true;
-                turn.counters.drop(DropReason::AwaitingKeyframe);
-                continue;
-            }
-            sub.awaiting_keyframe = false;
-        }
-        let (out_seq, out_ts) = sub.rewriter.rewrite(seq, ts, now);
-        let header = LegHeader {
-            marker: packet.header.marker,
-            payload_type: pt,
-            seq: out_seq,
-            ts: out_ts,
-            ssrc: sub.ssrc,
-        };
-        let written = match (peer.fast.as_mut(), peer.route) {
-            (Some(fast), Some(route)) => {
-                let bwe = &mut peer.bwe;
-                let sent = fast::send_media(fast, bwe, route, sub, &packet, header, ast, turn, now);
-                if sent {
-                    record_sent(&mut sub.send, out_ts, packet.payload.len(), now);
-                }
-                sent
-            }
-            _ => {
-                let mut out = packet.clone();
-                rewrite_packet(
-                    &mut out,
-                    sub.ssrc,
-                    pt,
-                    out_seq,
-                    out_ts,
-                    &sub.extensions,
-                    ast,
-                );
-                let transport_seq = bwe::stamp(&mut out, &sub.extensions, &mut peer.bwe);
-                let size = bwe::stack_wire_size(&out);
-                let audio = !publication.is_video();
-                let sender_id = sub.sender_id;
-                let written = peer
-                    .pc
-                    .rtp_sender(sender_id)
-                    .map(|mut s| s.write_rtp(now, out).is_ok())
-                    .unwrap_or(false);
-                if written {
-                    peer.bwe.on_sent(transport_seq, size, audio, now);
-                }
-                turn.touch(peer);
-                written
-            }
-        };
-        if written {
-            turn.counters.forwarded += 1;
-            turn.counters.forwarded_bytes += packet.payload.len() as u64;
-        } else {
-            turn.counters.drop(DropReason::WriteFailed);
-        }
+        forward_to(publication, peer, &packet, layer, &mut pkt, turn, now);
     }
-    if legs_waiting {
+    if pkt.legs_waiting {
         // The request that started the wait may have been lost: ask again (throttled).
         request_keyframe(publication, peers, turn, now);
     }
+    request_layers(publication, pkt.want_layers, peers, turn, now);
     if publication.is_video() {
-        publication.cache.put(packet, ast);
+        publication.cache.put(packet, pkt.ast);
+    }
+}
+
+/// What the fan-out learns of one packet once, for all its legs.
+struct PacketFacts {
+    ast: u32,
+    /// Whether it opens a keyframe: read once, when a leg needs to know.
+    opens_keyframe: Option<bool>,
+    /// A VP8 simulcast packet: its descriptor is rewritten per leg.
+    vp8: bool,
+    /// The publication's layers as the selector sees them (simulcast; read once).
+    views: Option<Vec<LayerView>>,
+    /// Layers (bit per index) whose keyframe some leg waits for.
+    want_layers: u32,
+    /// A leg of a plain track waits for a keyframe.
+    legs_waiting: bool,
+}
+
+fn is_vp8(mime: &str) -> bool {
+    mime.eq_ignore_ascii_case("video/vp8")
+}
+
+/// The layer of a simulcast publication's packet (`Ok(None)` for a plain track), recorded
+/// on the layer, the legs' targets reviewed when due; `Err` when the packet belongs to no
+/// known layer.
+fn simulcast_layer(
+    publication: &mut Publication,
+    packet: &rtc::rtp::Packet,
+    peers: &mut Peers,
+    turn: &mut Turn,
+    now: Instant,
+) -> Result<Option<usize>, ()> {
+    if !publication.is_simulcast() {
+        return Ok(None);
+    }
+    let Some(layer) = publication.layers.index_of(packet.header.ssrc) else {
+        turn.counters.drop(DropReason::Rejected);
+        return Err(());
+    };
+    let vp8 = is_vp8(&publication.codec.mime_type);
+    publication
+        .layers
+        .on_packet(layer, &packet.payload, vp8, now);
+    if publication.layers.review_due(now) {
+        review_legs(publication, peers, turn, now);
+    }
+    Ok(Some(layer))
+}
+
+/// Re-chooses every leg's layer of `publication` (hint, budget, layers that stopped) and asks
+/// for the keyframes the legs that must switch wait for.
+pub fn review_legs(
+    publication: &mut Publication,
+    peers: &mut Peers,
+    turn: &mut Turn,
+    now: Instant,
+) {
+    let views = publication.layers.views(now);
+    let mut want = 0u32;
+    for key in &publication.subscribers {
+        let Some(peer) = peers.get_mut(key) else {
+            continue;
+        };
+        let budget = peer.track_budget_bps(now);
+        let Some(sub) = peer.subscriptions.get_mut(&publication.key) else {
+            continue;
+        };
+        sub.simulcast.budget = budget;
+        if let Some(layer) = sub.simulcast.review(&views) {
+            want |= 1 << layer.min(31);
+        }
+        peer.probe_for_shortfall(now);
+    }
+    request_layers(publication, want, peers, turn, now);
+}
+
+/// Whether a packet of simulcast `layer` goes to the leg of `sub` (`None`: it does not), and
+/// the leg's rewritten VP8 descriptor with the length of the one it replaces.
+fn select(
+    publication: &Publication,
+    sub: &mut Subscription,
+    packet: &rtc::rtp::Packet,
+    layer: usize,
+    pkt: &mut PacketFacts,
+    turn: &mut Turn,
+    now: Instant,
+) -> Option<Option<(vp8::Written, usize)>> {
+    if sub.simulcast.selector.target().is_none() {
+        let views = pkt
+            .views
+            .get_or_insert_with(|| publication.layers.views(now));
+        sub.simulcast.review(views);
+    }
+    let mime = &publication.codec.mime_type;
+    let key = *pkt
+        .opens_keyframe
+        .get_or_insert_with(|| starts_keyframe(mime, &packet.payload));
+    match sub
+        .simulcast
+        .on_packet(layer, packet.header.sequence_number, key)
+    {
+        LegVerdict::Drop => {
+            if let Some(wanted) = sub.simulcast.selector.waiting_for() {
+                pkt.want_layers |= 1 << wanted.min(31);
+            }
+            if sub.simulcast.selector.current().is_none() {
+                turn.counters.drop(DropReason::AwaitingKeyframe);
+            }
+            return None;
+        }
+        LegVerdict::Forward { switched: true } => {
+            sub.rewriter.pause();
+            turn.counters.layer_switches += 1;
+        }
+        LegVerdict::Forward { switched: false } => {}
+    }
+    sub.awaiting_keyframe = false;
+    if !pkt.vp8 {
+        return Some(None);
+    }
+    Some(
+        vp8::parse(&packet.payload)
+            .map(|d| (sub.simulcast.vp8.rewrite(&d, &packet.payload), d.len)),
+    )
+}
+
+/// One packet on one subscriber leg: layer selection (simulcast) or the keyframe wait,
+/// rewriting, and the write on the fast path or through the leg's stack.
+fn forward_to(
+    publication: &Publication,
+    peer: &mut Peer,
+    packet: &rtc::rtp::Packet,
+    layer: Option<usize>,
+    pkt: &mut PacketFacts,
+    turn: &mut Turn,
+    now: Instant,
+) {
+    // A leg whose DTLS is not up has no SRTP keys: the stack would refuse the packet
+    // (with a warning per packet). It gets a keyframe request when it connects.
+    if !peer.connected {
+        turn.counters.drop(DropReason::NotConnected);
+        return;
+    }
+    let Some(sub) = peer.subscriptions.get_mut(&publication.key) else {
+        return;
+    };
+    let Some(pt) = sub.payload_type else {
+        return;
+    };
+    let mime = &publication.codec.mime_type;
+    let (seq, ts) = (packet.header.sequence_number, packet.header.timestamp);
+    let mut descriptor = None;
+    if let Some(layer) = layer {
+        match select(publication, sub, packet, layer, pkt, turn, now) {
+            Some(d) => descriptor = d,
+            None => return,
+        }
+    } else if sub.awaiting_keyframe {
+        let key = *pkt
+            .opens_keyframe
+            .get_or_insert_with(|| starts_keyframe(mime, &packet.payload));
+        if !key {
+            pkt.legs_waiting = true;
+            turn.counters.drop(DropReason::AwaitingKeyframe);
+            return;
+        }
+        sub.awaiting_keyframe = false;
+    }
+    let (out_seq, out_ts) = sub.rewriter.rewrite(seq, ts, now);
+    let header = LegHeader {
+        marker: packet.header.marker,
+        payload_type: pt,
+        seq: out_seq,
+        ts: out_ts,
+        ssrc: sub.ssrc,
+    };
+    let body = match &descriptor {
+        Some((w, skip)) => Body {
+            prefix: w.as_slice(),
+            skip: *skip,
+        },
+        None => Body::default(),
+    };
+    let written = match (peer.fast.as_mut(), peer.route) {
+        (Some(fast), Some(route)) => {
+            let bwe = &mut peer.bwe;
+            let ast = pkt.ast;
+            let sent =
+                fast::send_media(fast, bwe, route, sub, packet, header, body, ast, turn, now);
+            if sent {
+                record_sent(&mut sub.send, out_ts, packet.payload.len(), now);
+            }
+            sent
+        }
+        _ => {
+            let mut out = packet.clone();
+            rewrite_packet(
+                &mut out,
+                sub.ssrc,
+                pt,
+                out_seq,
+                out_ts,
+                &sub.extensions,
+                pkt.ast,
+            );
+            if body.skip > 0 || !body.prefix.is_empty() {
+                out.payload = body.apply(&packet.payload);
+            }
+            let transport_seq = bwe::stamp(&mut out, &sub.extensions, &mut peer.bwe);
+            let size = bwe::stack_wire_size(&out);
+            let audio = !publication.is_video();
+            let sender_id = sub.sender_id;
+            let written = peer
+                .pc
+                .rtp_sender(sender_id)
+                .map(|mut s| s.write_rtp(now, out).is_ok())
+                .unwrap_or(false);
+            if written {
+                peer.bwe.on_sent(transport_seq, size, audio, now);
+            }
+            turn.touch(peer);
+            written
+        }
+    };
+    if written {
+        turn.counters.forwarded += 1;
+        turn.counters.forwarded_bytes += packet.payload.len() as u64;
+    } else {
+        turn.counters.drop(DropReason::WriteFailed);
     }
 }
 
@@ -165,6 +334,16 @@ pub fn retransmit(
     ) else {
         return;
     };
+    let Some(descriptor) = resend_descriptor(publication, sub, packet) else {
+        return;
+    };
+    let body = match &descriptor {
+        Some((w, skip)) => Body {
+            prefix: w.as_slice(),
+            skip: *skip,
+        },
+        None => Body::default(),
+    };
     let ts = sub.rewriter.out_ts(packet.header.timestamp);
     let sent = match sub.rtx.filter(|r| r.payload_type.is_some()) {
         Some(mut rtx) => {
@@ -180,6 +359,7 @@ pub fn retransmit(
                 packet,
                 header,
                 prefix: &prefix,
+                body,
                 abs_send_time: abs_send_time(now, turn.epoch),
                 now,
             };
@@ -204,6 +384,7 @@ pub fn retransmit(
                 sub,
                 packet,
                 header,
+                body,
                 ast,
                 turn,
                 now,
@@ -214,6 +395,30 @@ pub fn retransmit(
     if sent {
         count_retransmission(packet.payload.len() as u64);
     }
+}
+
+/// For a retransmission of `packet` on the leg of `sub`: `None` when it must not be resent
+/// (a simulcast packet of a layer, or of a stretch of a layer, the leg was not on), else the
+/// leg's rewritten VP8 descriptor if it has one.
+fn resend_descriptor(
+    publication: &Publication,
+    sub: &Subscription,
+    packet: &rtc::rtp::Packet,
+) -> Option<Option<(vp8::Written, usize)>> {
+    if !publication.is_simulcast() {
+        return Some(None);
+    }
+    let current = sub.simulcast.selector.current()?;
+    let layer = publication.layers.get(current)?;
+    if layer.ssrc != packet.header.ssrc
+        || !sub.simulcast.is_since_switch(packet.header.sequence_number)
+    {
+        return None;
+    }
+    if !is_vp8(&publication.codec.mime_type) {
+        return Some(None);
+    }
+    Some(vp8::parse(&packet.payload).map(|d| (sub.simulcast.vp8.map(&d, &packet.payload).0, d.len)))
 }
 
 /// What a client's RTCP asks of the server.
@@ -277,8 +482,66 @@ pub fn request_keyframe(
     }
 }
 
-/// Sends a PLI for `publication` to its publisher.
+/// Asks the publisher of a simulcast `publication` for a keyframe of each layer in `mask` (a
+/// bit per layer index), each at most once per throttle window.
+pub fn request_layers(
+    publication: &mut Publication,
+    mask: u32,
+    peers: &mut Peers,
+    turn: &mut Turn,
+    now: Instant,
+) {
+    if mask == 0 {
+        return;
+    }
+    let mut due = Vec::new();
+    for (i, layer) in publication.layers.iter_mut().enumerate() {
+        if i < 32 && mask & (1 << i) != 0 && layer.keyframe.request(now) {
+            due.push(layer.ssrc);
+        }
+    }
+    for ssrc in due {
+        send_pli_to(publication, ssrc, peers, turn, now);
+    }
+}
+
+/// Sends the deferred keyframe requests of a publication's layers that are due.
+pub fn deferred_layer_keyframes(
+    publication: &mut Publication,
+    peers: &mut Peers,
+    turn: &mut Turn,
+    now: Instant,
+) {
+    let due: Vec<u32> = publication
+        .layers
+        .iter_mut()
+        .filter_map(|l| l.keyframe.due(now).then_some(l.ssrc))
+        .collect();
+    for ssrc in due {
+        send_pli_to(publication, ssrc, peers, turn, now);
+    }
+}
+
+/// Sends a PLI for `publication` to its publisher (every layer of a simulcast track).
 pub fn send_pli(publication: &Publication, peers: &mut Peers, turn: &mut Turn, now: Instant) {
+    if publication.is_simulcast() {
+        let ssrcs: Vec<u32> = publication.layers.iter().map(|l| l.ssrc).collect();
+        for ssrc in ssrcs {
+            send_pli_to(publication, ssrc, peers, turn, now);
+        }
+        return;
+    }
+    send_pli_to(publication, publication.media_ssrc, peers, turn, now);
+}
+
+/// Sends a PLI for the publisher stream `media_ssrc` of `publication`.
+fn send_pli_to(
+    publication: &Publication,
+    media_ssrc: u32,
+    peers: &mut Peers,
+    turn: &mut Turn,
+    now: Instant,
+) {
     let Some(peer) = peers.get_mut(&publication.publisher) else {
         return;
     };
@@ -289,7 +552,7 @@ pub fn send_pli(publication: &Publication, peers: &mut Peers, turn: &mut Turn, n
     if let Some(mut receiver) = peer.pc.rtp_receiver(publication.receiver_id) {
         let pli = PictureLossIndication {
             sender_ssrc: 0,
-            media_ssrc: publication.media_ssrc,
+            media_ssrc,
         };
         if receiver.write_rtcp(now, vec![Box::new(pli)]).is_ok() {
             turn.counters.keyframe_requests_out += 1;

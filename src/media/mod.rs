@@ -10,7 +10,8 @@
 //! connections ([`peer`]), the demux tables ([`demux`], which learn a client's address only
 //! from a STUN request [`stun_auth`] verified) and the rooms ([`room`]), and ends connections
 //! that went silent or never came up ([`liveness`]); a room owns
-//! its publications ([`publication`]) and decides who receives which ([`subscriptions`]); one
+//! its publications ([`publication`]), decides who receives which ([`subscriptions`]) and who
+//! speaks ([`speakers`], from the audio levels its publications count on ingress); one
 //! packet's path is `shard` (socket) → `state` (demux, connection) → `room` → `forward`
 //! (fan-out, `rewrite` per leg) → the subscribers' connections → `shard` (socket).
 //!
@@ -44,6 +45,7 @@ pub mod room;
 pub mod sdp;
 pub mod sending;
 pub mod shard;
+pub mod simulcast;
 pub mod speakers;
 pub mod state;
 pub mod stats;

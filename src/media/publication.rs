@@ -1,10 +1,12 @@
 //! A published track: what a participant sends into its room (codec, source, mute state, the
 //! publisher leg's header extensions), who receives it, the duplicate filter its packets pass
-//! on ingress, and the throttle of the keyframe requests relayed to its publisher.
+//! on ingress, and the throttle of the keyframe requests relayed to its publisher. A simulcast
+//! track (rid streams on one m-line) is one publication with several layers.
 
 use super::key_map::KeyMap;
 use super::packet_cache::PacketCache;
 use super::peer::{Peer, PeerKey, TrackKey};
+use super::simulcast::Layers;
 use super::speakers::LevelMeter;
 use crate::protocol::{TrackInfo, TrackKind, TrackSource};
 use crate::rtp::dedup::DuplicateFilter;
@@ -44,6 +46,8 @@ pub struct Publication {
     pub audio_level_id: Option<u8>,
     /// The audio levels its packets reported, for the room's speaker detector.
     pub levels: LevelMeter,
+    /// Its simulcast layers (rid streams), low to high; empty for a track sent without rids.
+    pub layers: Layers,
 }
 
 fn track_kind(kind: RtpCodecKind) -> TrackKind {
@@ -111,8 +115,28 @@ impl Publication {
             cache: PacketCache::default(),
             audio_level_id,
             levels: LevelMeter::default(),
+            layers: Layers::default(),
         };
+        let mut publication = publication;
+        if let Some(rid) = init.rid.as_deref().filter(|r| !r.is_empty()) {
+            let order = rid_order(&receiver, rid);
+            publication.layers.add(rid, init.ssrc, order);
+        }
         Some((publication, mid))
+    }
+
+    /// Another rid stream of this (simulcast) track started: it becomes a layer. Returns its
+    /// index.
+    pub fn add_layer(&mut self, publisher: &mut Peer, init: &RTCTrackEventInit) -> Option<usize> {
+        let rid = init.rid.as_deref().filter(|r| !r.is_empty())?;
+        let receiver = publisher.pc.rtp_receiver(init.receiver_id)?;
+        let order = rid_order(&receiver, rid);
+        Some(self.layers.add(rid, init.ssrc, order))
+    }
+
+    /// Whether it is sent as rid streams (simulcast), even if only one layer arrived so far.
+    pub fn is_simulcast(&self) -> bool {
+        !self.layers.is_empty()
     }
 
     /// The announcement of this track to one member: `playable` says whether (and why not)
@@ -150,6 +174,20 @@ impl Publication {
             self.levels.record(*byte);
         }
     }
+}
+
+/// The position of `rid` among the receiver's encodings: the order of the publisher's
+/// `a=simulcast` list, which browsers write low to high (q;h;f).
+fn rid_order(
+    receiver: &rtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver<'_>,
+    rid: &str,
+) -> usize {
+    receiver
+        .track()
+        .codings()
+        .iter()
+        .position(|c| c.rtp_coding_parameters.rid == rid)
+        .unwrap_or(usize::MAX)
 }
 
 /// Limits keyframe requests toward one publisher track to one per

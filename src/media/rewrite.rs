@@ -13,6 +13,10 @@ pub const URI_TRANSPORT_CC: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 pub const URI_ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
 pub const URI_MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+/// The simulcast stream ids (RFC 8852): they name the publisher's layers and are never
+/// forwarded (a subscriber leg carries one stream without rids).
+pub const URI_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+pub const URI_REPAIRED_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 
 /// How one extension of the publisher's leg maps onto a subscriber leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +45,12 @@ impl ExtensionMap {
         let find = |uri: &str| subscriber.iter().find(|(u, _)| u == uri).map(|(_, id)| *id);
         for (uri, from) in publisher {
             let from = *from as usize;
-            if from == 0 || from >= 15 || uri == URI_TRANSPORT_CC {
-                continue; // transport-wide numbers belong to the publisher's transport
+            // Transport-wide numbers belong to the publisher's transport; rids to its layers.
+            if from == 0
+                || from >= 15
+                || [URI_TRANSPORT_CC, URI_RID, URI_REPAIRED_RID].contains(&uri.as_str())
+            {
+                continue;
             }
             if let Some(to) = find(uri) {
                 map.rules[from] = Some(if uri == URI_MID || uri == URI_ABS_SEND_TIME {

@@ -9,7 +9,8 @@ use super::fault::MediaFault;
 use super::forward;
 use super::peer::{PeerKey, Peers, RoomKey, TrackKey, Turn};
 use super::publication::{Publication, Publications};
-use super::speakers::{Speaker, SpeakerDetector};
+use super::simulcast::Want;
+use super::speakers::{LevelMeter, Speaker, SpeakerDetector};
 use super::subscriptions;
 use crate::protocol::{ActiveSpeaker, MediaErrorCode, MediaEvent, TrackInfo, TrackSourceInfo};
 use rtc::peer_connection::event::RTCTrackEventInit;
@@ -177,6 +178,60 @@ impl MediaRoom {
             }
         }
         self.publications.insert(track, publication);
+    }
+
+    /// Another rid stream of `publisher`'s simulcast track `track` started: it becomes a
+    /// layer, and the legs' choices are reviewed at its next packet.
+    pub fn add_layer(
+        &mut self,
+        publisher: PeerKey,
+        track: TrackKey,
+        init: &RTCTrackEventInit,
+        peers: &mut Peers,
+    ) {
+        let (Some(p), Some(peer)) = (self.publications.get_mut(&track), peers.get_mut(&publisher))
+        else {
+            return;
+        };
+        if let Some(layer) = p.add_layer(peer, init) {
+            tracing::debug!(track, layer, rid = ?init.rid, "simulcast layer");
+            p.layers.next_review = None;
+        }
+    }
+
+    /// Member `key` renders `track_id` as `want` (the `video-size` message): its leg's layer
+    /// of that track is chosen again (the switch happens at the next keyframe).
+    pub fn set_video_size(
+        &mut self,
+        key: PeerKey,
+        track_id: &str,
+        want: Want,
+        peers: &mut Peers,
+        turn: &mut Turn,
+        now: Instant,
+    ) -> Result<(), MediaFault> {
+        let publication = self
+            .publications
+            .values_mut()
+            .find(|p| p.track_id == track_id && p.publisher != key)
+            .ok_or_else(|| {
+                MediaFault::new(
+                    MediaErrorCode::UnknownTrack,
+                    format!("no such track in this room: {track_id}"),
+                )
+            })?;
+        let peer = peers.get_mut(&key).ok_or_else(MediaFault::not_joined)?;
+        let Some(sub) = peer.subscriptions.get_mut(&publication.key) else {
+            return Ok(()); // not received: nothing to choose
+        };
+        sub.simulcast.want = want;
+        if publication.is_simulcast() {
+            let views = publication.layers.views(now);
+            if let Some(layer) = sub.simulcast.review(&views) {
+                forward::request_layers(publication, 1 << layer.min(31), peers, turn, now);
+            }
+        }
+        Ok(())
     }
 
     /// Removes a track from the room: subscribers drop it and everyone is told.
@@ -464,7 +519,7 @@ impl MediaRoom {
                 let feedback =
                     forward::read_feedback(peer, &packets, &self.publications, turn, now);
                 for track in feedback.keyframes {
-                    self.request_keyframe(track, peers, turn, now);
+                    self.request_keyframe_for(track, key, peers, turn, now);
                 }
                 for (track, seq) in feedback.nacks {
                     if let Some(publication) = self.publications.get(&track) {
@@ -489,12 +544,43 @@ impl MediaRoom {
         }
     }
 
+    /// Subscriber `key` asked for a keyframe of `track`: of a simulcast track, only the
+    /// layer its leg is on (or moving to) is asked for.
+    fn request_keyframe_for(
+        &mut self,
+        track: TrackKey,
+        key: PeerKey,
+        peers: &mut Peers,
+        turn: &mut Turn,
+        now: Instant,
+    ) {
+        let Some(p) = self.publications.get_mut(&track) else {
+            return;
+        };
+        if !p.is_simulcast() {
+            return forward::request_keyframe(p, peers, turn, now);
+        }
+        let layer = peers
+            .get(&key)
+            .and_then(|peer| peer.subscriptions.get(&track))
+            .and_then(|s| {
+                s.simulcast
+                    .selector
+                    .current()
+                    .or(s.simulcast.selector.target())
+            });
+        if let Some(layer) = layer {
+            forward::request_layers(p, 1 << layer.min(31), peers, turn, now);
+        }
+    }
+
     /// Sends the keyframe requests the throttle deferred and that are now due.
     pub fn deferred_keyframes(&mut self, peers: &mut Peers, turn: &mut Turn, now: Instant) {
         for p in self.publications.values_mut() {
             if p.keyframe.due(now) {
                 forward::send_pli(p, peers, turn, now);
             }
+            forward::deferred_layer_keyframes(p, peers, turn, now);
         }
     }
 
@@ -502,13 +588,20 @@ impl MediaRoom {
     pub fn next_keyframe_due(&self) -> Option<Instant> {
         self.publications
             .values()
-            .filter_map(|p| p.keyframe.next_due())
+            .flat_map(|p| {
+                let layers = p.layers.iter().filter_map(|l| l.keyframe.next_due());
+                p.keyframe.next_due().into_iter().chain(layers)
+            })
             .min()
     }
 
     /// Runs the speaker detector when its tick is due; tells every member when the list of
     /// speakers changed.
     pub fn tick_speakers(&mut self, peers: &Peers, turn: &mut Turn, now: Instant) {
+        // A muted track stops counting at once, and starts afresh when unmuted.
+        for p in self.publications.values_mut().filter(|p| p.muted) {
+            p.levels = LevelMeter::default();
+        }
         let meters = self
             .publications
             .values_mut()

@@ -8,6 +8,7 @@ use super::fast::leg::{RtxStream, StreamSend};
 use super::fault::MediaFault;
 use super::peer::{Peer, TrackKey};
 use super::rewrite::{ExtensionMap, SequenceRewriter};
+use super::simulcast::SimulcastLeg;
 use crate::protocol::MediaErrorCode;
 use rand::Rng;
 use rtc::media_stream::MediaStreamTrack;
@@ -43,6 +44,8 @@ pub struct Subscription {
     pub send: StreamSend,
     /// The RTX stream retransmissions go on (video); its payload type once negotiated.
     pub rtx: Option<RtxStream>,
+    /// Which layer of a simulcast track this leg receives, and its picture-id rewriting.
+    pub simulcast: SimulcastLeg,
 }
 
 impl Subscription {
@@ -51,6 +54,7 @@ impl Subscription {
     pub fn restart(&mut self) {
         self.rewriter.pause();
         self.awaiting_keyframe = self.kind == RtpCodecKind::Video;
+        self.simulcast.reset();
     }
 }
 
@@ -139,6 +143,7 @@ impl Peer {
                 awaiting_keyframe: kind == RtpCodecKind::Video,
                 send: StreamSend::default(),
                 rtx: rtx_stream,
+                simulcast: SimulcastLeg::default(),
             },
         );
         self.needs_offer = true;

@@ -47,16 +47,17 @@ struct Counts {
 impl Counts {
     fn add(self, other: Counts) -> Counts {
         Counts {
-            packets: self.packets + other.packets,
-            speech: self.speech + other.speech,
-            voiced: self.voiced + other.voiced,
-            loudness: self.loudness + other.loudness,
+            packets: self.packets.saturating_add(other.packets),
+            speech: self.speech.saturating_add(other.speech),
+            voiced: self.voiced.saturating_add(other.voiced),
+            loudness: self.loudness.saturating_add(other.loudness),
         }
     }
 
     /// Mean loudness over the window, 0..=127 scaled by 16 (for ordering without floats).
     fn mean_x16(&self) -> u32 {
-        (self.loudness * 16).checked_div(self.packets).unwrap_or(0)
+        let mean = (u64::from(self.loudness) * 16).checked_div(u64::from(self.packets));
+        mean.unwrap_or(0) as u32
     }
 
     fn active(&self, was_active: bool) -> bool {
@@ -66,7 +67,8 @@ impl Counts {
             (self.speech, ENTER_SHARE)
         };
         let enough = if was_active { 1 } else { MIN_PACKETS };
-        self.packets >= enough && count * 100 >= share * self.packets
+        self.packets >= enough
+            && u64::from(count) * 100 >= u64::from(share) * u64::from(self.packets)
     }
 }
 
@@ -83,8 +85,8 @@ impl LevelMeter {
         let level = byte & 0x7f;
         let c = &mut self.current;
         c.packets = c.packets.saturating_add(1);
-        c.speech += u32::from(level <= ENTER_DBOV);
-        c.voiced += u32::from(level <= STAY_DBOV);
+        c.speech = c.speech.saturating_add(u32::from(level <= ENTER_DBOV));
+        c.voiced = c.voiced.saturating_add(u32::from(level <= STAY_DBOV));
         c.loudness = c.loudness.saturating_add(u32::from(127 - level));
     }
 
@@ -338,6 +340,25 @@ mod tests {
         let keys: Vec<u32> = list.iter().map(|s| s.key).collect();
         assert_eq!(keys, vec![1, 2]);
         assert!((list[0].level - 0.92).abs() < 0.01, "{list:?}");
+    }
+
+    #[test]
+    fn a_flood_of_packets_saturates_instead_of_overflowing() {
+        let full = Counts {
+            packets: u32::MAX,
+            speech: u32::MAX,
+            voiced: u32::MAX,
+            loudness: u32::MAX,
+        };
+        let mut meter = LevelMeter {
+            current: full,
+            previous: full,
+        };
+        meter.record(0);
+        let window = meter.take_window();
+        assert_eq!(window.packets, u32::MAX);
+        assert!(window.active(false));
+        assert_eq!(window.mean_x16(), 16);
     }
 
     #[test]

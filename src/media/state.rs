@@ -21,6 +21,7 @@ use super::liveness;
 use super::peer::{MediaMember, Peer, PeerKey, Peers, TrackKey, Turn};
 use super::room::{MediaRoom, Rooms};
 use super::sdp::directions;
+use super::simulcast::Want;
 use super::speakers::SPEAKER_TICK;
 use super::stats::{DropReason, ShardCounters, ShardLevels};
 use super::stun_auth;
@@ -255,6 +256,22 @@ impl ShardState {
             }
             MediaRequest::Unsubscribe { track_ids } => {
                 self.set_subscribed(key, &track_ids, false, now)
+            }
+            MediaRequest::VideoSize {
+                track_id,
+                width,
+                height,
+                layer,
+            } => {
+                let want = match (layer, width, height) {
+                    (Some(layer), _, _) => Want::Layer(layer.into()),
+                    (None, Some(width), Some(height)) => Want::Size { width, height },
+                    _ => Want::Top,
+                };
+                self.with_room(key, |room, peers, turn| {
+                    room.set_video_size(key, &track_id, want, peers, turn, now)
+                })
+                .unwrap_or_else(|| Err(MediaFault::not_joined()))
             }
         };
         if let (Err(fault), Some(peer)) = (result, self.peers.get(&key)) {
@@ -586,7 +603,22 @@ impl ShardState {
                 .sum::<usize>() as i64,
             rooms: self.rooms.len() as i64,
             fast_path_legs: self.peers.values().filter(|p| p.fast.is_some()).count() as i64,
+            simulcast_legs: self.simulcast_legs(),
             cpu_nanos: 0,
         }
+    }
+
+    /// Subscriber legs per simulcast layer they are on.
+    fn simulcast_legs(&self) -> [i64; 4] {
+        let mut legs = [0; 4];
+        let layers = self
+            .peers
+            .values()
+            .flat_map(|p| p.subscriptions.values())
+            .filter_map(|s| s.simulcast.selector.current());
+        for layer in layers {
+            legs[crate::media::stats::simulcast::label_index(layer)] += 1;
+        }
+        legs
     }
 }

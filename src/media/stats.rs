@@ -8,6 +8,7 @@
 //! the interarrival jitter (in the track's clock rate, turned into seconds) and the round-trip
 //! time from LSR/DLSR against our own sender reports' NTP clock.
 
+pub mod simulcast;
 pub mod wire;
 
 use super::bwe::metrics::BweMetrics;
@@ -122,6 +123,8 @@ pub struct ShardCounters {
     pub keyframe_requests_out: u64,
     /// `active-speakers` messages rooms sent (each to every member).
     pub active_speaker_changes: u64,
+    /// Simulcast legs moved to another layer.
+    pub layer_switches: u64,
     /// Media requests that waited for a later turn, offers a newer one replaced while they
     /// waited, and requests refused because too many were waiting (see `backlog.rs`).
     pub requests_deferred: u64,
@@ -214,6 +217,8 @@ pub struct ShardLevels {
     pub rooms: i64,
     /// Legs whose forwarded RTP takes the fast path.
     pub fast_path_legs: i64,
+    /// Simulcast subscriber legs per layer they are on (see `stats/simulcast.rs`).
+    pub simulcast_legs: [i64; 4],
     /// CPU time of the shard thread at the last publish (only meaningful in `last`).
     pub cpu_nanos: u64,
 }
@@ -238,12 +243,13 @@ pub struct MediaMetrics {
     histograms: Histograms,
     /// Bandwidth estimation (`media::bwe::metrics`).
     bwe: Option<BweMetrics>,
+    simulcast: simulcast::SimulcastMetrics,
 }
 
 impl MediaMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn new(registry: &Registry) -> prometheus::Result<Self> {
-        let mut m = Self::traffic()?;
+        let mut m = Self::traffic(registry)?;
         for collector in m.collectors() {
             registry.register(collector)?;
         }
@@ -298,9 +304,10 @@ impl MediaMetrics {
     }
 
     /// The metrics, unregistered: packet and byte counters, then levels, then histograms.
-    fn traffic() -> prometheus::Result<Self> {
+    fn traffic(registry: &Registry) -> prometheus::Result<Self> {
         let (levels, histograms) = (Levels::new()?, Histograms::new()?);
         Ok(Self {
+            simulcast: simulcast::SimulcastMetrics::new(registry)?,
             datagrams: counter_vec(
                 "chorus_media_datagrams_total",
                 "UDP datagrams on the media sockets",
@@ -462,6 +469,8 @@ impl MediaMetrics {
             .fast_path_legs
             .add(levels.fast_path_legs - last.fast_path_legs);
         self.levels.media_rooms.add(levels.rooms - last.rooms);
+        self.simulcast
+            .publish(c.layer_switches, levels.simulcast_legs, last.simulcast_legs);
         *last = ShardLevels {
             cpu_nanos: last.cpu_nanos,
             ..levels
@@ -605,7 +614,7 @@ mod tests {
         let metrics = MediaMetrics::new(&registry).expect("metrics");
         metrics.touch_shard(0);
         let families = registry.gather();
-        assert_eq!(families.len(), 26);
+        assert_eq!(families.len(), 28);
         let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
         for name in [
             "chorus_media_datagrams_total",
@@ -617,6 +626,8 @@ mod tests {
             "chorus_active_speaker_changes_total",
             "chorus_leg_estimated_bitrate_bps",
             "chorus_bwe_probes_total",
+            "chorus_simulcast_layer_switches_total",
+            "chorus_simulcast_legs",
         ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }

@@ -124,6 +124,19 @@ pub enum MediaRequest {
     /// Stop receiving these tracks.
     #[serde(rename_all = "camelCase")]
     Unsubscribe { track_ids: Vec<String> },
+    /// The size the client renders a received video track at (CSS pixels times the device
+    /// pixel ratio), or the highest simulcast layer it wants (`layer`, 0 the lowest; it wins
+    /// over the size). Without either the hint is cleared (the top layer).
+    #[serde(rename_all = "camelCase")]
+    VideoSize {
+        track_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        width: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        height: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        layer: Option<u8>,
+    },
 }
 
 /// Messages the media engine sends to one client.

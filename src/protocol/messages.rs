@@ -69,6 +69,7 @@ pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
     "mute",
     "subscribe",
     "unsubscribe",
+    "video-size",
 ];
 
 /// A client frame parsed as far as routing needs: valid JSON, an object, with a string `type`.
@@ -123,9 +124,8 @@ impl RawFrame {
             "join" => typed(self.value).map(ClientMessage::Join),
             "chat" => typed(self.value).map(ClientMessage::Chat),
             "leave" => Ok(ClientMessage::Leave),
-            "offer" | "answer" | "candidate" | "mute" | "subscribe" | "unsubscribe" => {
-                typed(self.value).map(ClientMessage::Media)
-            }
+            "offer" | "answer" | "candidate" | "mute" | "subscribe" | "unsubscribe"
+            | "video-size" => typed(self.value).map(ClientMessage::Media),
             _ => Err(ParseError::UnknownType(self.kind)),
         }
     }

@@ -250,19 +250,36 @@ pub fn add_sendonly_track(
     pc: &mut RTCPeerConnection,
     track: SendTrack,
 ) -> Result<RTCRtpSenderId, String> {
+    let ssrc = track.ssrc;
+    add_simulcast_track(pc, track, &[("", ssrc)])
+}
+
+/// [`add_sendonly_track`] with one encoding per (rid, SSRC) of `layers` (rid-based
+/// simulcast, offered as `a=rid` and `a=simulcast:send` in that order; one layer with an
+/// empty rid is a plain track). `track.ssrc` is not used.
+pub fn add_simulcast_track(
+    pc: &mut RTCPeerConnection,
+    track: SendTrack,
+    layers: &[(&str, u32)],
+) -> Result<RTCRtpSenderId, String> {
+    let codings = layers
+        .iter()
+        .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                rid: (*rid).to_owned(),
+                ssrc: Some(*ssrc),
+                ..Default::default()
+            },
+            codec: track.codec.clone(),
+            ..Default::default()
+        })
+        .collect();
     let media = MediaStreamTrack::new(
         track.stream_id,
         track.track_id,
         track.label,
         track.kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(track.ssrc),
-                ..Default::default()
-            },
-            codec: track.codec,
-            ..Default::default()
-        }],
+        codings,
     );
     let init = RTCRtpTransceiverInit {
         direction: RTCRtpTransceiverDirection::Sendonly,

@@ -31,7 +31,9 @@ export class CallView {
     this.call = call;
     this.onEnded = onEnded;
     this.root = byId('call');
-    this.grid = new TileGrid(byId('grid'));
+    this.grid = new TileGrid(byId('grid'), {
+      onVideoSize: (trackId, width, height) => call.send({ type: 'video-size', trackId, width, height }),
+    });
     this.sound = new SoundOutput(byId('audio-out'), () => {
       showBanner('Your browser paused the sound.', { label: 'Play sound', onClick: () => { this.sound.resumeAll(); this.render(); } }, 'info');
     });

@@ -35,7 +35,7 @@ export class LocalMedia {
       const entry = this.entries[source];
       if (!entry) continue;
       entry.trackId = null;
-      entry.transceiver = negotiator.publish(entry.track, source === 'screen' ? null : this.stream);
+      entry.transceiver = negotiator.publish(entry.track, source === 'screen' ? null : this.stream, { simulcast: source === 'camera' });
     }
   }
 
@@ -137,7 +137,7 @@ export class LocalMedia {
     this.add(source, track, muted);
     const negotiator = this.hooks.negotiator();
     if (negotiator) {
-      this.entries[source].transceiver = negotiator.publish(track, source === 'screen' ? null : this.stream);
+      this.entries[source].transceiver = negotiator.publish(track, source === 'screen' ? null : this.stream, { simulcast: source === 'camera' });
     }
     this.hooks.changed();
   }

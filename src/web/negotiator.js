@@ -35,6 +35,13 @@ export function receiveCapabilities() {
   return { codecs };
 }
 
+/** The camera's simulcast layers, low to high (the order of the `a=simulcast` list). */
+const SIMULCAST_ENCODINGS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
 export class Negotiator {
   /**
    * `options`: `iceServers`; `send(message)`; `describeTracks()` → `[{mid, source, muted}]` of
@@ -82,12 +89,23 @@ export class Negotiator {
     };
   }
 
-  /** Starts sending `track` on a send-only transceiver of its own; returns the transceiver. */
-  publish(track, stream) {
-    const transceiver = this.pc.addTransceiver(track, {
-      direction: 'sendonly',
-      streams: stream ? [stream] : [],
-    });
+  /**
+   * Starts sending `track` on a send-only transceiver of its own; returns the transceiver.
+   * With `simulcast` (the camera) a video track goes out as three rid layers, q/h/f at 1/4,
+   * 1/2 and full resolution; the server forwards each viewer the one that fits its tile.
+   */
+  publish(track, stream, { simulcast = false } = {}) {
+    const init = { direction: 'sendonly', streams: stream ? [stream] : [] };
+    let transceiver;
+    if (simulcast && track.kind === 'video') {
+      try {
+        const sendEncodings = SIMULCAST_ENCODINGS.map((e) => ({ ...e }));
+        transceiver = this.pc.addTransceiver(track, { ...init, sendEncodings });
+      } catch {
+        // a browser without simulcast: one encoding
+      }
+    }
+    if (!transceiver) transceiver = this.pc.addTransceiver(track, init);
     this.requestOffer();
     return transceiver;
   }

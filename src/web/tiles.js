@@ -8,11 +8,16 @@ import { icons } from './icons.js';
 import { hueOf, initials } from './names.js';
 
 const QUALITY_TEXT = { good: 'good', fair: 'fair', poor: 'poor', unknown: 'measuring' };
+/** How long the layout must stay put before the tile sizes are sent. */
+const SIZE_DEBOUNCE_MS = 400;
 
 export class TileGrid {
-  constructor(container) {
+  /** `onVideoSize(trackId, width, height)`: a remote video tile's size changed (device px). */
+  constructor(container, { onVideoSize = () => {} } = {}) {
     this.container = container;
     this.tiles = new Map();
+    this.onVideoSize = onVideoSize;
+    this.sizeTimer = null;
     this.resize = new ResizeObserver(() => this.layout());
     this.resize.observe(container);
   }
@@ -43,6 +48,32 @@ export class TileGrid {
     this.layout();
   }
 
+  /** Sends each remote video tile's size once the layout has settled (debounced). */
+  scheduleSizes() {
+    clearTimeout(this.sizeTimer);
+    this.sizeTimer = setTimeout(() => this.reportSizes(), SIZE_DEBOUNCE_MS);
+  }
+
+  /**
+   * Tells the server the size each remote video is shown at (device pixels, in steps of 16),
+   * when it changed by more than a tenth: it picks the simulcast layer that covers it.
+   */
+  reportSizes() {
+    const ratio = window.devicePixelRatio || 1;
+    for (const tile of this.tiles.values()) {
+      const { trackId } = tile;
+      if (!trackId || tile.root.dataset.self === 'true' || tile.root.dataset.hasVideo !== 'true') continue;
+      const width = Math.ceil((tile.video.clientWidth * ratio) / 16) * 16;
+      const height = Math.ceil((tile.video.clientHeight * ratio) / 16) * 16;
+      if (!width || !height) continue;
+      const last = tile.sentSize;
+      const near = (a, b) => Math.abs(a - b) <= b / 10;
+      if (last && last.trackId === trackId && near(width, last.width) && near(height, last.height)) continue;
+      tile.sentSize = { trackId, width, height };
+      this.onVideoSize(trackId, width, height);
+    }
+  }
+
   create(spec) {
     const video = el('video', { autoplay: true, playsinline: true, muted: true });
     video.muted = true;
@@ -57,7 +88,7 @@ export class TileGrid {
       el('figcaption', { class: 'tile-label' }, micState, name),
       quality);
     root.style.setProperty('--hue', String(hueOf(spec.peerId + spec.name)));
-    return { root, video, avatar, micState, name, quality, note, track: null };
+    return { root, video, avatar, micState, name, quality, note, track: null, trackId: null, sentSize: null };
   }
 
   update(tile, spec) {
@@ -77,6 +108,7 @@ export class TileGrid {
     tile.micState.hidden = spec.source === 'screen' || !spec.audioMuted;
     const showVideo = Boolean(spec.video) && !spec.videoMuted;
     root.dataset.hasVideo = String(showVideo);
+    tile.trackId = spec.self ? null : spec.videoTrackId || null;
     if (tile.track !== spec.video) {
       tile.track = spec.video;
       tile.video.srcObject = spec.video ? new MediaStream([spec.video]) : null;
@@ -119,6 +151,7 @@ export class TileGrid {
     const height = this.container.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom) - 1;
     const gap = parseFloat(style.columnGap) || 10;
     if (width <= 0 || height <= 0) return;
+    this.scheduleSizes();
     const screen = tiles.find((t) => t.root.dataset.source === 'screen');
     const spotlight = Boolean(screen) && n > 1;
     this.container.classList.toggle('spotlight', spotlight);

@@ -37,6 +37,7 @@ use meter::RateMeter;
 use probe::{Outcome, Prober};
 use rtc::interceptor::{convert_twcc, Acknowledgement};
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::shared::marshal::MarshalSize;
 use std::time::{Duration, Instant};
 
@@ -162,6 +163,31 @@ impl Peer {
     /// The estimate minus the audio this leg is sent: what its video may use.
     pub fn video_budget_bps(&self, now: Instant) -> Option<u64> {
         self.bwe.video_budget_bps(now)
+    }
+
+    /// What one video track may use on this leg: the video budget shared evenly by the
+    /// leg's video tracks (`None`: no estimate, no limit).
+    pub fn track_budget_bps(&self, now: Instant) -> Option<u64> {
+        let budget = self.video_budget_bps(now)?;
+        let videos = self
+            .subscriptions
+            .values()
+            .filter(|s| s.kind == RtpCodecKind::Video)
+            .count()
+            .max(1);
+        Some(budget / videos as u64)
+    }
+
+    /// Simulcast tracks of this leg held below the layer their subscriber asked for (by the
+    /// budget, as of their last review): the leg could take that much more, so it probes.
+    pub fn probe_for_shortfall(&mut self, now: Instant) {
+        let shortfall: u64 = self
+            .subscriptions
+            .values()
+            .map(|s| s.simulcast.shortfall_bps)
+            .sum();
+        let wanted = (shortfall > 0).then(|| self.bwe.sent_bps(now) + shortfall);
+        self.bwe.set_wanted_bps(wanted);
     }
 
     /// Tells the leg what it could take at its best (the layer selector's business); a leg

@@ -44,12 +44,37 @@ pub fn selected_route(peer: &mut Peer, candidates: &[SocketAddr]) -> Option<Rout
     })
 }
 
+/// The payload of a packet on a leg: the publisher's payload with its first `skip` bytes
+/// replaced by `prefix` (a simulcast leg's rewritten VP8 descriptor); by default unchanged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Body<'a> {
+    pub prefix: &'a [u8],
+    pub skip: usize,
+}
+
+impl Body<'_> {
+    /// The leg's payload as one buffer (the stack path).
+    pub fn apply(&self, payload: &bytes::Bytes) -> bytes::Bytes {
+        let rest = payload.get(self.skip..).unwrap_or_default();
+        let mut out = bytes::BytesMut::with_capacity(self.prefix.len() + rest.len());
+        out.extend_from_slice(self.prefix);
+        out.extend_from_slice(rest);
+        out.freeze()
+    }
+}
+
+/// The most bytes written before the payload: an RTX original sequence number and a VP8
+/// descriptor.
+const MAX_PREFIX: usize = 2 + crate::media::simulcast::vp8::MAX_DESCRIPTOR;
+
 /// One packet to send on a leg: the publisher's packet and how it looks on the leg.
 pub struct Outgoing<'a> {
     pub packet: &'a Packet,
     pub header: LegHeader,
     /// Two bytes of original sequence number for RTX, else empty.
     pub prefix: &'a [u8],
+    /// Its payload on the leg.
+    pub body: Body<'a>,
     pub abs_send_time: u32,
     /// When it leaves (the leg's send history for bandwidth estimation records it).
     pub now: Instant,
@@ -71,8 +96,17 @@ pub fn send(
         .extensions
         .transport_cc()
         .map(|_| bwe.next_transport_seq());
-    let payload = &out.packet.payload;
-    let size = 12 + 64 + out.prefix.len() + payload.len() + TAG_LEN;
+    let payload = out.packet.payload.get(out.body.skip..).unwrap_or_default();
+    let mut prefix = [0u8; MAX_PREFIX];
+    let prefix_len = (out.prefix.len() + out.body.prefix.len()).min(MAX_PREFIX);
+    for (to, from) in prefix
+        .iter_mut()
+        .zip(out.prefix.iter().chain(out.body.prefix))
+    {
+        *to = *from;
+    }
+    let prefix = &prefix[..prefix_len];
+    let size = 12 + 64 + prefix.len() + payload.len() + TAG_LEN;
     let mut buf = turn.buffers.pop().unwrap_or_default();
     buf.reserve(size);
     let header_len = write_packet(
@@ -82,7 +116,7 @@ pub fn send(
         &out.packet.header.extensions,
         out.abs_send_time,
         transport_seq,
-        out.prefix,
+        prefix,
         payload,
     );
     let roc = rollover.for_seq(out.header.seq);
@@ -103,8 +137,8 @@ pub fn send(
     true
 }
 
-/// Sends `packet` as `header` on the subscription's own stream (not its RTX stream), keeping
-/// that stream's rollover counter.
+/// Sends `packet` as `header` with `body` on the subscription's own stream (not its RTX
+/// stream), keeping that stream's rollover counter.
 #[allow(clippy::too_many_arguments)]
 pub fn send_media(
     fast: &mut FastLeg,
@@ -113,6 +147,7 @@ pub fn send_media(
     sub: &mut Subscription,
     packet: &Packet,
     header: LegHeader,
+    body: Body<'_>,
     abs_send_time: u32,
     turn: &mut Turn,
     now: Instant,
@@ -121,6 +156,7 @@ pub fn send_media(
         packet,
         header,
         prefix: &[],
+        body,
         abs_send_time,
         now,
     };

@@ -48,6 +48,13 @@ impl ShardState {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
+        // Another rid stream of a simulcast track already published: a new layer of it.
+        if let (Some(&(track, _)), Some(_)) = (peer.published.get(&init.track_id), &init.rid) {
+            self.with_room(key, |room, peers, _| {
+                room.add_layer(key, track, &init, peers)
+            });
+            return;
+        }
         // The stack re-announces a receiver's track after renegotiations; publish it once.
         if peer.published.contains_key(&init.track_id)
             || peer.refused_tracks.contains(&init.track_id)

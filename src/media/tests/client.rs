@@ -80,6 +80,8 @@ pub struct Client {
     pub packets: HashMap<String, Vec<(u16, u32, bytes::Bytes)>>,
     /// Keyframe requests (PLI/FIR) received for the tracks it sends.
     pub keyframe_requests: u64,
+    /// The media SSRC of each PLI received, in order.
+    pub pli_ssrcs: Vec<u32>,
     /// The next video packet it sends opens a keyframe (set at start and by each keyframe
     /// request unless [`Client::ignore_keyframe_requests`]); the others are delta frames.
     pub keyframe_due: bool,
@@ -131,6 +133,7 @@ impl Client {
             received: HashMap::new(),
             packets: HashMap::new(),
             keyframe_requests: 0,
+            pli_ssrcs: Vec::new(),
             keyframe_due: true,
             ignore_keyframe_requests: false,
             keyframe_flags: HashMap::new(),
@@ -328,6 +331,9 @@ impl Client {
                 RTCMessage::RtcpPacket(_, packets) => {
                     for p in &packets {
                         let any = p.as_any();
+                        if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+                            self.pli_ssrcs.push(pli.media_ssrc);
+                        }
                         if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
                             self.keyframe_requests += 1;
                             self.keyframe_due |= !self.ignore_keyframe_requests;

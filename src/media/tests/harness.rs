@@ -68,6 +68,8 @@ pub struct Bench {
     /// Clients that join from now on negotiate RTX and transport-cc, and send TWCC feedback
     /// for what they receive, like browsers (off by default).
     pub twcc: bool,
+    /// Header extensions the next clients to join register (none by default).
+    pub extensions: Vec<(&'static str, RtpCodecKind)>,
     next_key: PeerKey,
 }
 
@@ -96,6 +98,7 @@ impl Bench {
             loss: None,
             audio_levels: false,
             twcc: false,
+            extensions: Vec::new(),
             next_key: 1,
         }
     }
@@ -173,6 +176,7 @@ impl Bench {
 
         let mut recipe = Recipe::new(codec_list, Ice::Full, vec![addr]);
         recipe.nack_history = Some(1024);
+        recipe.extensions = self.extensions.clone();
         if self.audio_levels {
             recipe
                 .extensions

@@ -15,4 +15,5 @@ mod lossy;
 mod negotiation;
 mod receive_only;
 mod recycling;
+mod simulcast;
 mod speakers;

@@ -5,7 +5,7 @@
 
 use super::harness::Bench;
 use crate::config::ShardLimits;
-use crate::protocol::{MediaEvent, TrackKind};
+use crate::protocol::{MediaEvent, MediaRequest, TrackKind};
 
 /// The `active-speakers` lists client `c` was sent, as peer ids.
 fn speaker_lists(bench: &Bench, c: usize) -> Vec<Vec<String>> {
@@ -98,4 +98,28 @@ fn a_member_who_joins_is_told_who_speaks() {
     let bob = bench.join("room", "bob");
     bench.run(1);
     assert_eq!(last_list(&bench, bob), Some(vec!["alice".to_string()]));
+}
+
+#[test]
+fn a_speaker_who_mutes_drops_out_at_once() {
+    let mut bench = Bench::new();
+    bench.audio_levels = true;
+    let alice = bench.join("room", "alice");
+    let bob = bench.join("room", "bob");
+    bench.clients[alice].audio_level = Some(20);
+    bench.publish(alice, &[TrackKind::Audio]);
+    bench.settle();
+    bench.send(150);
+    assert_eq!(last_list(&bench, bob), Some(vec!["alice".to_string()]));
+    let track_id = bench.clients[alice].track_id("alice", TrackKind::Audio);
+    bench.request(
+        alice,
+        MediaRequest::Mute {
+            track_id,
+            muted: true,
+        },
+    );
+    // One detector tick (250 ms = 50 steps) and the list is empty.
+    bench.send(60);
+    assert_eq!(last_list(&bench, bob), Some(vec![]));
 }

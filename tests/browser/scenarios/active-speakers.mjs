@@ -1,7 +1,8 @@
 // Issue 13 item 4: two Chromium pages whose fake microphones play a steady tone (a WAV file,
 // not the built-in beep) join one room; each page is told by the server (`active-speakers`)
-// that the other one speaks, and its tile of the other shows the speaking ring. Reports, per
-// page, whom the server named and when it first named the other.
+// that the other one speaks, its tile of the other shows the speaking ring, and the audio it
+// receives carries the audio-level extension. Reports, per page, whom the server named, when
+// it first named the other, and the highest level Chromium read from the forwarded packets.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,6 +18,24 @@ async function namedSpeakers(p) {
   return (snapshot.speakers || []).map((id) => names.get(id) || id);
 }
 
+/**
+ * The audio level Chromium reports for the other page's audio (RTCRtpSynchronizationSource
+ * `audioLevel`, which Chromium takes from the RFC 6464 extension of the packets it receives,
+ * so it exists only when the server forwards the extension), or null.
+ */
+function forwardedLevel(p) {
+  return p.page.evaluate(() => {
+    const call = window.chorus.call;
+    if (!call || !call.negotiator) return null;
+    for (const t of call.remote.values()) {
+      const receiver = t.kind === 'audio' ? call.negotiator.receiverOf(t.trackId) : null;
+      const sources = receiver ? receiver.getSynchronizationSources() : [];
+      for (const s of sources) if (typeof s.audioLevel === 'number') return s.audioLevel;
+    }
+    return null;
+  });
+}
+
 export async function run(ctx) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-tone-'));
   ctx.keep({ close: async () => fs.rmSync(dir, { recursive: true, force: true }) });
@@ -28,7 +47,8 @@ export async function run(ctx) {
   const firstMs = {};
   const ring = {};
   const other = (p) => people.find((q) => q !== p).name;
-  const done = () => people.every((p) => firstMs[p.name] !== undefined && ring[p.name]);
+  const level = {};
+  const done = () => people.every((p) => firstMs[p.name] !== undefined && ring[p.name] && level[p.name] > 0);
   while (!done() && Date.now() - t0 < 20000) {
     for (const p of people) {
       const names = await namedSpeakers(p);
@@ -36,8 +56,10 @@ export async function run(ctx) {
       if (names.includes(other(p)) && firstMs[p.name] === undefined) firstMs[p.name] = Date.now() - t0;
       const tiles = (await p.tiles()).filter((t) => !t.self);
       ring[p.name] = ring[p.name] || tiles.some((t) => t.speaking);
+      const l = await forwardedLevel(p);
+      if (l !== null) level[p.name] = Math.max(level[p.name] || 0, l);
     }
     await sleep(100);
   }
-  return { heard, firstMs, ring, pageErrors: Object.fromEntries(people.map((p) => [p.name, p.errors])) };
+  return { heard, firstMs, ring, level, pageErrors: Object.fromEntries(people.map((p) => [p.name, p.errors])) };
 }

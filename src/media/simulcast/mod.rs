@@ -1,0 +1,115 @@
+//! Receiving rid-based simulcast and forwarding one layer per subscriber leg: the
+//! publication's layers (`layers.rs`), the per-leg layer choice and switch points
+//! (`selector.rs`), the VP8 descriptor rewriting that keeps picture ids continuous (`vp8.rs`)
+//! and the per-leg state that ties them together ([`SimulcastLeg`]). All pure; the fan-out
+//! (`forward.rs`) applies it.
+
+pub mod layers;
+pub mod selector;
+pub mod vp8;
+
+pub use layers::{Layer, Layers};
+pub use selector::{choose, LayerSelector, LayerView, Verdict, Want};
+
+use crate::rtp::dedup::seq_newer;
+
+/// How much of a budget a higher layer may use before the leg moves up to it (1/1.15).
+pub const UP_HEADROOM: f64 = 1.15;
+
+fn with_headroom(budget: u64) -> u64 {
+    (budget as f64 / UP_HEADROOM) as u64
+}
+
+/// How far (in sequence numbers) the anchor trails the layer before it is moved up.
+const ANCHOR_LAG: u16 = 4096;
+
+/// One subscriber leg's simulcast state for one track.
+#[derive(Debug, Clone, Default)]
+pub struct SimulcastLeg {
+    pub selector: LayerSelector,
+    pub vp8: vp8::Vp8Rewriter,
+    /// What the subscriber asked for (`video-size`).
+    pub want: Want,
+    /// The bitrate (bits/s) this track may use on the leg, from the leg's bandwidth
+    /// estimator; `None`: no limit.
+    pub budget: Option<u64>,
+    /// How much more (bits/s) the layer the subscriber asked for needs than the layer the
+    /// budget allows, as of the last review: the leg's prober climbs while any track is short.
+    pub shortfall_bps: u64,
+    /// The publisher sequence number the current layer started at: its older packets
+    /// (reordered) are not forwarded, they would collide with the previous layer's numbers.
+    anchor: Option<u16>,
+}
+
+/// What the fan-out does with one packet on one leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegVerdict {
+    Drop,
+    /// Forward; re-anchor the leg's numbering first when `switched`.
+    Forward {
+        switched: bool,
+    },
+}
+
+impl SimulcastLeg {
+    /// A packet (`seq`) of `layer`; `keyframe` tells whether it starts a keyframe.
+    pub fn on_packet(&mut self, layer: usize, seq: u16, keyframe: bool) -> LegVerdict {
+        match self.selector.on_packet(layer, keyframe) {
+            Verdict::Drop => LegVerdict::Drop,
+            Verdict::Forward { switched: true } => {
+                self.anchor = Some(seq);
+                self.vp8.restart();
+                LegVerdict::Forward { switched: true }
+            }
+            Verdict::Forward { switched: false } => {
+                let Some(anchor) = self.anchor else {
+                    return LegVerdict::Forward { switched: false };
+                };
+                if seq_newer(anchor, seq) {
+                    return LegVerdict::Drop;
+                }
+                // Keep the anchor within reach of serial comparison as the layer goes on.
+                if seq.wrapping_sub(anchor) > ANCHOR_LAG {
+                    self.anchor = Some(seq.wrapping_sub(ANCHOR_LAG / 2));
+                }
+                LegVerdict::Forward { switched: false }
+            }
+        }
+    }
+
+    /// Whether publisher packet `seq` of the current layer was sent since the leg's last
+    /// switch (so the current offsets map it: retransmissions).
+    pub fn is_since_switch(&self, seq: u16) -> bool {
+        self.anchor.is_some_and(|a| a == seq || seq_newer(seq, a))
+    }
+
+    /// The stream restarts on the leg: nothing until a keyframe of the target.
+    pub fn reset(&mut self) {
+        self.selector.reset();
+        self.anchor = None;
+    }
+
+    /// Re-chooses the target from `layers`; returns the layer whose keyframe the leg now
+    /// waits for, if any. Down as soon as the current layer no longer fits the budget; up
+    /// only when the higher layer fits with [`UP_HEADROOM`] to spare, so an estimate that
+    /// wavers around one layer's bitrate does not flip the leg at every review.
+    pub fn review(&mut self, layers: &[LayerView]) -> Option<usize> {
+        let fits = choose(layers, self.want, self.budget);
+        let fits_with_room = choose(layers, self.want, self.budget.map(with_headroom));
+        let target = match (self.selector.current(), fits, fits_with_room) {
+            (Some(current), Some(fits), Some(room)) if fits >= current => {
+                Some(room.max(current).min(fits))
+            }
+            _ => fits,
+        };
+        self.selector.set_target(target);
+        let ideal = choose(layers, self.want, None);
+        let rate =
+            |layer: Option<usize>| layer.and_then(|i| layers.get(i)).map_or(0, |l| l.bitrate);
+        self.shortfall_bps = rate(ideal).saturating_sub(rate(target));
+        self.selector.waiting_for()
+    }
+}
+
+#[cfg(test)]
+mod tests;
