@@ -118,6 +118,9 @@ impl LegBwe {
         if let Some(Outcome::Carried(bps)) = self.prober.finish(now) {
             self.estimator.on_probe(now, bps);
         }
+        let unproven = self.wanted.map(|w| w as f64 * probe::ABOVE_WANTED);
+        self.estimator
+            .set_unproven_ceiling(unproven.filter(|_| cap == 0));
         let sent = self.sent.bps(now);
         let overusing = self.estimator.overusing();
         self.prober
