@@ -4,6 +4,7 @@
 //! window, and their receiver reports recorded as loss, jitter and RTT. Runs on the shard
 //! thread; it must not allocate per subscriber beyond the packet copy.
 
+use super::bwe;
 use super::fast::{self, record_sent, Body, Outgoing};
 use super::keyframe::starts_keyframe;
 use super::layer_review;
@@ -233,7 +234,10 @@ fn forward_to(
     };
     let written = match (peer.fast.as_mut(), peer.route) {
         (Some(fast), Some(route)) => {
-            let sent = fast::send_media(fast, route, sub, packet, header, body, pkt.ast, turn, now);
+            let bwe = &mut peer.bwe;
+            let ast = pkt.ast;
+            let sent =
+                fast::send_media(fast, bwe, route, sub, packet, header, body, ast, turn, now);
             if sent {
                 record_sent(&mut sub.send, out_ts, packet.payload.len(), now);
             }
@@ -253,12 +257,18 @@ fn forward_to(
             if body.skip > 0 || !body.prefix.is_empty() {
                 out.payload = body.apply(&packet.payload);
             }
+            let transport_seq = bwe::stamp(&mut out, &sub.extensions, &mut peer.bwe);
+            let size = bwe::stack_wire_size(&out);
+            let audio = !publication.is_video();
             let sender_id = sub.sender_id;
             let written = peer
                 .pc
                 .rtp_sender(sender_id)
                 .map(|mut s| s.write_rtp(now, out).is_ok())
                 .unwrap_or(false);
+            if written {
+                peer.bwe.on_sent(transport_seq, size, audio, now);
+            }
             turn.touch(peer);
             written
         }
@@ -329,7 +339,8 @@ pub fn retransmit(
                 abs_send_time: abs_send_time(now, turn.epoch),
                 now,
             };
-            let sent = fast::send(fast, route, sub, out, &mut rtx.rollover, turn);
+            let bwe = &mut peer.bwe;
+            let sent = fast::send(fast, bwe, route, sub, out, &mut rtx.rollover, turn);
             rtx.seq = rtx.seq.wrapping_add(sent as u16);
             sub.rtx = Some(rtx);
             sent
@@ -342,7 +353,18 @@ pub fn retransmit(
                 ts,
                 ssrc: sub.ssrc,
             };
-            fast::send_media(fast, route, sub, packet, header, body, ast, turn, now)
+            fast::send_media(
+                fast,
+                &mut peer.bwe,
+                route,
+                sub,
+                packet,
+                header,
+                body,
+                ast,
+                turn,
+                now,
+            )
         }
         None => false,
     };

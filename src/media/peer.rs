@@ -4,6 +4,7 @@
 //! know about rooms or other peers: the room decides what to subscribe and where packets go;
 //! this type only applies it to one connection.
 
+use super::bwe::LegBwe;
 use super::capabilities::ReceiveCaps;
 use super::codecs::{server_recipe, NACK_CACHE_PACKETS, NACK_CACHE_PACKETS_FAST};
 use super::datagram::Transmit;
@@ -168,6 +169,8 @@ pub struct Peer {
     pub fast_path: bool,
     /// A STUN message from the client arrived this turn.
     pub stun_in: bool,
+    /// The leg's transport-wide numbering, send history and bandwidth estimate (`bwe/`).
+    pub bwe: LegBwe,
 }
 
 fn random_token(len: usize) -> String {
@@ -246,6 +249,7 @@ impl Peer {
             route: None,
             fast_path,
             stun_in: false,
+            bwe: LegBwe::default(),
         })
     }
 

@@ -6,7 +6,8 @@
 //! from the acknowledged rate — `rtc`'s controllers climb without bound while the leg sends
 //! little (an SFU leg is application-limited most of the time), so the estimate is held to
 //! 1.5 × what the receiver acknowledged over the last second plus 10 kbit/s (libwebrtc's rule),
-//! or to what the last successful probe showed the path carries. Time is an argument.
+//! or to what the last successful probe showed the path carries; and it does not fall below
+//! 0.85 × what the receiver acknowledged (the path just carried that). Time is an argument.
 
 use rtc::interceptor::{
     LossController, OveruseDetector, PacketReport, RateCalculator, RateController, SlopeEstimator,
@@ -20,6 +21,8 @@ pub const MIN_BPS: f64 = 50_000.0;
 pub const MAX_BPS: f64 = 100_000_000.0;
 /// Where the controllers start before anything is known.
 pub const INITIAL_BPS: f64 = 1_000_000.0;
+/// The estimate is at least this share of the rate the receiver acknowledged.
+pub const FLOOR_OF_ACKED: f64 = 0.85;
 /// How long what a probe proved holds the ceiling up without new proof.
 pub const PROVEN_FOR: Duration = Duration::from_secs(10);
 
@@ -36,6 +39,9 @@ pub struct Estimator {
     /// The rate a probe showed the path carries, and until when it counts.
     proven: Option<(f64, Instant)>,
     estimate: Option<f64>,
+    /// For a leg that cannot probe: how high the estimate may climb without proof (see
+    /// [`Estimator::set_unproven_ceiling`]).
+    unproven: Option<f64>,
     /// The first arrival seen (receiver clock) and our instant then: arrivals are counted
     /// into the rate calculators at `local + (arrival - receiver)`, when they arrived rather
     /// than when their feedback did (a window of feedback instants holds one feedback more
@@ -56,6 +62,7 @@ impl Default for Estimator {
             acked: RateCalculator::new(Duration::from_secs(1)),
             proven: None,
             estimate: None,
+            unproven: None,
             anchor: None,
             newest: None,
         }
@@ -97,8 +104,15 @@ impl Estimator {
         let Some(acked) = self.acked.rate_bits_per_second(newest) else {
             return;
         };
-        let ceiling = (1.5 * acked + 10_000.0).max(self.proven.map_or(0.0, |(bps, _)| bps));
-        self.estimate = Some(delay.min(loss).min(ceiling).clamp(MIN_BPS, MAX_BPS));
+        let ceiling = (1.5 * acked + 10_000.0)
+            .max(self.proven.map_or(0.0, |(bps, _)| bps))
+            .max(self.unproven.unwrap_or(0.0));
+        // What the path just delivered is a floor (less the AIMD backoff's margin): under
+        // sustained loss the loss half keeps falling while the sender does not adapt, which
+        // says nothing about a layer below the delivered rate.
+        let floor = FLOOR_OF_ACKED * acked;
+        let estimate = delay.min(loss).max(floor).min(ceiling);
+        self.estimate = Some(estimate.clamp(MIN_BPS, MAX_BPS));
     }
 
     /// A probe showed the path carries `bps` (measured at `now`): the ceiling rises to it, and
@@ -116,6 +130,15 @@ impl Estimator {
             self.loss = LossController::new(bps, MIN_BPS, MAX_BPS);
         }
         self.estimate = Some(bps.min(self.delay.target()).min(self.loss.target()));
+    }
+
+    /// A leg that cannot probe (the stack path, no RTX stream, probing off) could never prove
+    /// more than 1.5 × what it is sent, and a layer selector that lowered it would keep it low
+    /// for good: for such a leg the estimate may climb, as fast as GCC's controllers let it, up
+    /// to `bps` (the rate it could take, with headroom) without proof. `None` for a leg that
+    /// probes.
+    pub fn set_unproven_ceiling(&mut self, bps: Option<f64>) {
+        self.unproven = bps;
     }
 
     /// The estimate, in bits per second; `None` until feedback acknowledged some packets.

@@ -17,14 +17,31 @@ const SENT: u8 = 1;
 const LOST: u8 = 2;
 const ARRIVED: u8 = 3;
 
+/// Sizes are kept in 14 bits (larger ones are counted as 16383 bytes); the top two bits hold
+/// the state.
+const SIZE_MASK: u16 = 0x3fff;
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     seq: u16,
-    /// Size on the wire, bytes.
-    size: u16,
+    /// Size on the wire in bytes (low 14 bits) and state (top 2 bits).
+    size_state: u16,
     /// Microseconds since the history's epoch, wrapping (about 71 minutes).
     sent_us: u32,
-    state: u8,
+}
+
+impl Slot {
+    fn state(&self) -> u8 {
+        (self.size_state >> 14) as u8
+    }
+
+    fn size(&self) -> usize {
+        (self.size_state & SIZE_MASK) as usize
+    }
+
+    fn set_state(&mut self, state: u8) {
+        self.size_state = (self.size_state & SIZE_MASK) | ((state as u16) << 14);
+    }
 }
 
 /// See the module documentation.
@@ -56,9 +73,8 @@ impl SendHistory {
         let sent_us = self.micros(now);
         self.slots[ext as usize % SLOTS] = Slot {
             seq,
-            size: size.min(u16::MAX as usize) as u16,
+            size_state: size.min(SIZE_MASK as usize) as u16 | ((SENT as u16) << 14),
             sent_us,
-            state: SENT,
         };
     }
 
@@ -75,11 +91,11 @@ impl SendHistory {
                 continue;
             }
             let slot = &mut self.slots[ext as usize % SLOTS];
-            let fresh = matches!((slot.state, ack.arrived), (SENT, _) | (LOST, true));
+            let fresh = matches!((slot.state(), ack.arrived), (SENT, _) | (LOST, true));
             if slot.seq != ack.sequence_number || !fresh {
                 continue;
             }
-            slot.state = if ack.arrived { ARRIVED } else { LOST };
+            slot.set_state(if ack.arrived { ARRIVED } else { LOST });
             let age = Duration::from_micros(now_us.wrapping_sub(slot.sent_us) as u64);
             reports.push(PacketReport {
                 ssrc: 0,
@@ -87,7 +103,7 @@ impl SendHistory {
                 rtp_sequence_number: 0,
                 is_twcc: true,
                 twcc_sequence_number: ack.sequence_number,
-                size: slot.size as usize,
+                size: slot.size(),
                 arrived: ack.arrived,
                 departure: now.checked_sub(age).unwrap_or(now),
                 arrival: ack.arrival,
@@ -111,6 +127,11 @@ mod tests {
 
     fn received(seq: u16, ms: u64) -> Acknowledgement {
         Acknowledgement::received(seq, Some(Duration::from_millis(ms)), Ecn::NotEct)
+    }
+
+    #[test]
+    fn a_slot_is_eight_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 8);
     }
 
     #[test]

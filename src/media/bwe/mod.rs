@@ -16,11 +16,12 @@
 //! best with [`Peer::set_wanted_bps`] (e.g. the sum of the top layers of what it subscribes);
 //! a leg whose wanted rate is above its estimate probes, one that gets all it wants does not.
 //!
-//! Only legs on the fast path are estimated: the fast path numbers each leg's packets with its
-//! own transport-wide sequence number; the stack path (`--fast-path false`, a leg whose SRTP
-//! profile is not AES-GCM) strips the publisher's numbers and stamps none, so its subscriber
-//! sends no TWCC feedback and the leg has no estimate. Runs on the shard thread, time is an
-//! argument everywhere.
+//! Both paths number a leg's packets with the leg's own transport-wide sequence number and
+//! record them: the fast path as it writes each datagram, the stack path (`--fast-path false`,
+//! and every leg whose SRTP profile is not AES-128-GCM — headless Chromium here negotiates
+//! AES-CM-HMAC-SHA1-80) as it hands the rewritten packet to the leg's connection, which sends it
+//! in the same turn. Padding (probing) is written by the fast path only. Runs on the shard
+//! thread, time is an argument everywhere.
 
 pub mod estimate;
 pub mod history;
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod probe;
 
 use super::peer::{Peer, Peers, Turn};
+use super::rewrite::ExtensionMap;
 use estimate::Estimator;
 use history::SendHistory;
 use meter::RateMeter;
@@ -36,6 +38,7 @@ use probe::{Outcome, Prober};
 use rtc::interceptor::{convert_twcc, Acknowledgement};
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::shared::marshal::MarshalSize;
 use std::time::{Duration, Instant};
 
 /// How often a probing leg's padding is sent (the shard wakes this often while any burst runs).
@@ -45,9 +48,11 @@ pub const PADDING_BYTES: usize = 224;
 /// Most padding packets one leg sends per tick.
 const MAX_PADDING_PER_TICK: usize = 64;
 
-/// The estimation state of one leg (kept in its fast-path state).
+/// The estimation state of one leg (`Peer::bwe`): also the leg's transport-wide numbering,
+/// on the fast path and on the stack path alike.
 #[derive(Default)]
 pub struct LegBwe {
+    transport_seq: u16,
     history: SendHistory,
     estimator: Estimator,
     prober: Prober,
@@ -57,6 +62,12 @@ pub struct LegBwe {
 }
 
 impl LegBwe {
+    /// The transport-wide sequence number of the leg's next packet.
+    pub fn next_transport_seq(&mut self) -> u16 {
+        self.transport_seq = self.transport_seq.wrapping_add(1);
+        self.transport_seq
+    }
+
     /// A packet of `size` bytes left on the leg at `now`, with transport-wide number `seq` if
     /// the leg numbers its packets.
     pub fn on_sent(&mut self, seq: Option<u16>, size: usize, audio: bool, now: Instant) {
@@ -107,6 +118,9 @@ impl LegBwe {
         if let Some(Outcome::Carried(bps)) = self.prober.finish(now) {
             self.estimator.on_probe(now, bps);
         }
+        let unproven = self.wanted.map(|w| w as f64 * probe::ABOVE_WANTED);
+        self.estimator
+            .set_unproven_ceiling(unproven.filter(|_| cap == 0));
         let sent = self.sent.bps(now);
         let overusing = self.estimator.overusing();
         self.prober
@@ -126,16 +140,32 @@ impl LegBwe {
     }
 }
 
+/// Stamps the leg's next transport-wide sequence number on a packet the stack path is about to
+/// send, when the leg negotiated transport-cc; returns it.
+pub fn stamp(packet: &mut rtc::rtp::Packet, map: &ExtensionMap, bwe: &mut LegBwe) -> Option<u16> {
+    let id = map.transport_cc()?;
+    let seq = bwe.next_transport_seq();
+    let value = bytes::Bytes::copy_from_slice(&seq.to_be_bytes());
+    packet.header.set_extension(id, value).ok()?;
+    Some(seq)
+}
+
+/// About what a packet the stack path sends takes on the wire: the RTP packet and an SRTP tag
+/// (10 bytes for AES-CM-HMAC-SHA1-80, 16 for AES-GCM).
+pub fn stack_wire_size(packet: &rtc::rtp::Packet) -> usize {
+    packet.marshal_size() + 10
+}
+
 impl Peer {
-    /// This leg's bandwidth estimate in bits per second (`None`: not on the fast path, or no
-    /// feedback yet).
+    /// This leg's bandwidth estimate in bits per second (`None`: no feedback yet, or the
+    /// subscriber does not send TWCC feedback).
     pub fn estimate_bps(&self) -> Option<u64> {
-        self.fast.as_ref()?.bwe.estimate_bps()
+        self.bwe.estimate_bps()
     }
 
     /// The estimate minus the audio this leg is sent: what its video may use.
     pub fn video_budget_bps(&self, now: Instant) -> Option<u64> {
-        self.fast.as_ref()?.bwe.video_budget_bps(now)
+        self.bwe.video_budget_bps(now)
     }
 
     /// What one video track may use on this leg: the video budget shared evenly by the
@@ -159,29 +189,22 @@ impl Peer {
             .values()
             .map(|s| s.simulcast.shortfall_bps)
             .sum();
-        if let Some(fast) = self.fast.as_mut() {
-            let wanted = (shortfall > 0).then(|| fast.bwe.sent_bps(now) + shortfall);
-            fast.bwe.set_wanted_bps(wanted);
-        }
+        let wanted = (shortfall > 0).then(|| self.bwe.sent_bps(now) + shortfall);
+        self.bwe.set_wanted_bps(wanted);
     }
 
     /// Tells the leg what it could take at its best (the layer selector's business); a leg
     /// whose estimate is below it probes.
     pub fn set_wanted_bps(&mut self, wanted: Option<u64>) {
-        if let Some(fast) = self.fast.as_mut() {
-            fast.bwe.set_wanted_bps(wanted);
-        }
+        self.bwe.set_wanted_bps(wanted);
     }
 }
 
 /// Hands TWCC feedback among a client's RTCP to its leg's estimator.
 pub fn on_rtcp(peer: &mut Peer, packets: &[Box<dyn rtc::rtcp::Packet>], now: Instant) {
-    let Some(fast) = peer.fast.as_mut() else {
-        return;
-    };
     for packet in packets {
         if let Some(tcc) = packet.as_any().downcast_ref::<TransportLayerCc>() {
-            fast.bwe.on_feedback(tcc, now);
+            peer.bwe.on_feedback(tcc, now);
         }
     }
 }
@@ -191,16 +214,21 @@ pub fn on_rtcp(peer: &mut Peer, packets: &[Box<dyn rtc::rtcp::Packet>], now: Ins
 pub fn review(peers: &mut Peers, cap: u64, now: Instant) -> bool {
     let mut probing = false;
     for peer in peers.values_mut() {
-        let Some(fast) = peer.fast.as_mut() else {
+        let Some(bps) = peer.bwe.estimate_bps() else {
             continue;
         };
-        if let Some(bps) = fast.bwe.estimate_bps() {
-            metrics::observe_estimate(bps);
-        }
-        if fast.bwe.review(now, cap) {
+        metrics::observe_estimate(bps);
+        // Padding goes on the fast path; a leg without an RTX stream to pad on (or on the
+        // stack path) starts no burst it could not send.
+        let cap = if super::fast::padding::can_pad(peer) {
+            cap
+        } else {
+            0
+        };
+        if peer.bwe.review(now, cap) {
             metrics::count_probe();
         }
-        probing |= fast.bwe.probing(now);
+        probing |= peer.bwe.probing(now);
     }
     probing
 }
@@ -209,14 +237,11 @@ pub fn review(peers: &mut Peers, cap: u64, now: Instant) -> bool {
 pub fn probe_tick(peers: &mut Peers, turn: &mut Turn, now: Instant) -> bool {
     let mut probing = false;
     for peer in peers.values_mut() {
-        let Some(fast) = peer.fast.as_mut() else {
-            continue;
-        };
-        if !fast.bwe.probing(now) {
+        if !peer.bwe.probing(now) {
             continue;
         }
         probing = true;
-        let due = fast.bwe.padding_due(now);
+        let due = peer.bwe.padding_due(now);
         if due > 0 {
             super::fast::padding::send_padding(peer, due, now, turn);
         }

@@ -21,6 +21,9 @@ pub const BURST: Duration = Duration::from_millis(500);
 const RESULT_WAIT: Duration = Duration::from_millis(1500);
 /// A burst is worth it only when the leg wants this much more than the estimate (fraction).
 const ROOM: f64 = 0.1;
+/// A burst aims this far above the wanted rate (never above twice the estimate), so that what
+/// it proves leaves the layer selector its headroom (`simulcast::UP_HEADROOM`, 1.15).
+pub const ABOVE_WANTED: f64 = 1.25;
 /// Padding below this rate is not worth a burst.
 const MIN_PADDING_BPS: u64 = 30_000;
 /// Fewest arrived packets that make a measurement.
@@ -95,7 +98,8 @@ impl Prober {
         if (wanted as f64) <= estimate as f64 * (1.0 + ROOM) {
             return false;
         }
-        let target = wanted.min(estimate.saturating_mul(2)).min(cap);
+        let above = (wanted as f64 * ABOVE_WANTED) as u64;
+        let target = above.min(estimate.saturating_mul(2)).min(cap);
         let padding_bps = target.saturating_sub(sent);
         if padding_bps < MIN_PADDING_BPS {
             return false;

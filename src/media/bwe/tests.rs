@@ -211,6 +211,21 @@ fn probing_climbs_where_the_leg_wants_more_and_stops_when_it_has_it() {
 }
 
 #[test]
+fn a_leg_that_cannot_probe_may_climb_towards_what_it_wants_without_proof() {
+    let mut sim = Sim::new(5_000_000.0);
+    sim.probe_cap = 0;
+    sim.bwe.set_wanted_bps(Some(2_000_000));
+    sim.run(300_000.0, 12.0);
+    assert_eq!(sim.probes, 0);
+    let estimate = sim.estimate();
+    assert!(estimate > 900_000, "held at {estimate}");
+    assert!(
+        estimate <= 2_500_000,
+        "{estimate} above 1.25 × what it wants"
+    );
+}
+
+#[test]
 fn a_burst_is_bounded_in_time_and_rate_and_backs_off_when_it_proves_nothing() {
     // A path that carries no more than what is sent: bursts prove nothing.
     let mut sim = Sim::new(400_000.0);

@@ -3,7 +3,6 @@
 //! rollover counter and sender-report figures. Plain data and arithmetic; sending is in
 //! [`super`].
 
-use crate::media::bwe::LegBwe;
 use crate::rtp::key_tap::KeyTap;
 use crate::rtp::srtp_out::{Rollover, SrtpOut};
 use rtc::rtcp::sender_report::SenderReport;
@@ -13,12 +12,10 @@ use std::time::{Duration, Instant};
 /// How often each fast-path stream sends an RTCP sender report.
 pub const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A leg's fast-path state: its SRTP session, transport-wide sequence counter and bandwidth
-/// estimation (`media::bwe`).
+/// A leg's fast-path state: its SRTP session (its transport-wide numbering and send history
+/// are the leg's bandwidth estimation's, `Peer::bwe`, shared with the stack path).
 pub struct FastLeg {
     pub(super) srtp: SrtpOut,
-    pub(super) transport_seq: u16,
-    pub bwe: LegBwe,
 }
 
 impl FastLeg {
@@ -26,11 +23,7 @@ impl FastLeg {
     pub fn from_tap(tap: &KeyTap) -> Option<Self> {
         let master = tap.local_master()?;
         let srtp = SrtpOut::new(&master).ok()?;
-        Some(Self {
-            srtp,
-            transport_seq: 0,
-            bwe: LegBwe::default(),
-        })
+        Some(Self { srtp })
     }
 }
 

@@ -15,6 +15,7 @@ pub use leg::{
     due_report, record_sent, FastLeg, Route, RtxStream, StreamSend, SENDER_REPORT_INTERVAL,
 };
 
+use super::bwe::LegBwe;
 use super::datagram::Transmit;
 use super::leg_packet::{write_packet, LegHeader};
 use super::peer::{Peer, Peers, Turn};
@@ -79,19 +80,22 @@ pub struct Outgoing<'a> {
     pub now: Instant,
 }
 
-/// Writes, protects and queues one packet; false if it could not be protected.
+/// Writes, protects and queues one packet (recorded in the leg's send history `bwe`); false
+/// if it could not be protected.
+#[allow(clippy::too_many_arguments)]
 pub fn send(
     fast: &mut FastLeg,
+    bwe: &mut LegBwe,
     route: Route,
     sub: &Subscription,
     out: Outgoing<'_>,
     rollover: &mut Rollover,
     turn: &mut Turn,
 ) -> bool {
-    let transport_seq = sub.extensions.transport_cc().map(|_| {
-        fast.transport_seq = fast.transport_seq.wrapping_add(1);
-        fast.transport_seq
-    });
+    let transport_seq = sub
+        .extensions
+        .transport_cc()
+        .map(|_| bwe.next_transport_seq());
     let payload = out.packet.payload.get(out.body.skip..).unwrap_or_default();
     let mut prefix = [0u8; MAX_PREFIX];
     let prefix_len = (out.prefix.len() + out.body.prefix.len()).min(MAX_PREFIX);
@@ -124,7 +128,7 @@ pub fn send(
         return false;
     }
     let audio = sub.kind == RtpCodecKind::Audio;
-    fast.bwe.on_sent(transport_seq, buf.len(), audio, out.now);
+    bwe.on_sent(transport_seq, buf.len(), audio, out.now);
     turn.transmits.push(Transmit {
         local: route.local,
         to: route.to,
@@ -138,6 +142,7 @@ pub fn send(
 #[allow(clippy::too_many_arguments)]
 pub fn send_media(
     fast: &mut FastLeg,
+    bwe: &mut LegBwe,
     route: Route,
     sub: &mut Subscription,
     packet: &Packet,
@@ -156,7 +161,7 @@ pub fn send_media(
         now,
     };
     let mut rollover = sub.send.rollover;
-    let sent = send(fast, route, sub, out, &mut rollover, turn);
+    let sent = send(fast, bwe, route, sub, out, &mut rollover, turn);
     sub.send.rollover = rollover;
     sent
 }

@@ -7,7 +7,7 @@
 //! the forwarded stream.
 
 use super::leg::RtxStream;
-use super::{Peer, Turn};
+use super::{Peer, Subscription, Turn};
 use crate::media::bwe::PADDING_BYTES;
 use crate::media::datagram::Transmit;
 use crate::media::leg_packet::{write_packet, LegHeader};
@@ -19,16 +19,24 @@ use std::time::Instant;
 /// The RTP padding bit in the first header byte.
 const PADDING_BIT: u8 = 0x20;
 
+/// Whether `sub` can carry padding: video that has sent media, with a negotiated RTX stream.
+fn pads(sub: &Subscription) -> bool {
+    sub.kind == RtpCodecKind::Video
+        && sub.send.last.is_some()
+        && sub.rtx.is_some_and(|r| r.payload_type.is_some())
+}
+
+/// Whether `peer`'s leg can be sent padding now.
+pub fn can_pad(peer: &Peer) -> bool {
+    peer.fast.is_some() && peer.route.is_some() && peer.subscriptions.values().any(pads)
+}
+
 /// Sends `count` padding packets on `peer`'s leg; returns how many left.
 pub fn send_padding(peer: &mut Peer, count: usize, now: Instant, turn: &mut Turn) -> usize {
     let (Some(fast), Some(route)) = (peer.fast.as_mut(), peer.route) else {
         return 0;
     };
-    let Some(sub) = peer.subscriptions.values_mut().find(|s| {
-        s.kind == RtpCodecKind::Video
-            && s.send.last.is_some()
-            && s.rtx.is_some_and(|r| r.payload_type.is_some())
-    }) else {
+    let Some(sub) = peer.subscriptions.values_mut().find(|s| pads(s)) else {
         return 0;
     };
     let Some(mut rtx): Option<RtxStream> = sub.rtx else {
@@ -40,10 +48,10 @@ pub fn send_padding(peer: &mut Peer, count: usize, now: Instant, turn: &mut Turn
     padding[PADDING_BYTES - 1] = PADDING_BYTES as u8;
     let mut sent = 0;
     for _ in 0..count {
-        let transport_seq = sub.extensions.transport_cc().map(|_| {
-            fast.transport_seq = fast.transport_seq.wrapping_add(1);
-            fast.transport_seq
-        });
+        let transport_seq = sub
+            .extensions
+            .transport_cc()
+            .map(|_| peer.bwe.next_transport_seq());
         let header = LegHeader {
             marker: false,
             payload_type: rtx.payload_type.unwrap_or_default(),
@@ -74,7 +82,7 @@ pub fn send_padding(peer: &mut Peer, count: usize, now: Instant, turn: &mut Turn
             break;
         }
         rtx.seq = rtx.seq.wrapping_add(1);
-        fast.bwe.on_sent(transport_seq, buf.len(), false, now);
+        peer.bwe.on_sent(transport_seq, buf.len(), false, now);
         turn.transmits.push(Transmit {
             local: route.local,
             to: route.to,

@@ -4,12 +4,20 @@
 //! padding the subscriber's stack accepts without any change to the media it receives.
 
 use super::harness::Bench;
+use crate::config::ShardLimits;
 use crate::protocol::TrackKind;
 
 /// alice publishes video to bob, whose client sends TWCC feedback; returns the bench, alice,
 /// bob.
 fn call() -> (Bench, usize, usize) {
-    let mut bench = Bench::new();
+    call_with(true)
+}
+
+fn call_with(fast_path: bool) -> (Bench, usize, usize) {
+    let mut bench = Bench::with_limits(ShardLimits {
+        fast_path,
+        ..ShardLimits::default()
+    });
     bench.twcc = true;
     let alice = bench.join("room", "alice");
     let bob = bench.join("room", "bob");
@@ -27,7 +35,7 @@ fn the_subscribers_feedback_gives_its_leg_an_estimate_near_what_it_is_forwarded(
     bench.send_from(alice, TrackKind::Video, 600);
     let peer = bench.state.peer(key).unwrap();
     assert!(peer.fast.is_some(), "bob's leg is on the fast path");
-    let sent = peer.fast.as_ref().unwrap().bwe.sent_bps(bench.now);
+    let sent = peer.bwe.sent_bps(bench.now);
     let estimate = peer
         .estimate_bps()
         .expect("an estimate from bob's feedback");
@@ -38,6 +46,23 @@ fn the_subscribers_feedback_gives_its_leg_an_estimate_near_what_it_is_forwarded(
     );
     let budget = peer.video_budget_bps(bench.now).unwrap();
     assert_eq!(budget, estimate, "no audio: all of it is video's");
+}
+
+#[test]
+fn a_leg_on_the_stack_path_is_numbered_and_estimated_too() {
+    let (mut bench, alice, bob) = call_with(false);
+    let key = bench.clients[bob].key;
+    bench.send_from(alice, TrackKind::Video, 600);
+    let peer = bench.state.peer(key).unwrap();
+    assert!(peer.fast.is_none(), "bob's leg is on the stack path");
+    let sent = peer.bwe.sent_bps(bench.now);
+    let estimate = peer
+        .estimate_bps()
+        .expect("an estimate from bob's feedback");
+    assert!(
+        (sent * 3 / 4..=sent * 2).contains(&estimate),
+        "estimate {estimate} bit/s for {sent} bit/s sent"
+    );
 }
 
 #[test]
