@@ -65,7 +65,7 @@ async fn three_pages_decode_each_other() {
     let test = start().await;
     let result = test.scenario("three-way-call", SCENARIO_TIMEOUT).await;
     assert_everyone_decodes_everyone(&result, &["Alice", "Bob", "Carol"]);
-    // The fake microphones beep: every page saw both others speak; quality was graded.
+    // The fake microphones play a tone: every page saw both others speak; quality was graded.
     for page in ["Alice", "Bob", "Carol"] {
         let others: Vec<&str> = ["Alice", "Bob", "Carol"]
             .into_iter()

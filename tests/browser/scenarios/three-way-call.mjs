@@ -1,8 +1,14 @@
 // Test 1: three Chromium pages join one room; each shows two remote tiles whose decoded
 // frames keep growing, and receives the others' audio packets. Along the way: the speaking
-// highlight lights up on remote tiles (the fake microphone beeps) and the connection-quality
-// meters settle on a grade (each watched until it happens, within a bound).
+// highlight lights up on remote tiles (each fake microphone plays a steady tone, which the
+// server's active-speaker detector hears as speech; Chromium's own beep is too short to count)
+// and the connection-quality meters settle on a grade (each watched until it happens, within a
+// bound).
 
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { toneClip } from '../lib/browsers.mjs';
 import { joinAll, remoteTileNames, sampleGrowth, waitAllDecoding } from '../lib/call.mjs';
 import { sleep } from '../lib/client.mjs';
 
@@ -31,7 +37,9 @@ async function watchTiles(people, timeoutMs) {
 
 export async function run(ctx) {
   const specs = [{ name: 'Alice' }, { name: 'Bob' }, { name: 'Carol' }];
-  const people = await joinAll(ctx, specs, 'three-way');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-tone-'));
+  ctx.keep({ close: async () => fs.rmSync(dir, { recursive: true, force: true }) });
+  const people = await joinAll(ctx, specs, 'three-way', { fakeAudio: toneClip(dir) });
   const t0 = Date.now();
   await waitAllDecoding(people, 20000);
   const allDecodingMs = Date.now() - t0;
