@@ -30,10 +30,22 @@ pub fn review_legs(
             continue;
         };
         sub.simulcast.budget = budget;
+        let before = sub.simulcast.selector.target();
         if let Some(layer) = sub.simulcast.review(&views) {
             want |= 1 << layer.min(31);
         }
         let selector = &sub.simulcast.selector;
+        if selector.target() != before {
+            tracing::debug!(
+                leg = sub.ssrc,
+                target = ?selector.target(),
+                current = ?selector.current(),
+                ?budget,
+                want = ?sub.simulcast.want,
+                ?views,
+                "simulcast leg target"
+            );
+        }
         for layer in [selector.current(), selector.target()]
             .into_iter()
             .flatten()

@@ -20,7 +20,9 @@ use crate::protocol::{
 };
 use crate::rtp::dtls_repeat::RepeatFilter;
 use crate::rtp::key_tap::KeyTap;
+use crate::rtp::rid_keeper::{RidKeeper, RidSsrcs, RID_KEEPER_SLOT};
 use rand::Rng;
+use rtc::interceptor::Slot;
 use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::RTCPeerConnection;
@@ -161,6 +163,9 @@ pub struct Peer {
     pub dtls_repeats: RepeatFilter,
     /// The crypto provider that learns the leg's SRTP keys (`rtp::key_tap`).
     pub key_tap: Arc<KeyTap>,
+    /// The SSRCs of its rid streams, whose reception reports it does not send
+    /// (`rtp::rid_keeper`).
+    pub rid_ssrcs: RidSsrcs,
     /// The forwarding fast path, once DTLS is up with keys it can use (`fast.rs`).
     pub fast: Option<FastLeg>,
     /// Where the connection last sent DTLS/SRTP/SRTCP: the fast path's destination.
@@ -187,6 +192,7 @@ fn build_connection(
     pwd: &str,
     candidates: &[SocketAddr],
     fast_path: bool,
+    rid_ssrcs: &RidSsrcs,
     now: Instant,
 ) -> Result<(RTCPeerConnection, Vec<RTCIceCandidateInit>, Arc<KeyTap>), rtc::shared::error::Error> {
     let key_tap = KeyTap::new().map_err(|e| rtc::shared::error::Error::Other(e.to_string()))?;
@@ -197,6 +203,11 @@ fn build_connection(
     };
     let mut recipe = server_recipe(ufrag, pwd, candidates, history);
     recipe.crypto = Some(key_tap.clone());
+    let interceptors = std::mem::take(&mut recipe.interceptors);
+    recipe.interceptors = interceptors.with(
+        Slot::from(RID_KEEPER_SLOT),
+        RidKeeper::new(rid_ssrcs.clone()),
+    );
     let (pc, local_candidates) = recipe.build(now)?;
     Ok((pc, local_candidates, key_tap))
 }
@@ -212,8 +223,9 @@ impl Peer {
     ) -> Result<Self, rtc::shared::error::Error> {
         let ufrag = random_token(16);
         let pwd = random_token(24);
+        let rid_ssrcs = RidSsrcs::default();
         let (pc, local_candidates, key_tap) =
-            build_connection(&ufrag, &pwd, candidates, fast_path, now)?;
+            build_connection(&ufrag, &pwd, candidates, fast_path, &rid_ssrcs, now)?;
         Ok(Self {
             key,
             peer_id: member.peer_id,
@@ -245,6 +257,7 @@ impl Peer {
             last_heard: now,
             dtls_repeats: RepeatFilter::for_server(),
             key_tap,
+            rid_ssrcs,
             fast: None,
             route: None,
             fast_path,
@@ -378,6 +391,7 @@ impl Peer {
             &self.pwd,
             &self.candidates,
             self.fast_path,
+            &self.rid_ssrcs,
             now,
         )?;
         self.pc = pc;

@@ -6,19 +6,19 @@
 
 import { openLocalMedia, openScreen } from './devices.js';
 
-/** What a person can send, in the order the tracks are offered. */
 /**
- * Whether the camera is published as simulcast: off unless `localStorage['chorus.simulcast']`
- * is `on` (three-party browser calls stalled with it on; see the simulcast notes).
+ * Whether the camera is published as simulcast: on unless `localStorage['chorus.simulcast']`
+ * is `off`.
  */
 function simulcastOn() {
   try {
-    return window.localStorage.getItem('chorus.simulcast') === 'on';
+    return window.localStorage.getItem('chorus.simulcast') !== 'off';
   } catch {
-    return false;
+    return true;
   }
 }
 
+/** What a person can send, in the order the tracks are offered. */
 export const SOURCES = ['microphone', 'camera', 'screen'];
 
 export class LocalMedia {

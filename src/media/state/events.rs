@@ -48,6 +48,10 @@ impl ShardState {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
+        if init.rid.as_deref().is_some_and(|r| !r.is_empty()) {
+            // Keep the browser stamping this stream's rid (`rtp::rid_keeper`).
+            peer.rid_ssrcs.insert(init.ssrc);
+        }
         // Another rid stream of a simulcast track already published: a new layer of it.
         if let (Some(&(track, _)), Some(_)) = (peer.published.get(&init.track_id), &init.rid) {
             self.with_room(key, |room, peers, _| {

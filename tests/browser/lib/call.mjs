@@ -56,16 +56,23 @@ export async function decodedByName(p, people) {
 
 /** Waits until every page decodes video from every other page. */
 export async function waitAllDecoding(people, timeoutMs = 20000) {
-  await waitFor('every page to decode every other page', async () => {
-    for (const p of people) {
-      const decoded = await decodedByName(p, people);
-      for (const other of people) {
-        if (other === p) continue;
-        if (!decoded[other.name] || decoded[other.name].video <= 0) return false;
+  let missing = [];
+  try {
+    await waitFor('every page to decode every other page', async () => {
+      missing = [];
+      for (const p of people) {
+        const decoded = await decodedByName(p, people);
+        for (const other of people) {
+          if (other === p) continue;
+          const got = decoded[other.name];
+          if (!got || got.video <= 0) missing.push(`${p.name} <- ${other.name} ${JSON.stringify(got || null)}`);
+        }
       }
-    }
-    return true;
-  }, timeoutMs);
+      return missing.length === 0;
+    }, timeoutMs);
+  } catch (error) {
+    throw new Error(`${error.message}; not decoding: ${missing.join('; ')}`);
+  }
 }
 
 /**
