@@ -139,7 +139,7 @@ fn select(
         let views = pkt
             .views
             .get_or_insert_with(|| publication.layers.views(now));
-        sub.simulcast.review(views);
+        sub.simulcast.review(views, now);
     }
     let mime = &publication.codec.mime_type;
     let key = *pkt

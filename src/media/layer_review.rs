@@ -31,7 +31,7 @@ pub fn review_legs(
         };
         sub.simulcast.budget = budget;
         let before = sub.simulcast.selector.target();
-        if let Some(layer) = sub.simulcast.review(&views) {
+        if let Some(layer) = sub.simulcast.review(&views, now) {
             want |= 1 << layer.min(31);
         }
         let selector = &sub.simulcast.selector;

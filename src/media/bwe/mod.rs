@@ -168,10 +168,12 @@ impl Peer {
         self.bwe.video_budget_bps(now)
     }
 
-    /// What one video track may use on this leg: the video budget shared evenly by the
-    /// leg's video tracks (`None`: no estimate, no limit).
+    /// What one video track may use on this leg: the video budget less [`OVERHEAD_SHARE`]
+    /// (packet headers and retransmissions, which layer bitrates do not count), shared
+    /// evenly by the leg's video tracks (`None`: no estimate, no limit).
     pub fn track_budget_bps(&self, now: Instant) -> Option<u64> {
         let budget = self.video_budget_bps(now)?;
+        let budget = (budget as f64 * (1.0 - OVERHEAD_SHARE)) as u64;
         let videos = self
             .subscriptions
             .values()
@@ -199,6 +201,10 @@ impl Peer {
         self.bwe.set_wanted_bps(wanted);
     }
 }
+
+/// The share of a leg's video budget kept for what layer bitrates (RTP payload) do not
+/// count: headers, SRTP tags, header extensions and retransmissions.
+pub const OVERHEAD_SHARE: f64 = 0.1;
 
 /// Hands TWCC feedback among a client's RTCP to its leg's estimator.
 pub fn on_rtcp(peer: &mut Peer, packets: &[Box<dyn rtc::rtcp::Packet>], now: Instant) {

@@ -14,6 +14,12 @@ pub use layers::{Layer, Layers};
 pub use selector::{choose, LayerSelector, LayerView, Verdict, Want};
 
 use crate::rtp::dedup::seq_newer;
+use std::time::{Duration, Instant};
+
+/// The first hold after the budget moves a leg down (no move up meanwhile).
+pub const HOLD_MIN: Duration = Duration::from_secs(8);
+/// The longest hold, reached when moves up keep failing.
+pub const HOLD_MAX: Duration = Duration::from_secs(64);
 
 /// How much of a budget a higher layer may use before the leg moves up to it (1/1.15).
 pub const UP_HEADROOM: f64 = 1.15;
@@ -38,6 +44,13 @@ pub struct SimulcastLeg {
     /// How much more (bits/s) the layer the subscriber asked for needs than the layer the
     /// budget allows, as of the last review: the leg's prober climbs while any track is short.
     pub shortfall_bps: u64,
+    /// After the budget moved the leg down: no move up before this instant.
+    held_until: Option<Instant>,
+    /// How long the next hold lasts: [`HOLD_MIN`], doubled (up to [`HOLD_MAX`]) when the
+    /// budget moves the leg down again soon after it moved up.
+    hold: Duration,
+    /// When the leg last moved up.
+    last_up: Option<Instant>,
     /// The publisher sequence number the current layer started at: its older packets
     /// (reordered) are not forwarded, they would collide with the previous layer's numbers.
     anchor: Option<u16>,
@@ -79,6 +92,30 @@ impl SimulcastLeg {
         }
     }
 
+    /// Starts a hold when the budget (not the hint) moves the leg down from its current
+    /// layer, longer each time a move up did not last; notes moves up.
+    fn hold_after(&mut self, target: Option<usize>, asked: Option<usize>, now: Instant) {
+        let (Some(current), Some(target)) = (self.selector.current(), target) else {
+            return;
+        };
+        if target > current {
+            self.last_up = Some(now);
+            return;
+        }
+        let by_budget = target < current && asked.is_some_and(|a| target < a);
+        if !by_budget {
+            return;
+        }
+        let soon_after_up = self
+            .last_up
+            .is_some_and(|t| now.saturating_duration_since(t) < HOLD_MAX);
+        self.hold = match soon_after_up {
+            true => (self.hold * 2).clamp(HOLD_MIN, HOLD_MAX),
+            false => HOLD_MIN,
+        };
+        self.held_until = Some(now + self.hold);
+    }
+
     /// Whether publisher packet `seq` of the current layer was sent since the leg's last
     /// switch (so the current offsets map it: retransmissions).
     pub fn is_since_switch(&self, seq: u16) -> bool {
@@ -95,15 +132,18 @@ impl SimulcastLeg {
     /// waits for, if any. Down as soon as the current layer no longer fits the budget; up
     /// only when the higher layer fits with [`UP_HEADROOM`] to spare, so an estimate that
     /// wavers around one layer's bitrate does not flip the leg at every review.
-    pub fn review(&mut self, layers: &[LayerView]) -> Option<usize> {
+    pub fn review(&mut self, layers: &[LayerView], now: Instant) -> Option<usize> {
         let fits = choose(layers, self.want, self.budget);
         let fits_with_room = choose(layers, self.want, self.budget.map(with_headroom));
+        let held = self.held_until.is_some_and(|t| now < t);
         let target = match (self.selector.current(), fits, fits_with_room) {
+            (Some(current), Some(fits), Some(_)) if fits >= current && held => Some(current),
             (Some(current), Some(fits), Some(room)) if fits >= current => {
                 Some(room.max(current).min(fits))
             }
             _ => fits,
         };
+        self.hold_after(target, choose(layers, self.want, None), now);
         self.selector.set_target(target);
         let ideal = choose(layers, self.want, None);
         let rate =

@@ -115,7 +115,7 @@ impl Run {
             };
             layers
         ];
-        self.leg.review(&views);
+        self.leg.review(&views, self.now);
     }
 }
 
@@ -194,7 +194,7 @@ fn a_stopped_layer_is_left_at_the_next_keyframe_of_another() {
         3
     ];
     views[2].active = false;
-    assert_eq!(run.leg.review(&views), Some(1));
+    assert_eq!(run.leg.review(&views, run.now), Some(1));
     run.play(&mut sources, 20, &[2]);
     assert_eq!(run.got.last().unwrap().0, 1);
     assert_continuous(&run.got);
@@ -203,11 +203,14 @@ fn a_stopped_layer_is_left_at_the_next_keyframe_of_another() {
 #[test]
 fn a_long_run_on_one_layer_is_never_dropped() {
     let mut leg = SimulcastLeg::default();
-    leg.review(&[LayerView {
-        active: true,
-        bitrate: 0,
-        size: None,
-    }]);
+    leg.review(
+        &[LayerView {
+            active: true,
+            bitrate: 0,
+            size: None,
+        }],
+        Instant::now(),
+    );
     assert_eq!(
         leg.on_packet(0, 7, true),
         LegVerdict::Forward { switched: true }
@@ -243,36 +246,49 @@ fn settle(leg: &mut SimulcastLeg) {
 }
 
 #[test]
-fn the_budget_moves_a_leg_down_at_once_and_up_only_with_headroom() {
+fn the_budget_moves_a_leg_down_at_once_and_up_only_with_headroom_after_a_hold() {
     let layers = three_layers();
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
     let mut leg = SimulcastLeg {
         budget: Some(2_000_000),
         ..SimulcastLeg::default()
     };
-    leg.review(&layers);
+    leg.review(&layers, at(0));
     settle(&mut leg);
     assert_eq!(leg.selector.current(), Some(2));
     assert_eq!(leg.shortfall_bps, 0, "on the layer it asked for");
     // The estimate falls below the top layer: down to the middle one straight away.
     leg.budget = Some(1_400_000);
-    assert_eq!(leg.review(&layers), Some(1));
+    assert_eq!(leg.review(&layers, at(1)), Some(1));
     settle(&mut leg);
     assert_eq!(leg.selector.current(), Some(1));
     assert_eq!(leg.shortfall_bps, 1_000_000, "the top layer is 1M more");
-    // Just enough for the top layer, without headroom: it stays.
+    // Room for the top layer again, but within the hold: it stays.
+    leg.budget = Some(2_000_000);
+    assert_eq!(leg.review(&layers, at(5)), None);
+    assert_eq!(leg.selector.target(), Some(1));
+    // After the hold, just enough for the top layer without headroom: it stays.
     leg.budget = Some(1_550_000);
-    assert_eq!(leg.review(&layers), None);
+    assert_eq!(leg.review(&layers, at(10)), None);
     assert_eq!(leg.selector.target(), Some(1));
     // With 15 % to spare: up.
     leg.budget = Some(1_750_000);
-    assert_eq!(leg.review(&layers), Some(2));
+    assert_eq!(leg.review(&layers, at(11)), Some(2));
     settle(&mut leg);
     assert_eq!(leg.selector.current(), Some(2));
     // A budget that wavers just under the next layer up does not move it back down while
     // the current layer fits.
     leg.budget = Some(1_500_000);
-    assert_eq!(leg.review(&layers), None);
+    assert_eq!(leg.review(&layers, at(12)), None);
     assert_eq!(leg.selector.target(), Some(2));
+    // Down again soon after moving up: the next hold is twice as long.
+    leg.budget = Some(1_000_000);
+    assert_eq!(leg.review(&layers, at(13)), Some(1));
+    settle(&mut leg);
+    leg.budget = Some(2_000_000);
+    assert_eq!(leg.review(&layers, at(13 + 15)), None, "held for 16 s");
+    assert_eq!(leg.review(&layers, at(13 + 16)), Some(2));
 }
 
 #[test]
@@ -282,10 +298,10 @@ fn no_budget_means_the_asked_for_layer_and_no_shortfall() {
         want: Want::Layer(1),
         ..SimulcastLeg::default()
     };
-    assert_eq!(leg.review(&layers), Some(1));
+    assert_eq!(leg.review(&layers, Instant::now()), Some(1));
     assert_eq!(leg.shortfall_bps, 0);
     leg.budget = Some(100_000);
-    leg.review(&layers);
+    leg.review(&layers, Instant::now());
     assert_eq!(
         leg.selector.target(),
         Some(0),
