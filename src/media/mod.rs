@@ -34,6 +34,7 @@ pub mod heartbeat;
 pub mod key_map;
 pub mod keyframe;
 pub mod layer_review;
+pub mod leg_bandwidth;
 pub mod leg_packet;
 pub mod liveness;
 pub mod packet_cache;

@@ -4,10 +4,10 @@
 //! (`rooms` and `peers`). Every lookup is inside one room: nothing here scans
 //! the tracks of other rooms. [`Rooms`] is the shard's map of rooms by name.
 
-use super::bwe;
 use super::fault::MediaFault;
 use super::forward;
 use super::layer_review;
+use super::leg_bandwidth;
 use super::peer::{PeerKey, Peers, RoomKey, TrackKey, Turn};
 use super::pli;
 use super::publication::{Publication, Publications};
@@ -464,7 +464,7 @@ impl MediaRoom {
                 let Some(peer) = peers.get_mut(&key) else {
                     return;
                 };
-                bwe::on_rtcp(peer, &packets, now);
+                leg_bandwidth::on_rtcp(peer, &packets, now);
                 let feedback =
                     forward::read_feedback(peer, &packets, &self.publications, turn, now);
                 for track in feedback.keyframes {

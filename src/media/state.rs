@@ -17,6 +17,7 @@ use super::bwe;
 use super::demux::{Demux, Routed};
 use super::fast::{self, SENDER_REPORT_INTERVAL};
 use super::fault::MediaFault;
+use super::leg_bandwidth;
 use super::liveness;
 use super::peer::{MediaMember, Peer, PeerKey, Peers, TrackKey, Turn};
 use super::room::{MediaRoom, Rooms};
@@ -464,12 +465,12 @@ impl ShardState {
         if now >= self.reports_due {
             self.reports_due = now + SENDER_REPORT_INTERVAL;
             fast::sender_reports(&mut self.peers, &mut self.turn, now);
-            if bwe::review(&mut self.peers, self.limits.probe_max_bps, now) {
+            if leg_bandwidth::review(&mut self.peers, self.limits.probe_max_bps, now) {
                 self.probe_due.get_or_insert(now);
             }
         }
         if self.probe_due.is_some_and(|t| now >= t) {
-            let probing = bwe::probe_tick(&mut self.peers, &mut self.turn, now);
+            let probing = fast::padding::probe_tick(&mut self.peers, &mut self.turn, now);
             self.probe_due = probing.then_some(now + bwe::PROBE_TICK);
         }
         if now >= self.speakers_due {

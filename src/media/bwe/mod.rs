@@ -29,7 +29,6 @@ pub mod meter;
 pub mod metrics;
 pub mod probe;
 
-use super::peer::{Peer, Peers, Turn};
 use super::rewrite::ExtensionMap;
 use estimate::Estimator;
 use history::SendHistory;
@@ -37,7 +36,6 @@ use meter::RateMeter;
 use probe::{Outcome, Prober};
 use rtc::interceptor::{convert_twcc, Acknowledgement};
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::shared::marshal::MarshalSize;
 use std::time::{Duration, Instant};
 
@@ -45,6 +43,9 @@ use std::time::{Duration, Instant};
 pub const PROBE_TICK: Duration = Duration::from_millis(20);
 /// Padding bytes in one padding-only packet (RTP allows 255; libwebrtc sends 224).
 pub const PADDING_BYTES: usize = 224;
+/// The share of a leg's video budget kept for what layer bitrates (RTP payload) do not
+/// count: headers, SRTP tags, header extensions and retransmissions.
+pub const OVERHEAD_SHARE: f64 = 0.1;
 /// Most padding packets one leg sends per tick.
 const MAX_PADDING_PER_TICK: usize = 64;
 
@@ -154,105 +155,6 @@ pub fn stamp(packet: &mut rtc::rtp::Packet, map: &ExtensionMap, bwe: &mut LegBwe
 /// (10 bytes for AES-CM-HMAC-SHA1-80, 16 for AES-GCM).
 pub fn stack_wire_size(packet: &rtc::rtp::Packet) -> usize {
     packet.marshal_size() + 10
-}
-
-impl Peer {
-    /// This leg's bandwidth estimate in bits per second (`None`: no feedback yet, or the
-    /// subscriber does not send TWCC feedback).
-    pub fn estimate_bps(&self) -> Option<u64> {
-        self.bwe.estimate_bps()
-    }
-
-    /// The estimate minus the audio this leg is sent: what its video may use.
-    pub fn video_budget_bps(&self, now: Instant) -> Option<u64> {
-        self.bwe.video_budget_bps(now)
-    }
-
-    /// What one video track may use on this leg: the video budget less [`OVERHEAD_SHARE`]
-    /// (packet headers and retransmissions, which layer bitrates do not count), shared
-    /// evenly by the leg's video tracks (`None`: no estimate, no limit).
-    pub fn track_budget_bps(&self, now: Instant) -> Option<u64> {
-        let budget = self.video_budget_bps(now)?;
-        let budget = (budget as f64 * (1.0 - OVERHEAD_SHARE)) as u64;
-        let videos = self
-            .subscriptions
-            .values()
-            .filter(|s| s.kind == RtpCodecKind::Video)
-            .count()
-            .max(1);
-        Some(budget / videos as u64)
-    }
-
-    /// Simulcast tracks of this leg held below the layer their subscriber asked for (by the
-    /// budget, as of their last review): the leg could take that much more, so it probes.
-    pub fn probe_for_shortfall(&mut self, now: Instant) {
-        let shortfall: u64 = self
-            .subscriptions
-            .values()
-            .map(|s| s.simulcast.shortfall_bps)
-            .sum();
-        let wanted = (shortfall > 0).then(|| self.bwe.sent_bps(now) + shortfall);
-        self.bwe.set_wanted_bps(wanted);
-    }
-
-    /// Tells the leg what it could take at its best (the layer selector's business); a leg
-    /// whose estimate is below it probes.
-    pub fn set_wanted_bps(&mut self, wanted: Option<u64>) {
-        self.bwe.set_wanted_bps(wanted);
-    }
-}
-
-/// The share of a leg's video budget kept for what layer bitrates (RTP payload) do not
-/// count: headers, SRTP tags, header extensions and retransmissions.
-pub const OVERHEAD_SHARE: f64 = 0.1;
-
-/// Hands TWCC feedback among a client's RTCP to its leg's estimator.
-pub fn on_rtcp(peer: &mut Peer, packets: &[Box<dyn rtc::rtcp::Packet>], now: Instant) {
-    for packet in packets {
-        if let Some(tcc) = packet.as_any().downcast_ref::<TransportLayerCc>() {
-            peer.bwe.on_feedback(tcc, now);
-        }
-    }
-}
-
-/// The once-a-second look at every leg: samples the estimates for the histogram, finishes and
-/// starts probes. True if any leg is probing (the shard then ticks [`PROBE_TICK`]).
-pub fn review(peers: &mut Peers, cap: u64, now: Instant) -> bool {
-    let mut probing = false;
-    for peer in peers.values_mut() {
-        let Some(bps) = peer.bwe.estimate_bps() else {
-            continue;
-        };
-        metrics::observe_estimate(bps);
-        // Padding goes on the fast path; a leg without an RTX stream to pad on (or on the
-        // stack path) starts no burst it could not send.
-        let cap = if super::fast::padding::can_pad(peer) {
-            cap
-        } else {
-            0
-        };
-        if peer.bwe.review(now, cap) {
-            metrics::count_probe();
-        }
-        probing |= peer.bwe.probing(now);
-    }
-    probing
-}
-
-/// Sends the padding due on every probing leg; true while any leg still probes.
-pub fn probe_tick(peers: &mut Peers, turn: &mut Turn, now: Instant) -> bool {
-    let mut probing = false;
-    for peer in peers.values_mut() {
-        if !peer.bwe.probing(now) {
-            continue;
-        }
-        probing = true;
-        let due = peer.bwe.padding_due(now);
-        if due > 0 {
-            super::fast::padding::send_padding(peer, due, now, turn);
-        }
-    }
-    probing
 }
 
 #[cfg(test)]

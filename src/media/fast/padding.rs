@@ -7,29 +7,18 @@
 //! the forwarded stream.
 
 use super::leg::RtxStream;
-use super::{Peer, Subscription, Turn};
+use super::{Peer, Turn};
 use crate::media::bwe::PADDING_BYTES;
 use crate::media::datagram::Transmit;
+use crate::media::leg_bandwidth::pads;
 use crate::media::leg_packet::{write_packet, LegHeader};
+use crate::media::peer::Peers;
 use crate::media::rewrite::abs_send_time;
 use crate::rtp::srtp_out::TAG_LEN;
-use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::time::Instant;
 
 /// The RTP padding bit in the first header byte.
 const PADDING_BIT: u8 = 0x20;
-
-/// Whether `sub` can carry padding: video that has sent media, with a negotiated RTX stream.
-fn pads(sub: &Subscription) -> bool {
-    sub.kind == RtpCodecKind::Video
-        && sub.send.last.is_some()
-        && sub.rtx.is_some_and(|r| r.payload_type.is_some())
-}
-
-/// Whether `peer`'s leg can be sent padding now.
-pub fn can_pad(peer: &Peer) -> bool {
-    peer.fast.is_some() && peer.route.is_some() && peer.subscriptions.values().any(pads)
-}
 
 /// Sends `count` padding packets on `peer`'s leg; returns how many left.
 pub fn send_padding(peer: &mut Peer, count: usize, now: Instant, turn: &mut Turn) -> usize {
@@ -92,4 +81,20 @@ pub fn send_padding(peer: &mut Peer, count: usize, now: Instant, turn: &mut Turn
     }
     sub.rtx = Some(rtx);
     sent
+}
+
+/// Sends the padding due on every probing leg; true while any leg still probes.
+pub fn probe_tick(peers: &mut Peers, turn: &mut Turn, now: Instant) -> bool {
+    let mut probing = false;
+    for peer in peers.values_mut() {
+        if !peer.bwe.probing(now) {
+            continue;
+        }
+        probing = true;
+        let due = peer.bwe.padding_due(now);
+        if due > 0 {
+            send_padding(peer, due, now, turn);
+        }
+    }
+    probing
 }

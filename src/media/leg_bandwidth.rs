@@ -1,0 +1,98 @@
+//! The bandwidth estimate as the rest of the shard uses it, per subscriber leg (`Peer::bwe`,
+//! [`crate::media::bwe`]): the budget its video tracks may use, the probing it is asked for,
+//! the TWCC feedback handed to it, the once-a-second review of every leg, and which legs can
+//! carry padding.
+
+use super::bwe::{metrics, OVERHEAD_SHARE};
+use super::peer::{Peer, Peers};
+use super::sending::Subscription;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use std::time::Instant;
+
+impl Peer {
+    /// This leg's bandwidth estimate in bits per second (`None`: no feedback yet, or the
+    /// subscriber does not send TWCC feedback).
+    pub fn estimate_bps(&self) -> Option<u64> {
+        self.bwe.estimate_bps()
+    }
+
+    /// The estimate minus the audio this leg is sent: what its video may use.
+    pub fn video_budget_bps(&self, now: Instant) -> Option<u64> {
+        self.bwe.video_budget_bps(now)
+    }
+
+    /// What one video track may use on this leg: the video budget less [`OVERHEAD_SHARE`]
+    /// (packet headers and retransmissions, which layer bitrates do not count), shared
+    /// evenly by the leg's video tracks (`None`: no estimate, no limit).
+    pub fn track_budget_bps(&self, now: Instant) -> Option<u64> {
+        let budget = self.video_budget_bps(now)?;
+        let budget = (budget as f64 * (1.0 - OVERHEAD_SHARE)) as u64;
+        let videos = self
+            .subscriptions
+            .values()
+            .filter(|s| s.kind == RtpCodecKind::Video)
+            .count()
+            .max(1);
+        Some(budget / videos as u64)
+    }
+
+    /// Simulcast tracks of this leg held below the layer their subscriber asked for (by the
+    /// budget, as of their last review): the leg could take that much more, so it probes.
+    pub fn probe_for_shortfall(&mut self, now: Instant) {
+        let shortfall: u64 = self
+            .subscriptions
+            .values()
+            .map(|s| s.simulcast.shortfall_bps)
+            .sum();
+        let wanted = (shortfall > 0).then(|| self.bwe.sent_bps(now) + shortfall);
+        self.bwe.set_wanted_bps(wanted);
+    }
+
+    /// Tells the leg what it could take at its best (the layer selector's business); a leg
+    /// whose estimate is below it probes.
+    pub fn set_wanted_bps(&mut self, wanted: Option<u64>) {
+        self.bwe.set_wanted_bps(wanted);
+    }
+}
+
+/// Hands TWCC feedback among a client's RTCP to its leg's estimator.
+pub fn on_rtcp(peer: &mut Peer, packets: &[Box<dyn rtc::rtcp::Packet>], now: Instant) {
+    for packet in packets {
+        if let Some(tcc) = packet.as_any().downcast_ref::<TransportLayerCc>() {
+            peer.bwe.on_feedback(tcc, now);
+        }
+    }
+}
+
+/// The once-a-second look at every leg: samples the estimates for the histogram, finishes and
+/// starts probes. True if any leg is probing (the shard then ticks [`PROBE_TICK`]).
+pub fn review(peers: &mut Peers, cap: u64, now: Instant) -> bool {
+    let mut probing = false;
+    for peer in peers.values_mut() {
+        let Some(bps) = peer.bwe.estimate_bps() else {
+            continue;
+        };
+        metrics::observe_estimate(bps);
+        // Padding goes on the fast path; a leg without an RTX stream to pad on (or on the
+        // stack path) starts no burst it could not send.
+        let cap = if can_pad(peer) { cap } else { 0 };
+        if peer.bwe.review(now, cap) {
+            metrics::count_probe();
+        }
+        probing |= peer.bwe.probing(now);
+    }
+    probing
+}
+
+/// Whether `sub` can carry padding: video that has sent media, with a negotiated RTX stream.
+pub fn pads(sub: &Subscription) -> bool {
+    sub.kind == RtpCodecKind::Video
+        && sub.send.last.is_some()
+        && sub.rtx.is_some_and(|r| r.payload_type.is_some())
+}
+
+/// Whether `peer`'s leg can be sent padding now.
+pub fn can_pad(peer: &Peer) -> bool {
+    peer.fast.is_some() && peer.route.is_some() && peer.subscriptions.values().any(pads)
+}
