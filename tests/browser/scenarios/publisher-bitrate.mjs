@@ -1,4 +1,4 @@
-// Test 2: a Chromium publisher's outbound video bitrate, with the SFU's RTCP feedback (TWCC,
+// Test 2: a Chromium publisher's outbound video bitrate (one encoding, simulcast off), with the SFU's RTCP feedback (TWCC,
 // receiver reports) driving its congestion control, reaches 500 kbps within 15 s of joining. A
 // second page subscribes, so the video really goes through the SFU; its inbound bitrate, the
 // publisher's bandwidth estimate and encoder target are reported too. The camera plays noise,
@@ -39,7 +39,10 @@ export async function run(ctx) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chorus-clip-'));
   ctx.keep({ close: async () => fs.rmSync(dir, { recursive: true, force: true }) });
   const fakeVideo = noiseClip(dir);
-  const [publisher, subscriber] = await openParticipants(ctx, [{ name: 'Publisher' }, { name: 'Subscriber' }], { fakeVideo });
+  // One encoding: this measures the publisher's congestion control through the SFU's feedback;
+  // with simulcast the subscriber would get the one layer its tile needs, not the whole rate.
+  const oneEncoding = "window.localStorage.setItem('chorus.simulcast', 'off');";
+  const [publisher, subscriber] = await openParticipants(ctx, [{ name: 'Publisher', init: oneEncoding }, { name: 'Subscriber' }], { fakeVideo });
   await publisher.join(ctx.base, 'bitrate');
   // The clock starts when the publisher is in the room; the subscriber arrives meanwhile.
   const t0 = Date.now();
