@@ -6,6 +6,7 @@
 use crate::rtp::connection::{
     codec, opus, Ice, Recipe, OPUS_FMTP, VIDEO_CLOCK_RATE, VP8_PAYLOAD_TYPE,
 };
+use crate::rtp::pass_through::PassThrough;
 use crate::rtp::rtcp_tap::{feedback_and_reports, RtcpTap, RTCP_TAP_SLOT};
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::media_engine::{
@@ -86,7 +87,7 @@ pub fn server_recipe(
         )
         .with(
             Slot::from(super::stats::wire::WIRE_COUNTER_SLOT),
-            super::stats::wire::WireCounter::default(),
+            PassThrough::new(super::stats::wire::WireCounter),
         );
     recipe
 }

@@ -9,6 +9,7 @@ pub mod connection;
 pub mod dedup;
 pub mod dtls_repeat;
 pub mod key_tap;
+pub mod pass_through;
 pub mod rid_keeper;
 pub mod rtcp_tap;
 pub mod srtp_out;

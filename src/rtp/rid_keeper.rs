@@ -9,15 +9,12 @@
 //! runs on transport-wide feedback, and the audio stream's reports still carry RTT and loss.
 //! Upstream `rtc` would need `start_rtp` to keep the SSRC a rid was bound to.
 
+use super::pass_through::{PacketHook, PassThrough};
 use parking_lot::Mutex;
-use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Packet, TaggedPacket};
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Registry position: transport-ward of the report interceptors (10 000 and 11 000), so it
 /// sees the reports they generate on their way out.
@@ -45,17 +42,12 @@ impl RidSsrcs {
 /// See the module documentation.
 pub struct RidKeeper {
     ssrcs: RidSsrcs,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
 }
 
 impl RidKeeper {
-    pub fn new(ssrcs: RidSsrcs) -> Self {
-        Self {
-            ssrcs,
-            reads: VecDeque::new(),
-            writes: VecDeque::new(),
-        }
+    /// The keeper as an interceptor of the connection whose rid streams are `ssrcs`.
+    pub fn new(ssrcs: RidSsrcs) -> PassThrough<Self> {
+        PassThrough::new(Self { ssrcs })
     }
 
     /// `packet` without its report blocks about rid streams (`None`: nothing to leave out).
@@ -81,23 +73,8 @@ impl RidKeeper {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for RidKeeper {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.reads.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+impl PacketHook for RidKeeper {
+    fn on_write(&mut self, msg: &mut TaggedPacket) {
         if let Packet::Rtcp(packets) = &mut msg.message.packet {
             for packet in packets.iter_mut() {
                 if let Some(trimmed) = self.without_rid_blocks(packet.as_ref()) {
@@ -105,28 +82,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RidKeeper {
                 }
             }
         }
-        self.writes.push_back(msg);
-        Ok(())
     }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
-        Ok(())
-    }
-
-    fn poll_timeout(&mut self) -> Option<Self::Time> {
-        None
-    }
-}
-
-impl Interceptor for RidKeeper {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]
@@ -144,7 +100,9 @@ mod tests {
     #[test]
     fn report_blocks_about_rid_streams_are_left_out_and_the_rest_kept() {
         let ssrcs = RidSsrcs::default();
-        let keeper = RidKeeper::new(ssrcs.clone());
+        let keeper = RidKeeper {
+            ssrcs: ssrcs.clone(),
+        };
         let rr = ReceiverReport {
             ssrc: 1,
             reports: vec![block(10), block(20), block(30)],

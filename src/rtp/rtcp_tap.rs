@@ -4,17 +4,14 @@
 //! responder and report interceptors still act on every packet. It must not alter, delay or
 //! generate anything.
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use super::pass_through::{PacketHook, PassThrough};
+use rtc::interceptor::{Attribute, Packet, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
-use std::collections::VecDeque;
-use std::time::Instant;
 
 /// Registry position: application-most, after every stock interceptor.
 pub const RTCP_TAP_SLOT: usize = 14_000;
@@ -43,63 +40,22 @@ pub fn feedback_and_reports(packet: &dyn rtc::rtcp::Packet) -> bool {
 /// See the module documentation.
 pub struct RtcpTap {
     wanted: RtcpFilter,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
 }
 
 impl RtcpTap {
-    /// A tap that delivers the compound packets containing anything `wanted` accepts.
-    pub fn new(wanted: RtcpFilter) -> Self {
-        Self {
-            wanted,
-            reads: VecDeque::new(),
-            writes: VecDeque::new(),
-        }
+    /// A tap (as an interceptor) that delivers the compound packets containing anything
+    /// `wanted` accepts.
+    pub fn new(wanted: RtcpFilter) -> PassThrough<Self> {
+        PassThrough::new(Self { wanted })
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+impl PacketHook for RtcpTap {
+    fn on_read(&mut self, msg: &mut TaggedPacket) {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             if packets.iter().any(|p| (self.wanted)(p.as_ref())) {
                 msg.message.add(Attribute::DeliverToApplication);
             }
         }
-        self.reads.push_back(msg);
-        Ok(())
     }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
-        Ok(())
-    }
-
-    fn poll_timeout(&mut self) -> Option<Self::Time> {
-        None
-    }
-}
-
-impl Interceptor for RtcpTap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }

@@ -163,49 +163,21 @@ impl LossyLink {
     /// `tc qdisc ... tbf`, with a 20 KB burst and 100 ms of queue); replaces any earlier cap.
     pub fn cap_rate(&self, kbit: u32) -> Result<(), String> {
         let rate = format!("{kbit}kbit");
-        run(
-            &[
-                "ip",
-                "netns",
-                "exec",
-                &self.server_ns,
-                "tc",
-                "qdisc",
-                "replace",
-                "dev",
-                SERVER_DEV,
-                "root",
-                "tbf",
-                "rate",
-                &rate,
-                "burst",
-                "20kb",
-                "latency",
-                "100ms",
-            ],
-            None,
-        )
-        .map(drop)
+        let tbf = ["tbf", "rate", &rate, "burst", "20kb", "latency", "100ms"];
+        self.root_qdisc("replace", &tbf)
     }
 
     /// Removes the cap of [`Self::cap_rate`].
     pub fn uncap(&self) -> Result<(), String> {
-        run(
-            &[
-                "ip",
-                "netns",
-                "exec",
-                &self.server_ns,
-                "tc",
-                "qdisc",
-                "del",
-                "dev",
-                SERVER_DEV,
-                "root",
-            ],
-            None,
-        )
-        .map(drop)
+        self.root_qdisc("del", &[])
+    }
+
+    /// `tc qdisc <verb> dev SERVER_DEV root <qdisc...>` in the server's namespace.
+    fn root_qdisc(&self, verb: &str, qdisc: &[&str]) -> Result<(), String> {
+        let mut args = vec!["ip", "netns", "exec", &self.server_ns, "tc", "qdisc", verb];
+        args.extend(["dev", SERVER_DEV, "root"]);
+        args.extend_from_slice(qdisc);
+        run(&args, None).map(drop)
     }
 
     /// `chorus serve` inside the server's namespace on `signaling_port` and UDP `media_port`

@@ -5,13 +5,10 @@
 //! by its shard's thread — which the shard collects with [`take`] when it publishes. It passes
 //! every packet on unchanged and generates nothing.
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use crate::rtp::pass_through::PacketHook;
+use rtc::interceptor::{Attribute, Packet, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
 use std::cell::Cell;
-use std::collections::VecDeque;
-use std::time::Instant;
 
 /// Chain position: wire-ward of the NACK responder (4 000) and generator (7 000), so both
 /// their outputs pass through it.
@@ -56,30 +53,11 @@ fn bump(change: impl FnOnce(&mut WireCounts)) {
     });
 }
 
-/// See the module documentation.
-#[derive(Default)]
-pub struct WireCounter {
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
-}
+/// See the module documentation (an interceptor as `PassThrough<WireCounter>`).
+pub struct WireCounter;
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for WireCounter {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.reads.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+impl PacketHook for WireCounter {
+    fn on_write(&mut self, msg: &mut TaggedPacket) {
         match &msg.message.packet {
             Packet::Rtp(packet) if msg.message.has(&Attribute::Retransmission) => {
                 let bytes = packet.payload.len() as u64;
@@ -99,35 +77,17 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for WireCounter {
             }
             _ => {}
         }
-        self.writes.push_back(msg);
-        Ok(())
     }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
-        Ok(())
-    }
-
-    fn poll_timeout(&mut self) -> Option<Self::Time> {
-        None
-    }
-}
-
-impl Interceptor for WireCounter {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtp::pass_through::PassThrough;
     use rtc::interceptor::AttributedPacket;
+    use rtc::sansio::Protocol;
     use rtc::shared::TransportContext;
+    use std::time::Instant;
 
     fn tagged(message: AttributedPacket) -> TaggedPacket {
         TaggedPacket {
@@ -140,7 +100,7 @@ mod tests {
     #[test]
     fn counts_nacks_and_retransmissions_and_passes_everything_on() {
         take();
-        let mut counter = WireCounter::default();
+        let mut counter = PassThrough::new(WireCounter);
         let rtp = rtc::rtp::Packet {
             payload: vec![0u8; 100].into(),
             ..Default::default()
