@@ -79,6 +79,12 @@ pub fn review(peers: &mut Peers, cap: u64, now: Instant) -> bool {
         let cap = if can_pad(peer) { cap } else { 0 };
         if peer.bwe.review(now, cap) {
             metrics::count_probe();
+            tracing::debug!(
+                peer = peer.key,
+                estimate = bps,
+                sent = peer.bwe.sent_bps(now),
+                "probe burst"
+            );
         }
         probing |= peer.bwe.probing(now);
     }

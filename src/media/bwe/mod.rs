@@ -116,8 +116,12 @@ impl LegBwe {
     /// Looks at probing once a second: finishes a burst whose feedback is in, starts one if
     /// due (`cap`: most a burst aims at; 0 turns probing off). True if a burst started.
     pub fn review(&mut self, now: Instant, cap: u64) -> bool {
-        if let Some(Outcome::Carried(bps)) = self.prober.finish(now) {
-            self.estimator.on_probe(now, bps);
+        if let Some(outcome) = self.prober.finish(now) {
+            let before = self.estimate_bps();
+            if let Outcome::Carried(bps) = outcome {
+                self.estimator.on_probe(now, bps);
+            }
+            tracing::debug!(?outcome, ?before, after = ?self.estimate_bps(), "probe burst finished");
         }
         let unproven = self.wanted.map(|w| w as f64 * probe::ABOVE_WANTED);
         self.estimator

@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 pub const LAYER_TIMEOUT: Duration = Duration::from_millis(1500);
 /// The window over which a layer's bitrate is measured.
 pub const RATE_WINDOW: Duration = Duration::from_millis(500);
+/// Each window's weight in a layer's bitrate (a moving average over about four windows): a
+/// keyframe (often asked for by a leg switching layers, or by a lossy leg) doubles one window's
+/// rate, and a leg whose budget is near its layer's rate must not be moved off it by that.
+const WINDOW_WEIGHT: u64 = 4;
 /// A layer measured below this (bits/s) is not chosen: a browser that suspends a layer may
 /// still send a stray keyframe or padding on it.
 pub const MIN_ACTIVE_BITRATE: u64 = 10_000;
@@ -127,7 +131,11 @@ impl Layers {
         let start = *l.window_start.get_or_insert(now);
         let elapsed = now.saturating_duration_since(start);
         if elapsed >= RATE_WINDOW {
-            l.bitrate = l.window_bytes * 8 * 1_000_000 / elapsed.as_micros().max(1) as u64;
+            let window = l.window_bytes * 8 * 1_000_000 / elapsed.as_micros().max(1) as u64;
+            l.bitrate = match l.bitrate {
+                0 => window,
+                b => (b * (WINDOW_WEIGHT - 1) + window) / WINDOW_WEIGHT,
+            };
             l.window_bytes = 0;
             l.window_start = Some(now);
         }
@@ -211,6 +219,13 @@ mod tests {
             !l.views(t0 + Duration::from_secs(3))[2].active,
             "a layer that stopped"
         );
+        // One window at about twice the rate (a keyframe) moves the bitrate a quarter of the way.
+        let t1 = t0 + Duration::from_millis(500);
+        for k in 1..=10u32 {
+            let at = t1 + Duration::from_millis(50 * u64::from(k));
+            l.on_packet(2, &[0u8; 2000], true, at);
+        }
+        assert_eq!(l.get(2).unwrap().bitrate(), (176_000 * 3 + 320_000) / 4);
         // A layer that trickles (a packet a second) is not active once past its grace.
         for ms in [0, 900, 1800] {
             l.on_packet(0, &[0u8; 100], false, t0 + Duration::from_millis(ms));

@@ -263,15 +263,20 @@ fn the_budget_moves_a_leg_down_at_once_and_up_only_with_headroom_after_a_hold() 
     assert_eq!(leg.review(&layers, at(1)), Some(1));
     settle(&mut leg);
     assert_eq!(leg.selector.current(), Some(1));
-    assert_eq!(leg.shortfall_bps, 1_000_000, "the top layer is 1M more");
+    assert_eq!(leg.shortfall_bps, 0, "held: nothing to probe for");
     // Room for the top layer again, but within the hold: it stays.
     leg.budget = Some(2_000_000);
     assert_eq!(leg.review(&layers, at(5)), None);
     assert_eq!(leg.selector.target(), Some(1));
+    assert_eq!(leg.shortfall_bps, 0, "still held");
     // After the hold, just enough for the top layer without headroom: it stays.
     leg.budget = Some(1_550_000);
     assert_eq!(leg.review(&layers, at(10)), None);
     assert_eq!(leg.selector.target(), Some(1));
+    assert_eq!(
+        leg.shortfall_bps, 1_000_000,
+        "the hold over: the top layer is 1M more"
+    );
     // With 15 % to spare: up.
     leg.budget = Some(1_750_000);
     assert_eq!(leg.review(&layers, at(11)), Some(2));
@@ -311,4 +316,27 @@ fn no_budget_means_the_asked_for_layer_and_no_shortfall() {
         leg.shortfall_bps, 350_000,
         "the asked-for layer 1 is 350k more"
     );
+}
+
+#[test]
+fn a_leg_that_just_moved_up_is_not_moved_down_by_the_budget_before_it_settles() {
+    let layers = three_layers();
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut leg = SimulcastLeg {
+        budget: Some(400_000),
+        ..SimulcastLeg::default()
+    };
+    leg.review(&layers, at(0));
+    settle(&mut leg);
+    assert_eq!(leg.selector.current(), Some(0));
+    leg.budget = Some(700_000);
+    assert_eq!(leg.review(&layers, at(500)), Some(1), "up with headroom");
+    settle(&mut leg);
+    // Its keyframe reads as a delay rise: the budget dips under the new layer at once.
+    leg.budget = Some(450_000);
+    assert_eq!(leg.review(&layers, at(1000)), None);
+    assert_eq!(leg.selector.target(), Some(1), "kept while it settles");
+    // Still under it once settled: down.
+    assert_eq!(leg.review(&layers, at(500) + UP_SETTLE), Some(0));
 }

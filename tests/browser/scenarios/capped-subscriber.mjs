@@ -132,6 +132,9 @@ export async function run(ctx) {
   const layersDuring = await layersSent(publisher);
   ctx.log(`capped at ${capKbit} kbit/s: adapted after ${adaptedAtMs} ms, ${recentMean(during, 'capped', 'fps', 5000)} fps at width ${during.length ? during[during.length - 1].capped.width : 0}`);
 
+  const qdisc = execFileSync('ip', ['netns', 'exec', serverNs, 'tc', '-s', 'qdisc', 'show', 'dev', dev]).toString();
+  ctx.log(`the cap's queue: ${qdisc.replace(/\s+/g, ' ')}`);
+
   // 3. Lift the cap; the subscriber should climb back to the top layer.
   tc('del');
   const liftedAt = Date.now() - t0;
