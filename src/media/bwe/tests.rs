@@ -162,6 +162,22 @@ fn loss_above_ten_percent_brings_it_down() {
 }
 
 #[test]
+fn a_leg_that_starts_losing_a_quarter_is_held_to_what_arrives_at_once() {
+    let mut sim = Sim::new(10_000_000.0);
+    sim.run(800_000.0, 6.0);
+    assert!(sim.estimate() > 1_000_000, "{}", sim.estimate());
+    // A cap: a quarter of what is sent is lost from now on.
+    sim.lose_every = Some(4);
+    sim.run(800_000.0, 1.5);
+    let arrives = 800_000 * 3 / 4;
+    assert!(
+        sim.estimate() <= arrives * 21 / 20,
+        "estimate {} while {arrives} bit/s arrive",
+        sim.estimate()
+    );
+}
+
+#[test]
 fn no_estimate_before_feedback_and_the_budget_puts_audio_first() {
     let mut bwe = LegBwe::default();
     let t0 = Instant::now();
