@@ -32,6 +32,8 @@ pub struct Publication {
     pub media_ssrc: u32,
     pub kind: RtpCodecKind,
     pub codec: RTCRtpCodec,
+    /// Whether the codec is VP8 (its simulcast packets' descriptors are rewritten per leg).
+    pub vp8: bool,
     pub source: TrackSource,
     pub muted: bool,
     /// The publisher leg's negotiated header extensions (uri, id).
@@ -105,6 +107,7 @@ impl Publication {
             receiver_id: init.receiver_id,
             media_ssrc: init.ssrc,
             kind,
+            vp8: codec.mime_type.eq_ignore_ascii_case("video/vp8"),
             codec,
             source,
             muted,
