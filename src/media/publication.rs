@@ -123,6 +123,7 @@ impl Publication {
         let mut publication = publication;
         if let Some(rid) = init.rid.as_deref().filter(|r| !r.is_empty()) {
             let order = rid_order(&receiver, rid);
+            publication.layers.set_declared(declared_rids(&receiver));
             publication.layers.add(rid, init.ssrc, order);
         }
         Some((publication, mid))
@@ -138,6 +139,7 @@ impl Publication {
         let rid = init.rid.as_deref().filter(|r| !r.is_empty())?;
         let receiver = publisher.pc.rtp_receiver(init.receiver_id)?;
         let order = rid_order(&receiver, rid);
+        self.layers.set_declared(declared_rids(&receiver));
         Some(self.layers.add(rid, init.ssrc, order))
     }
 
@@ -195,6 +197,17 @@ fn rid_order(
         .iter()
         .position(|c| c.rtp_coding_parameters.rid == rid)
         .unwrap_or(usize::MAX)
+}
+
+/// The rids of the receiver's encodings, in the order of the publisher's `a=simulcast` list.
+fn declared_rids(receiver: &rtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver<'_>) -> Vec<String> {
+    receiver
+        .track()
+        .codings()
+        .iter()
+        .map(|c| c.rtp_coding_parameters.rid.clone())
+        .filter(|rid| !rid.is_empty())
+        .collect()
 }
 
 /// Limits keyframe requests toward one publisher track to one per
