@@ -204,7 +204,7 @@ pub struct Config {
     pub dtls_timeout_secs: u64,
 
     /// Forward RTP on the fast path (the server's own SRTP and send batches) once a leg's
-    /// DTLS is up with AES-GCM; `false` sends every packet through the WebRTC stack.
+    /// DTLS is up (AES-128-GCM or AES-CM-HMAC-SHA1-80); `false` sends every packet through the WebRTC stack.
     #[arg(long, env = "CHORUS_FAST_PATH", default_value_t = true, action = clap::ArgAction::Set)]
     pub fast_path: bool,
 
