@@ -1,5 +1,5 @@
 //! Simulcast from real browsers, layer by subscriber, and dynacast (issue 13 items 1 and 3): a
-//! Chromium or a Firefox publisher sends its camera in simulcast through the web client; two
+//! Chromium (VP8, and H264) or a Firefox (VP8) publisher sends its camera in simulcast through the web client; two
 //! Chromium subscribers watch it, one in a small window and one in a large one. Each must
 //! decode the layer its window needs (the large one a wider picture), the server must count
 //! legs on two layers, and when the large window shrinks the server must pause the layer
@@ -14,8 +14,13 @@ use support::browser::{no_page_errors, num, start};
 
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(150);
 
-/// Judges one run of the `simulcast-layers` scenario with `browser` publishing.
-fn judge(result: &Value, agent: &str) {
+/// Judges one run of the `simulcast-layers` scenario: `agent` published in `codec`.
+fn judge(result: &Value, agent: &str, codec: &str) {
+    assert_eq!(
+        result["sentCodecs"],
+        serde_json::json!([codec]),
+        "the publisher's video codec"
+    );
     assert!(
         result["userAgent"]
             .as_str()
@@ -105,7 +110,7 @@ async fn chromium_simulcast_gives_each_window_its_layer_and_pauses_unused_ones()
             &[("CHORUS_PUBLISHER_BROWSER", "chromium")],
         )
         .await;
-    judge(&result, "Chrome/");
+    judge(&result, "Chrome/", "video/VP8");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,5 +123,21 @@ async fn firefox_simulcast_gives_each_window_its_layer_and_pauses_unused_ones() 
             &[("CHORUS_PUBLISHER_BROWSER", "firefox")],
         )
         .await;
-    judge(&result, "Firefox/");
+    judge(&result, "Firefox/", "video/VP8");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_h264_simulcast_gives_each_window_its_layer_and_pauses_unused_ones() {
+    let test = start().await;
+    let result = test
+        .scenario_with_env(
+            "simulcast-layers",
+            SCENARIO_TIMEOUT,
+            &[
+                ("CHORUS_PUBLISHER_BROWSER", "chromium"),
+                ("CHORUS_PUBLISHER_CODEC", "h264"),
+            ],
+        )
+        .await;
+    judge(&result, "Chrome/", "video/H264");
 }

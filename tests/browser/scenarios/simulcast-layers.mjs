@@ -1,5 +1,6 @@
 // Simulcast layers per subscriber and dynacast in real browsers (issue 13 items 1 and 3): a
-// publisher (Chromium or Firefox, CHORUS_PUBLISHER_BROWSER) sends its camera through the web
+// publisher (Chromium or Firefox, CHORUS_PUBLISHER_BROWSER; VP8, or H264 with
+// CHORUS_PUBLISHER_CODEC=h264) sends its camera through the web
 // client, which publishes it in simulcast; two Chromium subscribers watch it, one in a small
 // window and one in a large one, and the web client tells the server each tile's size. The
 // scenario measures what each subscriber decodes (frame width, frames per second), which
@@ -10,6 +11,7 @@
 
 import { launchChromium, launchFirefox } from '../lib/browsers.mjs';
 import { Participant, sleep, waitFor } from '../lib/client.mjs';
+import { H264_ONLY } from '../lib/codecs.mjs';
 
 const SMALL = { width: 480, height: 270 };
 const LARGE = { width: 1280, height: 720 };
@@ -94,7 +96,8 @@ async function until(small, large, n, limitMs, pred) {
 
 export async function run(ctx) {
   const publisherKind = process.env.CHORUS_PUBLISHER_BROWSER || 'chromium';
-  const publisher = await openPage(ctx, publisherKind, 'Publisher', LARGE, null);
+  const codec = process.env.CHORUS_PUBLISHER_CODEC || 'vp8';
+  const publisher = await openPage(ctx, publisherKind, 'Publisher', LARGE, codec === 'h264' ? H264_ONLY : null);
   const small = await openPage(ctx, 'chromium', 'Small', SMALL, NO_DEVICES);
   const large = await openPage(ctx, 'chromium', 'Large', LARGE, NO_DEVICES);
   await publisher.join(ctx.base, 'layers');
@@ -104,6 +107,14 @@ export async function run(ctx) {
     return a && b && a.frames > 0 && b.frames > 0;
   }, 30000);
   const userAgent = await publisher.page.evaluate(() => navigator.userAgent);
+  const sentCodecs = await publisher.page.evaluate(async () => {
+    const report = await window.chorus.call.negotiator.pc.getStats();
+    const codecs = {};
+    report.forEach((s) => { if (s.type === 'codec') codecs[s.id] = s.mimeType; });
+    const out = new Set();
+    report.forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'video' && codecs[s.codecId]) out.add(codecs[s.codecId]); });
+    return [...out];
+  });
 
   // 1. Each subscriber settles on the layer its window needs: the large one on a wider layer.
   const split = await until(small, large, 3, 30000, (r) => r.small.fps > 0 && r.large.fps > 0 && r.large.width > r.small.width);
@@ -141,6 +152,7 @@ export async function run(ctx) {
   return {
     publisherKind,
     userAgent,
+    sentCodecs,
     rids,
     largeRid,
     split,
