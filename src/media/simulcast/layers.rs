@@ -50,6 +50,8 @@ pub struct Layers {
     pub next_review: Option<Instant>,
     /// The layers paused at the publisher because no leg wants them.
     pub dynacast: Dynacast,
+    /// The rids the publisher declared (its `a=simulcast` list, low to high), seen or not.
+    declared: Vec<String>,
 }
 
 impl Layers {
@@ -83,6 +85,30 @@ impl Layers {
 
     pub fn len(&self) -> usize {
         self.list.len()
+    }
+
+    /// Records the rids the publisher declared, low to high (its `a=simulcast` list).
+    pub fn set_declared(&mut self, rids: Vec<String>) {
+        self.declared = rids;
+    }
+
+    /// The declared rids that never sent a packet yet, and that dynacast pauses along with
+    /// the `paused` layers (a bit per index): one is paused when the highest layer below it
+    /// that did arrive is paused (not the lowest, which always flows). No leg wants more than
+    /// that layer, so none wants a higher one; and a browser that stops the paused layer would
+    /// otherwise spend the freed bandwidth on the one above it.
+    pub fn unseen_paused(&self, paused: u32) -> Vec<String> {
+        let mut out = Vec::new();
+        for (order, rid) in self.declared.iter().enumerate() {
+            if self.list.iter().any(|l| &l.rid == rid) {
+                continue;
+            }
+            let below = self.list.iter().rposition(|l| l.order < order);
+            if below.is_some_and(|i| i > 0 && i < 32 && paused & (1 << i) != 0) {
+                out.push(rid.clone());
+            }
+        }
+        out
     }
 
     pub fn is_empty(&self) -> bool {
@@ -192,6 +218,23 @@ impl Layer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_declared_layer_never_seen_is_paused_with_the_one_below_it() {
+        let mut l = Layers::default();
+        l.set_declared(vec!["q".into(), "h".into(), "f".into()]);
+        l.add("q", 1, 0);
+        assert!(l.unseen_paused(0).is_empty());
+        assert!(
+            l.unseen_paused(0b1).is_empty(),
+            "the lowest layer never pauses"
+        );
+        l.add("h", 2, 1);
+        assert!(l.unseen_paused(0).is_empty(), "h flows: f may be wanted");
+        assert_eq!(l.unseen_paused(0b10), ["f"]);
+        l.add("f", 3, 2);
+        assert!(l.unseen_paused(0b10).is_empty(), "f is a known layer now");
+    }
 
     #[test]
     fn layers_are_ordered_and_measured() {

@@ -99,7 +99,9 @@ impl SimulcastLeg {
     }
 
     /// Starts a hold when the budget (not the hint) moves the leg down from its current
-    /// layer, longer each time a move up did not last; notes moves up.
+    /// layer, longer each time a move up did not last; notes moves up. One fall counts once:
+    /// a further step down (or the same one again, while the leg waits for the lower layer's
+    /// keyframe) during the hold restarts it at the same length, it does not double it again.
     fn hold_after(&mut self, target: Option<usize>, asked: Option<usize>, now: Instant) {
         let (Some(current), Some(target)) = (self.selector.current(), target) else {
             return;
@@ -114,10 +116,13 @@ impl SimulcastLeg {
         }
         let soon_after_up = self
             .last_up
+            .take()
             .is_some_and(|t| now.saturating_duration_since(t) < HOLD_MAX);
-        self.hold = match soon_after_up {
-            true => (self.hold * 2).clamp(HOLD_MIN, HOLD_MAX),
-            false => HOLD_MIN,
+        let held = self.held_until.is_some_and(|t| now < t);
+        self.hold = match (soon_after_up, held) {
+            (true, _) => (self.hold * 2).clamp(HOLD_MIN, HOLD_MAX),
+            (false, true) => self.hold.max(HOLD_MIN),
+            (false, false) => HOLD_MIN,
         };
         self.held_until = Some(now + self.hold);
     }

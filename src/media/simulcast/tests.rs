@@ -297,6 +297,37 @@ fn the_budget_moves_a_leg_down_at_once_and_up_only_with_headroom_after_a_hold() 
 }
 
 #[test]
+fn a_fall_in_steps_after_a_move_up_doubles_the_hold_once() {
+    let layers = three_layers();
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut leg = SimulcastLeg {
+        budget: Some(1_000_000),
+        ..SimulcastLeg::default()
+    };
+    leg.review(&layers, at(0));
+    settle(&mut leg);
+    // Up to the top layer after the first hold-free review, then the link is capped.
+    leg.budget = Some(2_000_000);
+    assert_eq!(leg.review(&layers, at(1_000)), Some(2));
+    settle(&mut leg);
+    leg.budget = Some(1_000_000);
+    assert_eq!(leg.review(&layers, at(2_000)), Some(1));
+    // The next review comes before the middle layer's keyframe: still the same fall.
+    assert_eq!(leg.review(&layers, at(2_500)), Some(1));
+    settle(&mut leg);
+    // And the estimate goes on falling: one more step down.
+    leg.budget = Some(300_000);
+    assert_eq!(leg.review(&layers, at(4_000)), Some(0));
+    settle(&mut leg);
+    // The cap is lifted: the hold is the first fall's (8 s) from the last step, not doubled
+    // at each review and step of the same fall (32 s).
+    leg.budget = Some(2_000_000);
+    assert_eq!(leg.review(&layers, at(4_000 + 7_500)), None, "held");
+    assert_eq!(leg.review(&layers, at(4_000 + 8_500)), Some(2));
+}
+
+#[test]
 fn no_budget_means_the_asked_for_layer_and_no_shortfall() {
     let layers = three_layers();
     let mut leg = SimulcastLeg {
