@@ -106,7 +106,7 @@ struct Run {
     free: Vec<Value>,
     capped: Vec<Value>,
     times: Times,
-    estimates: (f64, f64),
+    server: [(f64, f64); 2],
 }
 
 /// Builds the star, runs the server and the loadtest processes, caps and uncaps the capped
@@ -139,7 +139,7 @@ fn scenario() -> Option<Run> {
     for k in 1..=CAPPED {
         star.uncap(k).expect("cap removed");
     }
-    let estimates = estimates(&star);
+    let server = server_figures(&star);
     for run in &mut runs {
         wait_exit(run, Duration::from_secs(DURATION_S + 20));
     }
@@ -159,7 +159,7 @@ fn scenario() -> Option<Run> {
         free,
         capped,
         times,
-        estimates,
+        server,
     })
 }
 
@@ -321,14 +321,16 @@ fn wait_all_on_top(star: &Star, legs: usize, within: Duration) {
     }
 }
 
-/// (sum, count) of the server's leg estimate histogram so far.
-fn estimates(star: &Star) -> (f64, f64) {
+/// The server's figures at the end: (sum, count) of its leg estimate histogram and of its
+/// shard loops' lag behind their deadlines (a loaded machine pads late).
+fn server_figures(star: &Star) -> [(f64, f64); 2] {
     let text = metrics(star).unwrap_or_default();
-    let value = |n| metric_value(&text, n).unwrap_or(0.0);
-    (
-        value("chorus_leg_estimated_bitrate_bps_sum"),
-        value("chorus_leg_estimated_bitrate_bps_count"),
-    )
+    let value = |n: &str| metric_value(&text, n).unwrap_or(0.0);
+    let pair = |n: &str| (value(&format!("{n}_sum")), value(&format!("{n}_count")));
+    [
+        pair("chorus_leg_estimated_bitrate_bps"),
+        pair("chorus_shard_loop_lag_seconds"),
+    ]
 }
 
 fn wait_exit(run: &mut Killed, within: Duration) {
@@ -485,9 +487,9 @@ fn report(run: &Run, capped: &[Figures]) {
             f.settled_layer, f.adapt_ms, f.fps[0], f.fps[1], f.layer_kbps
         );
     }
-    let (sum, count) = run.estimates;
-    if count > 0.0 {
-        let mean = sum / count / 1000.0;
-        eprintln!("server: mean leg estimate {mean:.0} kbit/s over {count} samples");
+    let [(sum, count), (lag, turns)] = run.server;
+    if count > 0.0 && turns > 0.0 {
+        let (mean, lag_ms) = (sum / count / 1000.0, lag / turns * 1000.0);
+        eprintln!("server: mean leg estimate {mean:.0} kbit/s over {count} samples; shard loops {lag_ms:.2} ms late on average over {turns} late turns");
     }
 }
