@@ -72,10 +72,11 @@ fn capped_synthetic_subscribers_step_down_without_freezing_and_free_ones_stay_on
 }
 
 /// The climb back once the cap is lifted, asserted within [`RECOVER_WITHIN_MS`]. Ignored: the
-/// capped legs step down and keep their pictures, but after the cap is lifted most of them stay
-/// on the lowest layer for the rest of the run. The server log (`LOADTEST_CAPPED_SERVER_LOG`)
-/// shows why: bursts of padding on those legs end in `Outcome::Nothing` on the now free link,
-/// so their estimates stay near 1.5 × the low layer (see the report of the synth helper).
+/// capped legs step down and keep their pictures, and those that stayed on the middle layer are
+/// back on top within seconds, but those that fell to the lowest layer stay there for the rest
+/// of the run: their bursts of padding end in `Outcome::Nothing` on the now free link (the TWCC
+/// reports cover a fraction of what the burst sent, none lost), so their estimates stay near
+/// 1.5 × the low layer (README, Performance, the synthetic simulcast behind caps).
 #[test]
 #[ignore = "capped legs mostly do not climb back: their probes prove nothing (issue 13)"]
 fn capped_synthetic_subscribers_climb_back_once_the_cap_is_lifted() {
