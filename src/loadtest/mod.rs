@@ -489,4 +489,18 @@ mod tests {
         let default = Cli::try_parse_from(["x"]).map(|c| c.config.urls);
         assert_eq!(default.expect("parses"), ["ws://127.0.0.1:8080/ws"]);
     }
+
+    #[test]
+    fn twcc_is_on_unless_turned_off_and_rooms_take_the_given_name() {
+        let config = Cli::try_parse_from(["x", "--subscribers", "2"]).map(|c| c.config);
+        let on = plans(&config.expect("flags parse"), "abc").expect("plans");
+        assert!(on.iter().all(|p| p.receive.twcc));
+        assert_eq!(on[0].room, "load-abc-0");
+        assert_eq!(on[1].receive.name, "sub1");
+        let args = ["x", "--no-twcc", "--room", "shared", "--rooms", "2"];
+        let config = Cli::try_parse_from(args).map(|c| c.config);
+        let off = plans(&config.expect("flags parse"), "abc").expect("plans");
+        assert!(off.iter().all(|p| !p.receive.twcc));
+        assert_eq!(off.last().map(|p| p.room.as_str()), Some("shared-1"));
+    }
 }
