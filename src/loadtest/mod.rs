@@ -9,6 +9,7 @@ pub mod frames;
 pub mod health;
 pub mod layers;
 pub mod measure;
+mod out_track;
 pub mod payload;
 pub mod recipe;
 pub mod report;

@@ -5,28 +5,21 @@
 
 use super::frames::FrameWatch;
 use super::health::{LegView, Watchdog};
-use super::layers::{
-    layer_bitrate, layer_of_tag, layer_size, layer_tag, picture_id, plain_tag, Continuity,
-    LayerTotals, LAYERS, RIDS,
-};
+use super::layers::{layer_of_tag, layer_size, picture_id, Continuity, LayerTotals, RIDS};
 use super::measure::{Totals, TrackReceive};
+use super::out_track::{self, OutTrack, AUDIO_PAYLOAD};
 use super::payload::{self, PayloadCodec};
 use super::recipe::{build_pc, PcShape};
 use super::rid::layer_stamp;
 use crate::net::udp::{self, SendQueue};
 use crate::protocol::TrackKind;
 use crate::protocol::{IceCandidate, MediaEvent, TrackSource, TrackSourceInfo};
-use crate::rtp::connection::{add_sendonly_track, add_simulcast_track, SendTrack};
 use crate::rtp::dtls_repeat::RepeatFilter;
-use rand::Rng;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
-use rtc::rtp_transceiver::RTCRtpSenderId;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -65,38 +58,14 @@ pub struct ReceiveSpec {
 }
 
 impl PublishSpec {
-    fn video_packet_rate(&self, bitrate: u64) -> f64 {
+    pub(super) fn video_packet_rate(&self, bitrate: u64) -> f64 {
         (bitrate as f64 / (self.video_packet_size as f64 * 8.0)).clamp(1.0, 20_000.0)
     }
 }
 
 const KEYFRAME_INTERVAL: Duration = Duration::from_secs(3);
-const AUDIO_PAYLOAD: usize = 120;
 /// Most packets one track may send in one loop turn when it is behind schedule.
 const MAX_BURST: usize = 16;
-
-struct OutTrack {
-    sender: RTCRtpSenderId,
-    ssrc: u32,
-    video: bool,
-    payload_type: Option<u8>,
-    seq: u16,
-    ts: u32,
-    ts_step: u32,
-    counter: u32,
-    tag: u64,
-    interval: Duration,
-    next_send: Instant,
-    keyframe_pending: bool,
-    last_keyframe: Instant,
-    picture_id: u16,
-    size: usize,
-    /// The simulcast layer it is (video sent with `--simulcast`).
-    layer: Option<usize>,
-    tl0: u8,
-    /// A layer's header extensions once negotiated: mid id, rid id, mid.
-    stamp: Option<(u8, u8, bytes::Bytes)>,
-}
 
 /// A synthetic participant.
 pub struct SynthPeer {
@@ -218,71 +187,8 @@ impl SynthPeer {
         spec: &PublishSpec,
         now: Instant,
     ) -> Result<(), String> {
-        let mut rng = rand::rng();
-        let ssrc: u32 = rng.random();
-        let (kind, mime, clock) = if video {
-            (RtpCodecKind::Video, MIME_TYPE_VP8, 90_000)
-        } else {
-            (RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000)
-        };
-        let track = SendTrack {
-            stream_id: format!("synthetic-{}", self.peer_id),
-            track_id: format!("{}-{}", if video { "video" } else { "audio" }, ssrc),
-            label: "synthetic".into(),
-            kind,
-            ssrc,
-            codec: RTCRtpCodec {
-                mime_type: mime.into(),
-                clock_rate: clock,
-                channels: if video { 0 } else { 2 },
-                sdp_fmtp_line: String::new(),
-                rtcp_feedback: vec![],
-            },
-        };
-        let simulcast = video && spec.simulcast;
-        let ssrcs: Vec<u32> = match simulcast {
-            true => (0..LAYERS).map(|_| rng.random()).collect(),
-            false => vec![ssrc],
-        };
-        let sender = if simulcast {
-            let layers: Vec<(&str, u32)> = RIDS.iter().copied().zip(ssrcs.clone()).collect();
-            add_simulcast_track(&mut self.pc, track, &layers)?
-        } else {
-            add_sendonly_track(&mut self.pc, track)?
-        };
-        let base_tag: u64 = rng.random();
-        for (i, ssrc) in ssrcs.into_iter().enumerate() {
-            let layer = simulcast.then_some(i);
-            let rate = match (video, layer) {
-                (false, _) => 50.0,
-                (true, None) => spec.video_packet_rate(spec.video_bitrate),
-                (true, Some(l)) => spec.video_packet_rate(layer_bitrate(spec.video_bitrate, l)),
-            };
-            self.out.push(OutTrack {
-                sender,
-                ssrc,
-                video,
-                payload_type: None,
-                seq: rng.random(),
-                ts: rng.random(),
-                ts_step: (clock as f64 / rate) as u32,
-                counter: 0,
-                tag: layer.map_or(plain_tag(base_tag), |l| layer_tag(base_tag, l)),
-                interval: Duration::from_secs_f64(1.0 / rate),
-                next_send: now,
-                keyframe_pending: true,
-                last_keyframe: now,
-                picture_id: rng.random::<u16>() & 0x7fff,
-                size: if video {
-                    spec.video_packet_size
-                } else {
-                    AUDIO_PAYLOAD
-                },
-                layer,
-                tl0: rng.random(),
-                stamp: None,
-            });
-        }
+        let tracks = out_track::add(&mut self.pc, &self.peer_id, video, spec, now)?;
+        self.out.extend(tracks);
         Ok(())
     }
 
