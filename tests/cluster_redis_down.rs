@@ -67,7 +67,7 @@ async fn joins_get_cluster_unavailable_while_redis_is_down() -> Result<()> {
         let echo = alice.recv_json().await;
         ensure!(echo["text"] == "still here", "alice got {echo}");
         ensure!(
-            a.logged("redis unavailable"),
+            a.logged("redis unavailable").await,
             "no log line says Redis is unavailable"
         );
         Ok::<(), anyhow::Error>(())

@@ -141,6 +141,8 @@ pub struct Totals {
     pub packets_unique: u64,
     pub keyframes_sent: u64,
     pub plis_received: u64,
+    /// RTP packets received without a probe payload: the server's padding when it probes.
+    pub padding_received: u64,
     /// What subscribers received of simulcast tracks (`--simulcast`).
     pub layers: super::layers::LayerTotals,
 }
@@ -158,6 +160,7 @@ impl Totals {
         self.packets_unique += o.packets_unique;
         self.keyframes_sent += o.keyframes_sent;
         self.plis_received += o.plis_received;
+        self.padding_received += o.padding_received;
         self.layers.add(&o.layers);
     }
 

@@ -5,16 +5,19 @@
 //! of subscribers, the measurements ([`measure`]), the server's own figures from `/metrics`
 //! ([`scrape`]) and the summary table, JSON and HTML report ([`report`]).
 
+pub mod frames;
 pub mod health;
 pub mod layers;
 pub mod measure;
 pub mod payload;
+pub mod recipe;
 pub mod report;
 pub mod rid;
 pub mod scrape;
 pub mod signaling;
 pub mod sink;
 pub mod synthetic;
+pub mod viewers;
 pub mod worker;
 
 use clap::Args;
@@ -24,7 +27,7 @@ use signaling::{PeerPlan, SignalingStats};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use synthetic::PublishSpec;
+use synthetic::{PublishSpec, ReceiveSpec};
 use worker::{WorkerHandle, WorkerSnapshot};
 
 /// Flags of `chorus loadtest`.
@@ -71,6 +74,14 @@ pub struct LoadConfig {
     /// in turn, e.g. `0,1,2`; empty: no hint (the top layer).
     #[arg(long, value_delimiter = ',')]
     pub subscriber_layers: Vec<u8>,
+    /// The synthetic peers negotiate no transport-cc and send no TWCC feedback (the server
+    /// then has no bandwidth estimate for their legs).
+    #[arg(long)]
+    pub no_twcc: bool,
+    /// Room name prefix (rooms are `<room>-0`, `<room>-1`, …); default `load-<random>`. Lets
+    /// several `chorus loadtest` processes (e.g. on different links) share rooms.
+    #[arg(long)]
+    pub room: Option<String>,
     /// How long to measure once everyone has joined, e.g. 30s, 2m.
     #[arg(long, default_value = "30s", value_parser = crate::config::parse_duration)]
     pub duration: Duration,
@@ -119,6 +130,8 @@ impl Default for LoadConfig {
             no_video: false,
             simulcast: false,
             subscriber_layers: Vec::new(),
+            no_twcc: false,
+            room: None,
             duration: Duration::from_secs(30),
             ramp: 50.0,
             token_secret: None,
@@ -213,6 +226,15 @@ impl Fleet {
         }
         all
     }
+
+    async fn viewers(&self, window: (u64, u64)) -> Vec<viewers::SubscriberVideo> {
+        let mut all = Vec::new();
+        for w in &self.workers {
+            all.extend(w.viewers(window).await);
+        }
+        all.sort_by(|a, b| (&a.subscriber, &a.track).cmp(&(&b.subscriber, &b.track)));
+        all
+    }
 }
 
 /// The URL participant `index` connects to: round-robin over `urls`.
@@ -230,7 +252,10 @@ fn plans(config: &LoadConfig, run_id: &str) -> Result<Vec<PeerPlan>, LoadError> 
         .map(|s| crate::auth::TokenAuthority::new(s.as_bytes()));
     let mut plans = Vec::new();
     for r in 0..config.rooms {
-        let room = format!("load-{run_id}-{r}");
+        let room = match &config.room {
+            Some(prefix) => format!("{prefix}-{r}"),
+            None => format!("load-{run_id}-{r}"),
+        };
         for p in 0..config.publishers + config.subscribers {
             let publisher = p < config.publishers;
             let name = format!("{}{p}", if publisher { "pub" } else { "sub" });
@@ -247,13 +272,17 @@ fn plans(config: &LoadConfig, run_id: &str) -> Result<Vec<PeerPlan>, LoadError> 
                 index: plans.len(),
                 url: url_for(&config.urls, plans.len()),
                 room: room.clone(),
-                name,
+                name: name.clone(),
                 token,
                 publish: publisher.then(|| config.publish_spec()),
-                want_layer: (!publisher && !config.subscriber_layers.is_empty()).then(|| {
-                    let s = p - config.publishers;
-                    config.subscriber_layers[s % config.subscriber_layers.len()]
-                }),
+                receive: ReceiveSpec {
+                    want_layer: (!publisher && !config.subscriber_layers.is_empty()).then(|| {
+                        let s = p - config.publishers;
+                        config.subscriber_layers[s % config.subscriber_layers.len()]
+                    }),
+                    twcc: !config.no_twcc,
+                    name,
+                },
             });
         }
     }
@@ -311,6 +340,7 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
             .await;
     }
     let window_start = fleet.snapshot().await;
+    let window_start_unix = payload::unix_micros() / 1_000_000;
     let server_window_start = scrape::scrape_all(&metrics).await;
     let t0 = Instant::now();
     while t0.elapsed() < config.duration {
@@ -320,6 +350,9 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
             .await;
     }
     let window_end = fleet.snapshot().await;
+    let viewers = fleet
+        .viewers((window_start_unix, payload::unix_micros() / 1_000_000))
+        .await;
     let server_window_end = scrape::scrape_all(&metrics).await;
     let window = t0.elapsed();
     progress.finish();
@@ -341,6 +374,7 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
         server_window_end,
         signaling,
         series,
+        viewers,
     });
     report.print();
     if let Some(path) = &config.json {
@@ -462,5 +496,19 @@ mod tests {
         assert_eq!(spread, ["ws://a/ws", "ws://b/ws", "ws://c/ws", "ws://a/ws"]);
         let default = Cli::try_parse_from(["x"]).map(|c| c.config.urls);
         assert_eq!(default.expect("parses"), ["ws://127.0.0.1:8080/ws"]);
+    }
+
+    #[test]
+    fn twcc_is_on_unless_turned_off_and_rooms_take_the_given_name() {
+        let config = Cli::try_parse_from(["x", "--subscribers", "2"]).map(|c| c.config);
+        let on = plans(&config.expect("flags parse"), "abc").expect("plans");
+        assert!(on.iter().all(|p| p.receive.twcc));
+        assert_eq!(on[0].room, "load-abc-0");
+        assert_eq!(on[1].receive.name, "sub1");
+        let args = ["x", "--no-twcc", "--room", "shared", "--rooms", "2"];
+        let config = Cli::try_parse_from(args).map(|c| c.config);
+        let off = plans(&config.expect("flags parse"), "abc").expect("plans");
+        assert!(off.iter().all(|p| !p.receive.twcc));
+        assert_eq!(off.last().map(|p| p.room.as_str()), Some("shared-1"));
     }
 }

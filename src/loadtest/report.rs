@@ -6,6 +6,7 @@ use super::layers::{LayerTotals, LAYERS, RIDS};
 use super::measure::Totals;
 use super::scrape::ServerSample;
 use super::signaling::SignalingStats;
+use super::viewers::{self, SubscriberVideo};
 use super::worker::WorkerSnapshot;
 use super::LoadConfig;
 use serde::Serialize;
@@ -59,6 +60,11 @@ pub struct ServerFigures {
     pub rss_mb: f64,
     /// RSS growth from before the run, divided by the subscriber legs it carried.
     pub rss_kib_per_leg: f64,
+    /// The mean of the legs' bandwidth estimates sampled in the window (`None`: none, e.g.
+    /// `--no-twcc`), the probes started and the simulcast layer switches in it.
+    pub mean_estimate_bps: Option<f64>,
+    pub probes: f64,
+    pub layer_switches: f64,
 }
 
 /// Everything the report shows.
@@ -86,6 +92,10 @@ pub struct Report {
     pub server: Option<ServerFigures>,
     /// What the subscribers received of simulcast tracks (`--simulcast`).
     pub simulcast: Option<LayerTotals>,
+    /// RTP packets the subscribers received without a probe payload (the server's padding).
+    pub padding_received: u64,
+    /// Each subscriber's view of each video track (layer, switches, frames/s, freezes).
+    pub viewers: Vec<SubscriberVideo>,
     pub series: Vec<SeriesPoint>,
 }
 
@@ -102,6 +112,7 @@ pub struct Inputs<'a> {
     pub server_window_end: Option<ServerSample>,
     pub signaling: SignalingStats,
     pub series: Vec<SeriesPoint>,
+    pub viewers: Vec<SubscriberVideo>,
 }
 
 impl Report {
@@ -134,6 +145,12 @@ impl Report {
                     rss_kib_per_leg: (w1.resident_bytes - s0.resident_bytes).max(0.0)
                         / 1024.0
                         / legs,
+                    mean_estimate_bps: {
+                        let n = w1.estimate_count - w0.estimate_count;
+                        (n > 0.0).then(|| (w1.estimate_sum - w0.estimate_sum) / n)
+                    },
+                    probes: w1.probes - w0.probes,
+                    layer_switches: w1.layer_switches - w0.layer_switches,
                 })
             }
             _ => None,
@@ -174,6 +191,8 @@ impl Report {
             errors,
             server,
             simulcast: i.config.simulcast.then(|| b.layers.clone()),
+            padding_received: b.padding_received.saturating_sub(a.padding_received),
+            viewers: i.viewers,
             series: i.series,
         }
     }
@@ -235,9 +254,26 @@ impl Report {
                 ),
             ));
         }
+        if let Some(s) = &self.server {
+            let estimate = s
+                .mean_estimate_bps
+                .map_or("none".to_owned(), |e| format!("{:.0} kbit/s", e / 1000.0));
+            rows.push((
+                "server leg estimate (mean)".into(),
+                format!(
+                    "{estimate}; {:.0} probes, {:.0} layer switches",
+                    s.probes, s.layer_switches
+                ),
+            ));
+        }
         if let Some(l) = &self.simulcast {
             rows.extend(simulcast_rows(l));
         }
+        rows.extend(viewers::rows(&self.viewers));
+        rows.push((
+            "padding received (not media)".into(),
+            format!("{} pkt", self.padding_received),
+        ));
         let errors = if self.errors.is_empty() {
             "none".to_owned()
         } else {

@@ -1,5 +1,6 @@
 //! Reads the server's `/metrics` (plain HTTP/1.0 over TCP, no client library) for the figures
-//! the report needs: process CPU seconds and RSS, forwarded packets, shard CPU seconds.
+//! the report needs: process CPU seconds and RSS, forwarded packets, shard CPU seconds, and the
+//! bandwidth estimation's own figures (the per-leg estimate histogram, probes, layer switches).
 
 use crate::metrics::text as metrics_text;
 use std::time::Duration;
@@ -13,6 +14,11 @@ pub struct ServerSample {
     pub forwarded_packets: f64,
     pub shard_cpu_seconds: f64,
     pub media_peer_connections: f64,
+    /// Sum and count of the legs' sampled estimates (`chorus_leg_estimated_bitrate_bps`).
+    pub estimate_sum: f64,
+    pub estimate_count: f64,
+    pub probes: f64,
+    pub layer_switches: f64,
 }
 
 /// `http://host:port/metrics` from a `ws://host:port/ws` URL.
@@ -39,6 +45,10 @@ pub async fn scrape_all(targets: &[(String, String)]) -> Option<ServerSample> {
             t.forwarded_packets += s.forwarded_packets;
             t.shard_cpu_seconds += s.shard_cpu_seconds;
             t.media_peer_connections += s.media_peer_connections;
+            t.estimate_sum += s.estimate_sum;
+            t.estimate_count += s.estimate_count;
+            t.probes += s.probes;
+            t.layer_switches += s.layer_switches;
         }
     }
     total
@@ -64,6 +74,10 @@ pub async fn scrape(host: &str, path: &str) -> Option<ServerSample> {
         forwarded_packets: sum(&text, "chorus_forwarded_packets_total"),
         shard_cpu_seconds: sum(&text, "chorus_shard_cpu_seconds_total"),
         media_peer_connections: sum(&text, "chorus_media_peer_connections"),
+        estimate_sum: sum(&text, "chorus_leg_estimated_bitrate_bps_sum"),
+        estimate_count: sum(&text, "chorus_leg_estimated_bitrate_bps_count"),
+        probes: sum(&text, "chorus_bwe_probes_total"),
+        layer_switches: sum(&text, "chorus_simulcast_layer_switches_total"),
     })
 }
 

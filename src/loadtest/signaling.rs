@@ -4,7 +4,7 @@
 //! leg fails (`media-failed`, or the worker's watchdog) it reconnects with bounded retries and
 //! backoff. Counts every `error` by code and every reconnect by reason. It never touches media.
 
-use super::synthetic::{Outbound, PublishSpec};
+use super::synthetic::{Outbound, PublishSpec, ReceiveSpec};
 use super::worker::{WorkerCommand, WorkerHandle};
 use crate::protocol::MediaEvent;
 use futures::{SinkExt, StreamExt};
@@ -31,8 +31,8 @@ pub struct PeerPlan {
     pub name: String,
     pub token: Option<String>,
     pub publish: Option<PublishSpec>,
-    /// The simulcast layer it asks for (`--subscriber-layers`).
-    pub want_layer: Option<u8>,
+    /// How it receives: the layer it asks for, TWCC feedback.
+    pub receive: ReceiveSpec,
 }
 
 fn count(stats: &Arc<Mutex<SignalingStats>>, code: &str) {
@@ -140,7 +140,7 @@ async fn session(
                             publish: plan.publish,
                             signal: out_tx.clone(),
                             joined_at: Instant::now(),
-                            want_layer: plan.want_layer,
+                            receive: plan.receive.clone(),
                         });
                     }
                     Some("error") if joined && value["code"] == "media-failed" => {

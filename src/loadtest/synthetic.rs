@@ -3,6 +3,7 @@
 //! offer while our own is outstanding), paced synthetic VP8/Opus publishing with a keyframe on
 //! every PLI, and receive measurement. Driven by a worker thread; it never blocks or sleeps.
 
+use super::frames::FrameWatch;
 use super::health::{LegView, Watchdog};
 use super::layers::{
     layer_bitrate, layer_of_tag, layer_size, layer_tag, picture_id, plain_tag, Continuity,
@@ -10,17 +11,14 @@ use super::layers::{
 };
 use super::measure::{Totals, TrackReceive};
 use super::payload::{self, PayloadCodec};
-use super::rid::{layer_stamp, SIMULCAST_EXTENSIONS};
+use super::recipe::{build_pc, PcShape};
+use super::rid::layer_stamp;
 use crate::net::udp::{self, SendQueue};
 use crate::protocol::TrackKind;
 use crate::protocol::{IceCandidate, MediaEvent, TrackSource, TrackSourceInfo};
-use crate::rtp::connection::{
-    add_sendonly_track, add_simulcast_track, opus, vp8, Ice, Recipe, SendTrack,
-};
+use crate::rtp::connection::{add_sendonly_track, add_simulcast_track, SendTrack};
 use crate::rtp::dtls_repeat::RepeatFilter;
-use crate::rtp::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
 use rand::Rng;
-use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
@@ -55,14 +53,23 @@ pub struct PublishSpec {
     pub simulcast: bool,
 }
 
+/// How a synthetic participant receives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReceiveSpec {
+    /// Its name in the room (the report's per-subscriber lines).
+    pub name: String,
+    /// The simulcast layer it asks for (`--subscriber-layers`).
+    pub want_layer: Option<u8>,
+    /// It negotiates transport-cc and sends TWCC feedback (on unless `--no-twcc`).
+    pub twcc: bool,
+}
+
 impl PublishSpec {
     fn video_packet_rate(&self, bitrate: u64) -> f64 {
         (bitrate as f64 / (self.video_packet_size as f64 * 8.0)).clamp(1.0, 20_000.0)
     }
 }
 
-/// Packets of history kept to answer NACKs (the stack's default).
-const NACK_HISTORY: u16 = 1024;
 const KEYFRAME_INTERVAL: Duration = Duration::from_secs(3);
 const AUDIO_PAYLOAD: usize = 120;
 /// Most packets one track may send in one loop turn when it is behind schedule.
@@ -129,29 +136,16 @@ pub struct SynthPeer {
     pub failures: Vec<String>,
     /// The simulcast layer this subscriber asks for (`--subscriber-layers`).
     pub want_layer: Option<u8>,
+    /// Its name in the room.
+    pub name: String,
+    /// What it saw of each received video track as a viewer (by track id).
+    pub frames: HashMap<String, FrameWatch>,
+    /// Received RTP packets that carry no probe payload (padding the server probes with).
+    pub padding_packets: u64,
     /// Simulcast layers the server asked this publisher to pause (dynacast), a bit per layer.
     paused_layers: u32,
     continuity: HashMap<String, Continuity>,
     layer_totals: LayerTotals,
-}
-
-/// A client-side connection (full ICE, DTLS client) with Opus and VP8, NACK and the RTCP tap
-/// for keyframe requests, advertising `local`.
-fn build_pc(
-    local: SocketAddr,
-    simulcast: bool,
-    now: Instant,
-) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
-    let mut recipe = Recipe::new(vec![opus(""), vp8()], Ice::Full, vec![local]);
-    recipe.nack_history = Some(NACK_HISTORY);
-    if simulcast {
-        recipe.extensions = SIMULCAST_EXTENSIONS
-            .iter()
-            .map(|uri| (*uri, RtpCodecKind::Video))
-            .collect();
-    }
-    recipe.interceptors = Registry::new().with(Slot::from(RTCP_TAP_SLOT), RtcpTap::new(feedback));
-    Ok(recipe.build(now)?.0)
 }
 
 impl SynthPeer {
@@ -162,13 +156,17 @@ impl SynthPeer {
         publish: Option<PublishSpec>,
         signal: UnboundedSender<Outbound>,
         joined_at: Instant,
-        want_layer: Option<u8>,
+        receive: ReceiveSpec,
     ) -> Result<Self, String> {
         let socket = udp::bind(SocketAddr::new(bind, 0)).map_err(|e| e.to_string())?;
         let local = socket.local_addr().map_err(|e| e.to_string())?;
         let now = Instant::now();
-        let simulcast = publish.is_some_and(|p| p.simulcast && p.video);
-        let pc = build_pc(local, simulcast, now).map_err(|e| e.to_string())?;
+        let shape = PcShape {
+            simulcast: publish.is_some_and(|p| p.simulcast && p.video),
+            publisher: publish.is_some(),
+            twcc: receive.twcc,
+        };
+        let pc = build_pc(local, shape, now).map_err(|e| e.to_string())?;
         let mut peer = Self {
             socket,
             local,
@@ -197,7 +195,10 @@ impl SynthPeer {
             paused_layers: 0,
             plis_received: 0,
             failures: Vec::new(),
-            want_layer,
+            want_layer: receive.want_layer,
+            name: receive.name,
+            frames: HashMap::new(),
+            padding_packets: 0,
             continuity: HashMap::new(),
             layer_totals: LayerTotals::default(),
         };
@@ -412,6 +413,7 @@ impl SynthPeer {
                 let probe = payload::parse(&packet.payload, true)
                     .or_else(|| payload::parse(&packet.payload, false));
                 let Some(probe) = probe else {
+                    self.padding_packets += 1; // padding (probing) or unknown: not media
                     return;
                 };
                 if self.first_packet_ms.is_none() {
@@ -420,6 +422,11 @@ impl SynthPeer {
                 }
                 let video = packet.payload.len() > AUDIO_PAYLOAD + 8;
                 let layer = layer_of_tag(probe.tag);
+                if video {
+                    let (marker, ts) = (packet.header.marker, packet.header.timestamp);
+                    let watch = self.frames.entry(track_id.clone()).or_default();
+                    watch.on_packet(layer, marker, ts, packet.payload.len(), arrival);
+                }
                 let key = match layer {
                     Some(l) => {
                         let seq = packet.header.sequence_number;
@@ -642,6 +649,7 @@ impl SynthPeer {
             packets_unique: self.incoming.values().map(|t| t.unique()).sum(),
             keyframes_sent: self.keyframes_sent,
             plis_received: self.plis_received,
+            padding_received: self.padding_packets,
             layers: self.layer_totals.clone(),
         }
     }

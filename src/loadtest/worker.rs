@@ -4,7 +4,8 @@
 //! for the progress line and the report. It must never block on anything but poll.
 
 use super::measure::{LatencyHistogram, Totals};
-use super::synthetic::{Outbound, PublishSpec, SynthPeer};
+use super::synthetic::{Outbound, PublishSpec, ReceiveSpec, SynthPeer};
+use super::viewers::SubscriberVideo;
 use crate::net::udp::{self, RecvBatch};
 use crate::net::wake::{wait_readable, Waker};
 use crate::protocol::MediaEvent;
@@ -28,8 +29,8 @@ pub enum WorkerCommand {
         publish: Option<PublishSpec>,
         signal: UnboundedSender<Outbound>,
         joined_at: Instant,
-        /// The simulcast layer a subscriber asks for.
-        want_layer: Option<u8>,
+        /// How it receives (layer asked for, TWCC feedback).
+        receive: ReceiveSpec,
     },
     Event {
         index: usize,
@@ -39,6 +40,11 @@ pub enum WorkerCommand {
         index: usize,
     },
     Snapshot(oneshot::Sender<WorkerSnapshot>),
+    /// Every subscriber's view of its video, frames per second over unix seconds `window`.
+    Viewers {
+        window: (u64, u64),
+        reply: oneshot::Sender<Vec<SubscriberVideo>>,
+    },
 }
 
 /// The measurements of one worker at one moment.
@@ -69,6 +75,13 @@ impl WorkerHandle {
     pub async fn snapshot(&self) -> WorkerSnapshot {
         let (tx, rx) = oneshot::channel();
         self.send(WorkerCommand::Snapshot(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Every subscriber's view of its video (see [`WorkerCommand::Viewers`]).
+    pub async fn viewers(&self, window: (u64, u64)) -> Vec<SubscriberVideo> {
+        let (reply, rx) = oneshot::channel();
+        self.send(WorkerCommand::Viewers { window, reply });
         rx.await.unwrap_or_default()
     }
 }
@@ -176,11 +189,10 @@ impl Worker {
                     publish,
                     signal,
                     joined_at,
-                    want_layer,
+                    receive,
                 }) => {
                     let is_publisher = publish.is_some();
-                    match SynthPeer::new(self.bind, peer_id, publish, signal, joined_at, want_layer)
-                    {
+                    match SynthPeer::new(self.bind, peer_id, publish, signal, joined_at, receive) {
                         Ok(peer) => {
                             if self.sink && !is_publisher {
                                 match super::sink::drop_media(&peer.socket) {
@@ -214,6 +226,9 @@ impl Worker {
                 }
                 Ok(WorkerCommand::Snapshot(reply)) => {
                     let _ = reply.send(self.snapshot());
+                }
+                Ok(WorkerCommand::Viewers { window, reply }) => {
+                    let _ = reply.send(self.viewers(window));
                 }
                 Err(TryRecvError::Empty) => return Some(touched),
                 Err(TryRecvError::Disconnected) => return None,
@@ -252,6 +267,17 @@ impl Worker {
                 return;
             }
         }
+    }
+
+    fn viewers(&self, window: (u64, u64)) -> Vec<SubscriberVideo> {
+        let mut all = Vec::new();
+        for peer in self.peers.values() {
+            for (track, watch) in &peer.frames {
+                let (name, asked) = (&peer.name, peer.want_layer);
+                all.push(SubscriberVideo::of(name, track, asked, watch, window));
+            }
+        }
+        all
     }
 
     fn snapshot(&self) -> WorkerSnapshot {

@@ -8,6 +8,7 @@ use crate::rtp::connection::{
 };
 use crate::rtp::pass_through::PassThrough;
 use crate::rtp::rtcp_tap::{feedback_and_reports, RtcpTap, RTCP_TAP_SLOT};
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_VP8, MIME_TYPE_VP9,
@@ -26,6 +27,17 @@ pub const NACK_CACHE_PACKETS: u16 = 512;
 /// (`packet_cache.rs`) and the stack's buffer only serves a leg whose SRTP profile keeps it
 /// on the slow path. 512 slots cost ~60 KiB per video leg even when empty.
 pub const NACK_CACHE_PACKETS_FAST: u16 = 64;
+
+/// The DTLS-SRTP profiles a server leg offers: the two the fast path protects itself
+/// (`rtp::leg_srtp`). A client picks by its own order (the server, DTLS server, takes the
+/// client's first it supports): webrtc-rs and aiortc AES-128-GCM, Chromium AES-CM-80. Not
+/// offered: AES-256-GCM (Chromium would take it only if CM were missing) and AES-CM-32, whose
+/// shorter tag the key tap could not tell from AES-CM-80's (`rtp::key_tap`); every WebRTC
+/// endpoint supports AES-CM-80 (RFC 8827 §6.5).
+pub const SERVER_SRTP_PROFILES: [SrtpProtectionProfile; 2] = [
+    SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+    SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+];
 
 /// The one H264 format the server negotiates (constrained baseline, packetization-mode 1).
 pub const H264_FMTP: &str =
@@ -80,6 +92,7 @@ pub fn server_recipe(
     // useful life, at half the default's memory.
     recipe.nack_history = Some(nack_history);
     recipe.twcc_receiver = true;
+    recipe.srtp_profiles = SERVER_SRTP_PROFILES.to_vec();
     recipe.interceptors = Registry::new()
         .with(
             Slot::from(RTCP_TAP_SLOT),

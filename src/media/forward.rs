@@ -57,7 +57,7 @@ pub fn fan_out(
     let mut pkt = PacketFacts {
         ast: abs_send_time(now, turn.epoch),
         opens_keyframe: None,
-        vp8: layer.is_some() && is_vp8(&publication.codec.mime_type),
+        vp8: layer.is_some() && publication.vp8,
         views: None,
         want_layers: 0,
         legs_waiting: false,
@@ -93,10 +93,6 @@ struct PacketFacts {
     legs_waiting: bool,
 }
 
-fn is_vp8(mime: &str) -> bool {
-    mime.eq_ignore_ascii_case("video/vp8")
-}
-
 /// The layer of a simulcast publication's packet (`Ok(None)` for a plain track), recorded
 /// on the layer, the legs' targets reviewed when due; `Err` when the packet belongs to no
 /// known layer.
@@ -114,7 +110,7 @@ fn simulcast_layer(
         turn.counters.drop(DropReason::Rejected);
         return Err(());
     };
-    let vp8 = is_vp8(&publication.codec.mime_type);
+    let vp8 = publication.vp8;
     publication
         .layers
         .on_packet(layer, &packet.payload, vp8, now);
@@ -391,7 +387,7 @@ fn resend_descriptor(
     {
         return None;
     }
-    if !is_vp8(&publication.codec.mime_type) {
+    if !publication.vp8 {
         return Some(None);
     }
     Some(vp8::parse(&packet.payload).map(|d| (sub.simulcast.vp8.map(&d, &packet.payload).0, d.len)))

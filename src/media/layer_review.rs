@@ -112,6 +112,7 @@ fn dynacast(publication: &mut Publication, wanted: u32, peers: &Peers, now: Inst
             false => active.push(layer.rid.clone()),
         }
     }
+    stopped.extend(layers.unseen_paused(paused));
     tracing::debug!(track = %publication.track_id, ?active, paused = ?stopped, "dynacast");
     if let Some(publisher) = peers.get(&publication.publisher) {
         publisher.send(MediaEvent::PublishLayers {

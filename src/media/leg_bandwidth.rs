@@ -6,6 +6,7 @@
 use super::bwe::{metrics, OVERHEAD_SHARE};
 use super::peer::{Peer, Peers};
 use super::sending::Subscription;
+use super::simulcast::UP_HEADROOM;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::time::Instant;
@@ -45,7 +46,8 @@ impl Peer {
             .values()
             .map(|s| s.simulcast.shortfall_bps)
             .sum();
-        let wanted = (shortfall > 0).then(|| self.bwe.sent_bps(now) + shortfall);
+        let wanted =
+            (shortfall > 0).then(|| estimate_to_move_up(self.bwe.sent_bps(now) + shortfall));
         self.bwe.set_wanted_bps(wanted);
     }
 
@@ -54,6 +56,14 @@ impl Peer {
     pub fn set_wanted_bps(&mut self, wanted: Option<u64>) {
         self.bwe.set_wanted_bps(wanted);
     }
+}
+
+/// The estimate at which a leg sent `bps` (its layers moved up) gets a track budget that lets
+/// the selector move up: the budget is the estimate less [`OVERHEAD_SHARE`], and a layer must
+/// fit it with [`UP_HEADROOM`] to spare; and 5 % more, as the estimate wavers. Asking for less,
+/// the leg's probes would prove just short of what the move needs.
+pub fn estimate_to_move_up(bps: u64) -> u64 {
+    (bps as f64 * UP_HEADROOM * 1.05 / (1.0 - OVERHEAD_SHARE)) as u64
 }
 
 /// Hands TWCC feedback among a client's RTCP to its leg's estimator.
@@ -79,6 +89,12 @@ pub fn review(peers: &mut Peers, cap: u64, now: Instant) -> bool {
         let cap = if can_pad(peer) { cap } else { 0 };
         if peer.bwe.review(now, cap) {
             metrics::count_probe();
+            tracing::debug!(
+                peer = peer.key,
+                estimate = bps,
+                sent = peer.bwe.sent_bps(now),
+                "probe burst"
+            );
         }
         probing |= peer.bwe.probing(now);
     }
@@ -95,4 +111,31 @@ pub fn pads(sub: &Subscription) -> bool {
 /// Whether `peer`'s leg can be sent padding now.
 pub fn can_pad(peer: &Peer) -> bool {
     peer.fast.is_some() && peer.route.is_some() && peer.subscriptions.values().any(pads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::simulcast::{LayerView, SimulcastLeg};
+    use std::time::Instant;
+
+    #[test]
+    fn an_estimate_of_what_the_leg_asks_for_moves_it_up() {
+        let layers: Vec<LayerView> = [150_000, 350_000]
+            .map(|bitrate| LayerView {
+                active: true,
+                bitrate,
+                size: None,
+            })
+            .to_vec();
+        let mut leg = SimulcastLeg::default();
+        leg.budget = Some(200_000);
+        let now = Instant::now();
+        leg.review(&layers, now);
+        leg.on_packet(0, 1, true);
+        // The leg is sent the low layer and is 200k short of the high one.
+        let estimate = estimate_to_move_up(150_000 + leg.shortfall_bps);
+        leg.budget = Some((estimate as f64 * (1.0 - OVERHEAD_SHARE)) as u64);
+        assert_eq!(leg.review(&layers, now), Some(1), "estimate {estimate}");
+    }
 }

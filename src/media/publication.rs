@@ -32,6 +32,8 @@ pub struct Publication {
     pub media_ssrc: u32,
     pub kind: RtpCodecKind,
     pub codec: RTCRtpCodec,
+    /// Whether the codec is VP8 (its simulcast packets' descriptors are rewritten per leg).
+    pub vp8: bool,
     pub source: TrackSource,
     pub muted: bool,
     /// The publisher leg's negotiated header extensions (uri, id).
@@ -105,6 +107,7 @@ impl Publication {
             receiver_id: init.receiver_id,
             media_ssrc: init.ssrc,
             kind,
+            vp8: codec.mime_type.eq_ignore_ascii_case("video/vp8"),
             codec,
             source,
             muted,
@@ -120,6 +123,7 @@ impl Publication {
         let mut publication = publication;
         if let Some(rid) = init.rid.as_deref().filter(|r| !r.is_empty()) {
             let order = rid_order(&receiver, rid);
+            publication.layers.set_declared(declared_rids(&receiver));
             publication.layers.add(rid, init.ssrc, order);
         }
         Some((publication, mid))
@@ -135,6 +139,7 @@ impl Publication {
         let rid = init.rid.as_deref().filter(|r| !r.is_empty())?;
         let receiver = publisher.pc.rtp_receiver(init.receiver_id)?;
         let order = rid_order(&receiver, rid);
+        self.layers.set_declared(declared_rids(&receiver));
         Some(self.layers.add(rid, init.ssrc, order))
     }
 
@@ -192,6 +197,17 @@ fn rid_order(
         .iter()
         .position(|c| c.rtp_coding_parameters.rid == rid)
         .unwrap_or(usize::MAX)
+}
+
+/// The rids of the receiver's encodings, in the order of the publisher's `a=simulcast` list.
+fn declared_rids(receiver: &rtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver<'_>) -> Vec<String> {
+    receiver
+        .track()
+        .codings()
+        .iter()
+        .map(|c| c.rtp_coding_parameters.rid.clone())
+        .filter(|rid| !rid.is_empty())
+        .collect()
 }
 
 /// Limits keyframe requests toward one publisher track to one per

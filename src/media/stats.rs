@@ -8,14 +8,16 @@
 //! the interarrival jitter (in the track's clock rate, turned into seconds) and the round-trip
 //! time from LSR/DLSR against our own sender reports' NTP clock.
 
+mod report;
 pub mod simulcast;
 pub mod wire;
+
+pub use report::{ntp_now, round_trip, ReportSample};
 
 use super::bwe::metrics::BweMetrics;
 use crate::metrics::histogram::{HistogramFamily, LocalHistogram};
 use crate::net::thread::thread_cpu_nanos;
 use prometheus::{CounterVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
-use rtc::rtcp::reception_report::ReceptionReport;
 use std::time::Duration;
 
 /// Round-trip time buckets, seconds.
@@ -30,8 +32,6 @@ pub const JITTER_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.0
 pub const LAG_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
-/// Round trips longer than this are taken for garbage (a bogus LSR, a clock step).
-const MAX_PLAUSIBLE_RTT: Duration = Duration::from_secs(30);
 /// Media kinds, as the `kind` label of the report histograms (index = [`kind_index`]).
 const KINDS: [&str; 2] = ["audio", "video"];
 
@@ -160,51 +160,6 @@ impl ShardCounters {
     pub fn record_lag(&mut self, lag: Duration) {
         self.loop_lag.observe(LAG_BUCKETS, lag.as_secs_f64());
     }
-}
-
-/// What one RTCP reception report block says about a stream we send.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ReportSample {
-    /// Fraction of packets lost since the previous report, 0–1.
-    pub loss: f64,
-    /// Interarrival jitter in seconds (`None` without a known clock rate).
-    pub jitter_seconds: Option<f64>,
-    /// Round-trip time, when the block refers to one of our sender reports.
-    pub rtt: Option<Duration>,
-}
-
-impl ReportSample {
-    /// Reads `block`: `clock_rate` is the stream's RTP clock (Hz), `now_ntp` the 64-bit NTP
-    /// time the block arrived at, on the clock our sender reports use (wall clock).
-    pub fn from_block(block: &ReceptionReport, clock_rate: u32, now_ntp: u64) -> Self {
-        let jitter_seconds =
-            (clock_rate > 0).then(|| f64::from(block.jitter) / f64::from(clock_rate));
-        Self {
-            loss: f64::from(block.fraction_lost) / 256.0,
-            jitter_seconds,
-            rtt: round_trip(now_ntp, block.last_sender_report, block.delay),
-        }
-    }
-}
-
-/// RFC 3550 §6.4.1: RTT = A − LSR − DLSR, all in the middle 32 bits of NTP time (1/65536 s).
-/// `None` when the receiver has seen no sender report yet (LSR 0) or the result is implausible.
-pub fn round_trip(now_ntp: u64, lsr: u32, dlsr: u32) -> Option<Duration> {
-    if lsr == 0 {
-        return None;
-    }
-    let arrival = (now_ntp >> 16) as u32;
-    let units = arrival.wrapping_sub(lsr).wrapping_sub(dlsr);
-    let rtt = Duration::from_secs_f64(f64::from(units) / 65536.0);
-    (rtt <= MAX_PLAUSIBLE_RTT).then_some(rtt)
-}
-
-/// The current wall-clock time as a 64-bit NTP timestamp (the clock of our sender reports).
-pub fn ntp_now() -> u64 {
-    let unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    rtc::shared::time::SystemInstant::unix2ntp(unix)
 }
 
 /// Gauges a shard reports as absolute values (it adds the difference to the shared gauge).
@@ -577,18 +532,7 @@ impl Histograms {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn round_trip_from_lsr_and_dlsr() {
-        // Our SR left at NTP middle-32 0x0001_0000 (1 s); the receiver held it 0.5 s (DLSR
-        // 0x8000); its report arrives at 1.75 s: 250 ms round trip.
-        let now_ntp = 0x0001_C000u64 << 16;
-        let rtt = round_trip(now_ntp, 0x0001_0000, 0x0000_8000).expect("rtt");
-        assert!((rtt.as_secs_f64() - 0.25).abs() < 1e-6, "{rtt:?}");
-        assert_eq!(round_trip(now_ntp, 0, 0x8000), None, "no SR seen yet");
-        // A DLSR larger than the elapsed time wraps around: garbage, not a 18-hour RTT.
-        assert_eq!(round_trip(now_ntp, 0x0001_0000, 0x0001_0000), None);
-    }
+    use rtc::rtcp::reception_report::ReceptionReport;
 
     #[test]
     fn report_block_in_seconds_and_ratios() {

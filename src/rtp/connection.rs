@@ -7,6 +7,7 @@
 //! client (`webrtc` crate) cannot use it, but shares the codec constants below.
 
 use rtc::crypto::RTCCryptoProvider;
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
@@ -108,6 +109,8 @@ pub struct Recipe {
     pub candidates: Vec<SocketAddr>,
     /// The crypto provider (default: the stack's own).
     pub crypto: Option<Arc<dyn RTCCryptoProvider>>,
+    /// The DTLS-SRTP profiles offered, in order (empty: the stack's default list).
+    pub srtp_profiles: Vec<SrtpProtectionProfile>,
 }
 
 impl Recipe {
@@ -128,6 +131,7 @@ impl Recipe {
             ice,
             candidates,
             crypto: None,
+            srtp_profiles: Vec::new(),
         }
     }
 
@@ -187,6 +191,11 @@ impl Recipe {
         let builder = match self.crypto {
             Some(provider) => SettingEngineBuilder::new().with_crypto_provider(provider),
             None => SettingEngineBuilder::new(),
+        };
+        let builder = if self.srtp_profiles.is_empty() {
+            builder
+        } else {
+            builder.with_srtp_protection_profiles(self.srtp_profiles)
         };
         let settings = match self.ice {
             Ice::Lite { ufrag, pwd } => builder

@@ -192,3 +192,14 @@ pub fn num(value: &Value, path: &[&str]) -> f64 {
     v.as_f64()
         .unwrap_or_else(|| panic!("no number at {path:?} in {value:#}"))
 }
+
+/// Asserts that no page logged an error or threw.
+pub fn no_page_errors(result: &serde_json::Value) {
+    let errors = &result["pageErrors"];
+    for (page, list) in errors.as_object().expect("pageErrors") {
+        assert!(
+            list.as_array().is_some_and(|l| l.is_empty()),
+            "page {page} reported errors: {list}"
+        );
+    }
+}

@@ -163,13 +163,22 @@ impl Node {
         value.unwrap_or(0.0)
     }
 
-    /// Whether a log line contains `text`.
-    pub fn logged(&self, text: &str) -> bool {
-        self.log
-            .lock()
-            .expect("log lock")
-            .iter()
-            .any(|l| l.contains(text))
+    /// Waits (up to 5 s) until a log line contains `text`: the lines are collected by a reader
+    /// thread, so a line the node has written may not have been read yet.
+    pub async fn logged(&self, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let seen = self
+                .log
+                .lock()
+                .expect("log lock")
+                .iter()
+                .any(|l| l.contains(text));
+            if seen || Instant::now() >= deadline {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

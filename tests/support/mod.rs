@@ -3,7 +3,8 @@
 //! hold the clients: [`ws`] (a raw WebSocket client for the signaling tests), [`media`] (the
 //! Rust WebRTC test client against a server), [`browser`] (Node-driven real browsers); [`auth`]
 //! holds the test secret, [`cluster`] runs several `chorus serve` nodes around one Redis,
-//! [`netns`] builds lossy links between network namespaces, [`sdp`] writes offers by hand and
+//! [`netns`] builds lossy links between network namespaces, [`star`] a server namespace with
+//! one capped-or-not link per client namespace, [`sdp`] writes offers by hand and
 //! [`readme`] reads the repository's documents. Every test file says
 //! `mod support;`; a file uses only part of this, hence `dead_code` is allowed.
 #![allow(dead_code)]
@@ -15,6 +16,7 @@ pub mod media;
 pub mod netns;
 pub mod readme;
 pub mod sdp;
+pub mod star;
 pub mod ws;
 
 use chorus::{Config, RunningServer};

@@ -6,8 +6,9 @@
 //! from the acknowledged rate — `rtc`'s controllers climb without bound while the leg sends
 //! little (an SFU leg is application-limited most of the time), so the estimate is held to
 //! 1.5 × what the receiver acknowledged over the last second plus 10 kbit/s (libwebrtc's rule),
-//! or to what the last successful probe showed the path carries; and it does not fall below
-//! 0.85 × what the receiver acknowledged (the path just carried that). Time is an argument.
+//! or to what the last successful probe showed the path carries (to what it acknowledged while
+//! more than 10 % is lost); and it does not fall below 0.85 × what the receiver acknowledged
+//! (the path just carried that). Time is an argument.
 
 use rtc::interceptor::{
     LossController, OveruseDetector, PacketReport, RateCalculator, RateController, SlopeEstimator,
@@ -23,6 +24,8 @@ pub const MAX_BPS: f64 = 100_000_000.0;
 pub const INITIAL_BPS: f64 = 1_000_000.0;
 /// The estimate is at least this share of the rate the receiver acknowledged.
 pub const FLOOR_OF_ACKED: f64 = 0.85;
+/// Average loss above which the estimate is held to what the receiver acknowledged.
+pub const LOSSY: f64 = 0.1;
 /// How long what a probe proved holds the ceiling up without new proof.
 pub const PROVEN_FOR: Duration = Duration::from_secs(10);
 
@@ -95,7 +98,7 @@ impl Estimator {
         let delay = self.delay.update(now, usage, received);
         let lost = reports.iter().filter(|r| !r.arrived).count();
         let loss = self.loss.update(now, lost, reports.len());
-        if usage == Usage::Over || self.loss.average_loss().is_some_and(|l| l > 0.1) {
+        if usage == Usage::Over || self.loss.average_loss().is_some_and(|l| l > LOSSY) {
             self.proven = None;
         }
         if self.proven.is_some_and(|(_, until)| now > until) {
@@ -104,9 +107,16 @@ impl Estimator {
         let Some(acked) = self.acked.rate_bits_per_second(newest) else {
             return;
         };
-        let ceiling = (1.5 * acked + 10_000.0)
-            .max(self.proven.map_or(0.0, |(bps, _)| bps))
-            .max(self.unproven.unwrap_or(0.0));
+        // Losing more than 10 %: the path carries what arrives and no more (a leg sent above
+        // a capped link's rate must not wait for the loss controller's slow decay to move to a
+        // lower layer: its picture freezes meanwhile).
+        let lossy = self.loss.average_loss().is_some_and(|l| l > LOSSY);
+        let ceiling = match lossy {
+            true => acked,
+            false => (1.5 * acked + 10_000.0)
+                .max(self.proven.map_or(0.0, |(bps, _)| bps))
+                .max(self.unproven.unwrap_or(0.0)),
+        };
         // What the path just delivered is a floor (less the AIMD backoff's margin): under
         // sustained loss the loss half keeps falling while the sender does not adapt, which
         // says nothing about a layer below the delivered rate.

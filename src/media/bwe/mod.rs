@@ -17,10 +17,10 @@
 //! a leg whose wanted rate is above its estimate probes, one that gets all it wants does not.
 //!
 //! Both paths number a leg's packets with the leg's own transport-wide sequence number and
-//! record them: the fast path as it writes each datagram, the stack path (`--fast-path false`,
-//! and every leg whose SRTP profile is not AES-128-GCM — headless Chromium here negotiates
-//! AES-CM-HMAC-SHA1-80) as it hands the rewritten packet to the leg's connection, which sends it
-//! in the same turn. Padding (probing) is written by the fast path only. Runs on the shard
+//! record them: the fast path as it writes each datagram (AES-128-GCM and AES-CM-HMAC-SHA1-80
+//! legs, Chromium's included), the stack path (`--fast-path false`, or a leg whose keys were not
+//! learned) as it hands the rewritten packet to the leg's connection, which sends it in the
+//! same turn. Padding (probing) is written by the fast path only. Runs on the shard
 //! thread, time is an argument everywhere.
 
 pub mod estimate;
@@ -116,8 +116,12 @@ impl LegBwe {
     /// Looks at probing once a second: finishes a burst whose feedback is in, starts one if
     /// due (`cap`: most a burst aims at; 0 turns probing off). True if a burst started.
     pub fn review(&mut self, now: Instant, cap: u64) -> bool {
-        if let Some(Outcome::Carried(bps)) = self.prober.finish(now) {
-            self.estimator.on_probe(now, bps);
+        if let Some(outcome) = self.prober.finish(now) {
+            let before = self.estimate_bps();
+            if let Outcome::Carried(bps) = outcome {
+                self.estimator.on_probe(now, bps);
+            }
+            tracing::debug!(?outcome, ?before, after = ?self.estimate_bps(), "probe burst finished");
         }
         let unproven = self.wanted.map(|w| w as f64 * probe::ABOVE_WANTED);
         self.estimator

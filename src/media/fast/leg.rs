@@ -4,7 +4,8 @@
 //! [`super`].
 
 use crate::rtp::key_tap::KeyTap;
-use crate::rtp::srtp_out::{Rollover, SrtpOut};
+use crate::rtp::leg_srtp::LegSrtp;
+use crate::rtp::srtp_out::Rollover;
 use rtc::rtcp::sender_report::SenderReport;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -15,15 +16,21 @@ pub const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// A leg's fast-path state: its SRTP session (its transport-wide numbering and send history
 /// are the leg's bandwidth estimation's, `Peer::bwe`, shared with the stack path).
 pub struct FastLeg {
-    pub(super) srtp: SrtpOut,
+    pub(super) srtp: LegSrtp,
 }
 
 impl FastLeg {
-    /// The fast path of a leg whose DTLS just came up, if its keys were learned.
+    /// The fast path of a leg whose DTLS just came up, if its keys were learned (AES-128-GCM
+    /// or AES-CM-HMAC-SHA1 profiles).
     pub fn from_tap(tap: &KeyTap) -> Option<Self> {
-        let master = tap.local_master()?;
-        let srtp = SrtpOut::new(&master).ok()?;
+        let keys = tap.local_keys()?;
+        let srtp = LegSrtp::new(&keys).ok()?;
         Some(Self { srtp })
+    }
+
+    /// The leg's negotiated SRTP profile, for logs.
+    pub fn profile_name(&self) -> &'static str {
+        self.srtp.profile_name()
     }
 }
 

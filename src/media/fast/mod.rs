@@ -1,11 +1,12 @@
-//! The forwarding fast path: once a subscriber leg's DTLS is up with an AES-128-GCM profile,
+//! The forwarding fast path: once a subscriber leg's DTLS is up (AES-128-GCM or
+//! AES-CM-HMAC-SHA1-80, the profiles the server offers),
 //! forwarded RTP no longer goes through the leg's `rtc` connection. The shard writes each
 //! packet for the leg (`leg_packet.rs`), protects it with the leg's own SRTP keys
-//! (`rtp::srtp_out`, keys from `rtp::key_tap`) and queues the datagram for the shard's
+//! (`rtp::leg_srtp`, keys from `rtp::key_tap`) and queues the datagram for the shard's
 //! `sendmmsg` batch, to the address the connection itself last sent media-plane traffic to.
 //! The leg's transport-wide sequence numbers, its retransmissions (RTX, from the
 //! publication's packet cache) and its sender reports are done here too; RTCP from the client,
-//! signaling and everything before DTLS stay in `rtc`. A leg whose profile is not AES-GCM
+//! signaling and everything before DTLS stay in `rtc`. A leg whose keys were not learned
 //! keeps the slow path (`rtc`'s `write_rtp`), as does every leg when the fast path is off.
 
 pub mod leg;

@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 pub const LAYER_TIMEOUT: Duration = Duration::from_millis(1500);
 /// The window over which a layer's bitrate is measured.
 pub const RATE_WINDOW: Duration = Duration::from_millis(500);
+/// Each window's weight in a layer's bitrate (a moving average over about four windows): a
+/// keyframe (often asked for by a leg switching layers, or by a lossy leg) doubles one window's
+/// rate, and a leg whose budget is near its layer's rate must not be moved off it by that.
+const WINDOW_WEIGHT: u64 = 4;
 /// A layer measured below this (bits/s) is not chosen: a browser that suspends a layer may
 /// still send a stray keyframe or padding on it.
 pub const MIN_ACTIVE_BITRATE: u64 = 10_000;
@@ -46,6 +50,8 @@ pub struct Layers {
     pub next_review: Option<Instant>,
     /// The layers paused at the publisher because no leg wants them.
     pub dynacast: Dynacast,
+    /// The rids the publisher declared (its `a=simulcast` list, low to high), seen or not.
+    declared: Vec<String>,
 }
 
 impl Layers {
@@ -79,6 +85,30 @@ impl Layers {
 
     pub fn len(&self) -> usize {
         self.list.len()
+    }
+
+    /// Records the rids the publisher declared, low to high (its `a=simulcast` list).
+    pub fn set_declared(&mut self, rids: Vec<String>) {
+        self.declared = rids;
+    }
+
+    /// The declared rids that never sent a packet yet, and that dynacast pauses along with
+    /// the `paused` layers (a bit per index): one is paused when the highest layer below it
+    /// that did arrive is paused (not the lowest, which always flows). No leg wants more than
+    /// that layer, so none wants a higher one; and a browser that stops the paused layer would
+    /// otherwise spend the freed bandwidth on the one above it.
+    pub fn unseen_paused(&self, paused: u32) -> Vec<String> {
+        let mut out = Vec::new();
+        for (order, rid) in self.declared.iter().enumerate() {
+            if self.list.iter().any(|l| &l.rid == rid) {
+                continue;
+            }
+            let below = self.list.iter().rposition(|l| l.order < order);
+            if below.is_some_and(|i| i > 0 && i < 32 && paused & (1 << i) != 0) {
+                out.push(rid.clone());
+            }
+        }
+        out
     }
 
     pub fn is_empty(&self) -> bool {
@@ -127,7 +157,11 @@ impl Layers {
         let start = *l.window_start.get_or_insert(now);
         let elapsed = now.saturating_duration_since(start);
         if elapsed >= RATE_WINDOW {
-            l.bitrate = l.window_bytes * 8 * 1_000_000 / elapsed.as_micros().max(1) as u64;
+            let window = l.window_bytes * 8 * 1_000_000 / elapsed.as_micros().max(1) as u64;
+            l.bitrate = match l.bitrate {
+                0 => window,
+                b => (b * (WINDOW_WEIGHT - 1) + window) / WINDOW_WEIGHT,
+            };
             l.window_bytes = 0;
             l.window_start = Some(now);
         }
@@ -186,6 +220,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_declared_layer_never_seen_is_paused_with_the_one_below_it() {
+        let mut l = Layers::default();
+        l.set_declared(vec!["q".into(), "h".into(), "f".into()]);
+        l.add("q", 1, 0);
+        assert!(l.unseen_paused(0).is_empty());
+        assert!(
+            l.unseen_paused(0b1).is_empty(),
+            "the lowest layer never pauses"
+        );
+        l.add("h", 2, 1);
+        assert!(l.unseen_paused(0).is_empty(), "h flows: f may be wanted");
+        assert_eq!(l.unseen_paused(0b10), ["f"]);
+        l.add("f", 3, 2);
+        assert!(l.unseen_paused(0b10).is_empty(), "f is a known layer now");
+    }
+
+    #[test]
     fn layers_are_ordered_and_measured() {
         let t0 = Instant::now();
         let mut l = Layers::default();
@@ -211,6 +262,13 @@ mod tests {
             !l.views(t0 + Duration::from_secs(3))[2].active,
             "a layer that stopped"
         );
+        // One window at about twice the rate (a keyframe) moves the bitrate a quarter of the way.
+        let t1 = t0 + Duration::from_millis(500);
+        for k in 1..=10u32 {
+            let at = t1 + Duration::from_millis(50 * u64::from(k));
+            l.on_packet(2, &[0u8; 2000], true, at);
+        }
+        assert_eq!(l.get(2).unwrap().bitrate(), (176_000 * 3 + 320_000) / 4);
         // A layer that trickles (a packet a second) is not active once past its grace.
         for ms in [0, 900, 1800] {
             l.on_packet(0, &[0u8; 100], false, t0 + Duration::from_millis(ms));

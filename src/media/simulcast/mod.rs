@@ -21,6 +21,12 @@ pub const HOLD_MIN: Duration = Duration::from_secs(8);
 /// The longest hold, reached when moves up keep failing.
 pub const HOLD_MAX: Duration = Duration::from_secs(64);
 
+/// After a move up, how long the budget does not move the leg back down: the new layer's
+/// keyframe (a burst, often read as a delay rise) and the acknowledged rate catching up with
+/// the higher layer must not undo the move at once. A leg whose path cannot carry the layer
+/// goes down after it, and is then held ([`HOLD_MIN`], doubling).
+pub const UP_SETTLE: Duration = Duration::from_secs(2);
+
 /// How much of a budget a higher layer may use before the leg moves up to it (1/1.15).
 pub const UP_HEADROOM: f64 = 1.15;
 
@@ -93,7 +99,9 @@ impl SimulcastLeg {
     }
 
     /// Starts a hold when the budget (not the hint) moves the leg down from its current
-    /// layer, longer each time a move up did not last; notes moves up.
+    /// layer, longer each time a move up did not last; notes moves up. One fall counts once:
+    /// a further step down (or the same one again, while the leg waits for the lower layer's
+    /// keyframe) during the hold restarts it at the same length, it does not double it again.
     fn hold_after(&mut self, target: Option<usize>, asked: Option<usize>, now: Instant) {
         let (Some(current), Some(target)) = (self.selector.current(), target) else {
             return;
@@ -108,10 +116,13 @@ impl SimulcastLeg {
         }
         let soon_after_up = self
             .last_up
+            .take()
             .is_some_and(|t| now.saturating_duration_since(t) < HOLD_MAX);
-        self.hold = match soon_after_up {
-            true => (self.hold * 2).clamp(HOLD_MIN, HOLD_MAX),
-            false => HOLD_MIN,
+        let held = self.held_until.is_some_and(|t| now < t);
+        self.hold = match (soon_after_up, held) {
+            (true, _) => (self.hold * 2).clamp(HOLD_MIN, HOLD_MAX),
+            (false, true) => self.hold.max(HOLD_MIN),
+            (false, false) => HOLD_MIN,
         };
         self.held_until = Some(now + self.hold);
     }
@@ -136,8 +147,12 @@ impl SimulcastLeg {
         let fits = choose(layers, self.want, self.budget);
         let fits_with_room = choose(layers, self.want, self.budget.map(with_headroom));
         let held = self.held_until.is_some_and(|t| now < t);
+        let settling = self
+            .last_up
+            .is_some_and(|t| now.saturating_duration_since(t) < UP_SETTLE);
         let target = match (self.selector.current(), fits, fits_with_room) {
             (Some(current), Some(fits), Some(_)) if fits >= current && held => Some(current),
+            (Some(current), Some(fits), Some(_)) if fits < current && settling => Some(current),
             (Some(current), Some(fits), Some(room)) if fits >= current => {
                 Some(room.max(current).min(fits))
             }
@@ -148,7 +163,14 @@ impl SimulcastLeg {
         let ideal = choose(layers, self.want, None);
         let rate =
             |layer: Option<usize>| layer.and_then(|i| layers.get(i)).map_or(0, |l| l.bitrate);
-        self.shortfall_bps = rate(ideal).saturating_sub(rate(target));
+        // Held after the budget moved it down, the leg cannot move up: probing for more would
+        // only load the path that just proved too narrow (a capped leg would lose media to
+        // every burst).
+        let held = self.held_until.is_some_and(|t| now < t);
+        self.shortfall_bps = match held {
+            true => 0,
+            false => rate(ideal).saturating_sub(rate(target)),
+        };
         self.selector.waiting_for()
     }
 }

@@ -263,15 +263,20 @@ fn the_budget_moves_a_leg_down_at_once_and_up_only_with_headroom_after_a_hold() 
     assert_eq!(leg.review(&layers, at(1)), Some(1));
     settle(&mut leg);
     assert_eq!(leg.selector.current(), Some(1));
-    assert_eq!(leg.shortfall_bps, 1_000_000, "the top layer is 1M more");
+    assert_eq!(leg.shortfall_bps, 0, "held: nothing to probe for");
     // Room for the top layer again, but within the hold: it stays.
     leg.budget = Some(2_000_000);
     assert_eq!(leg.review(&layers, at(5)), None);
     assert_eq!(leg.selector.target(), Some(1));
+    assert_eq!(leg.shortfall_bps, 0, "still held");
     // After the hold, just enough for the top layer without headroom: it stays.
     leg.budget = Some(1_550_000);
     assert_eq!(leg.review(&layers, at(10)), None);
     assert_eq!(leg.selector.target(), Some(1));
+    assert_eq!(
+        leg.shortfall_bps, 1_000_000,
+        "the hold over: the top layer is 1M more"
+    );
     // With 15 % to spare: up.
     leg.budget = Some(1_750_000);
     assert_eq!(leg.review(&layers, at(11)), Some(2));
@@ -289,6 +294,37 @@ fn the_budget_moves_a_leg_down_at_once_and_up_only_with_headroom_after_a_hold() 
     leg.budget = Some(2_000_000);
     assert_eq!(leg.review(&layers, at(13 + 15)), None, "held for 16 s");
     assert_eq!(leg.review(&layers, at(13 + 16)), Some(2));
+}
+
+#[test]
+fn a_fall_in_steps_after_a_move_up_doubles_the_hold_once() {
+    let layers = three_layers();
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut leg = SimulcastLeg {
+        budget: Some(1_000_000),
+        ..SimulcastLeg::default()
+    };
+    leg.review(&layers, at(0));
+    settle(&mut leg);
+    // Up to the top layer after the first hold-free review, then the link is capped.
+    leg.budget = Some(2_000_000);
+    assert_eq!(leg.review(&layers, at(1_000)), Some(2));
+    settle(&mut leg);
+    leg.budget = Some(1_000_000);
+    assert_eq!(leg.review(&layers, at(2_000)), Some(1));
+    // The next review comes before the middle layer's keyframe: still the same fall.
+    assert_eq!(leg.review(&layers, at(2_500)), Some(1));
+    settle(&mut leg);
+    // And the estimate goes on falling: one more step down.
+    leg.budget = Some(300_000);
+    assert_eq!(leg.review(&layers, at(4_000)), Some(0));
+    settle(&mut leg);
+    // The cap is lifted: the hold is the first fall's (8 s) from the last step, not doubled
+    // at each review and step of the same fall (32 s).
+    leg.budget = Some(2_000_000);
+    assert_eq!(leg.review(&layers, at(4_000 + 7_500)), None, "held");
+    assert_eq!(leg.review(&layers, at(4_000 + 8_500)), Some(2));
 }
 
 #[test]
@@ -311,4 +347,27 @@ fn no_budget_means_the_asked_for_layer_and_no_shortfall() {
         leg.shortfall_bps, 350_000,
         "the asked-for layer 1 is 350k more"
     );
+}
+
+#[test]
+fn a_leg_that_just_moved_up_is_not_moved_down_by_the_budget_before_it_settles() {
+    let layers = three_layers();
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut leg = SimulcastLeg {
+        budget: Some(400_000),
+        ..SimulcastLeg::default()
+    };
+    leg.review(&layers, at(0));
+    settle(&mut leg);
+    assert_eq!(leg.selector.current(), Some(0));
+    leg.budget = Some(700_000);
+    assert_eq!(leg.review(&layers, at(500)), Some(1), "up with headroom");
+    settle(&mut leg);
+    // Its keyframe reads as a delay rise: the budget dips under the new layer at once.
+    leg.budget = Some(450_000);
+    assert_eq!(leg.review(&layers, at(1000)), None);
+    assert_eq!(leg.selector.target(), Some(1), "kept while it settles");
+    // Still under it once settled: down.
+    assert_eq!(leg.review(&layers, at(500) + UP_SETTLE), Some(0));
 }

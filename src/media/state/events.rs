@@ -92,6 +92,9 @@ impl ShardState {
                 peer.connected = true;
                 if peer.fast_path && peer.fast.is_none() {
                     peer.fast = FastLeg::from_tap(&peer.key_tap);
+                    if let Some(fast) = &peer.fast {
+                        tracing::debug!(peer = ?key, profile = fast.profile_name(), "fast path");
+                    }
                 }
                 // Keyframes requested while the subscriber's DTLS was still coming up were
                 // lost to it: ask again now that it can receive. A publisher (re)connecting

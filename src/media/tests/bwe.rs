@@ -6,6 +6,7 @@
 use super::harness::Bench;
 use crate::config::ShardLimits;
 use crate::protocol::TrackKind;
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 
 /// alice publishes video to bob, whose client sends TWCC feedback; returns the bench, alice,
 /// bob.
@@ -14,11 +15,20 @@ fn call() -> (Bench, usize, usize) {
 }
 
 fn call_with(fast_path: bool) -> (Bench, usize, usize) {
+    call_offering(fast_path, Vec::new())
+}
+
+/// [`call_with`], the clients offering only `srtp_profiles` (empty: the stack's default).
+fn call_offering(
+    fast_path: bool,
+    srtp_profiles: Vec<SrtpProtectionProfile>,
+) -> (Bench, usize, usize) {
     let mut bench = Bench::with_limits(ShardLimits {
         fast_path,
         ..ShardLimits::default()
     });
     bench.twcc = true;
+    bench.srtp_profiles = srtp_profiles;
     let alice = bench.join("room", "alice");
     let bob = bench.join("room", "bob");
     bench.publish(alice, &[TrackKind::Video]);
@@ -67,7 +77,24 @@ fn a_leg_on_the_stack_path_is_numbered_and_estimated_too() {
 
 #[test]
 fn a_leg_that_could_take_more_probes_and_its_estimate_climbs() {
-    let (mut bench, alice, bob) = call();
+    probes_and_climbs(call());
+}
+
+#[test]
+fn a_leg_negotiating_aes_cm_like_chromium_probes_too() {
+    let cm = vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80];
+    let (bench, alice, bob) = call_offering(true, cm);
+    let key = bench.clients[bob].key;
+    assert!(
+        bench.state.peer(key).unwrap().fast.is_some(),
+        "on the fast path"
+    );
+    probes_and_climbs((bench, alice, bob));
+}
+
+/// bob's leg, told it could take 4 Mbit/s, probes: its estimate more than doubles and the
+/// padding changes nothing of what bob's track receives.
+fn probes_and_climbs((mut bench, alice, bob): (Bench, usize, usize)) {
     let key = bench.clients[bob].key;
     let video = bench.clients[bob].track_id("alice", TrackKind::Video);
     bench.send_from(alice, TrackKind::Video, 200);

@@ -1,7 +1,8 @@
 //! The forwarding fast path (issue 12) must not change what subscribers receive: the same call
 //! over the same lossy network, with the fast path on and off, delivers every payload once
 //! recovered, with continuous sequence numbers and timestamps, and retransmissions answer the
-//! subscriber's NACKs either way.
+//! subscriber's NACKs either way, whichever SRTP profile (AES-128-GCM, or AES-CM-HMAC-SHA1-80
+//! as Chromium negotiates) the leg's DTLS chose.
 
 use super::harness::{Bench, LossRule};
 use crate::config::ShardLimits;
@@ -9,6 +10,7 @@ use crate::protocol::TrackKind;
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 
 /// Loses `percent` % of the SRTP (not SRTCP, DTLS or STUN) datagrams toward clients.
 fn rtp_loss_toward_clients(percent: u32, seed: u64) -> LossRule {
@@ -29,10 +31,16 @@ struct Received {
 }
 
 fn video_call(fast_path: bool) -> Received {
+    video_call_offering(fast_path, Vec::new())
+}
+
+/// [`video_call`] with clients offering only `srtp_profiles` (empty: the stack's default).
+fn video_call_offering(fast_path: bool, srtp_profiles: Vec<SrtpProtectionProfile>) -> Received {
     let mut bench = Bench::with_limits(ShardLimits {
         fast_path,
         ..ShardLimits::default()
     });
+    bench.srtp_profiles = srtp_profiles;
     let alice = bench.join("room", "alice");
     let bob = bench.join("room", "bob");
     bench.publish(alice, &[TrackKind::Video]);
@@ -122,6 +130,33 @@ fn the_fast_path_delivers_what_the_stack_delivers() {
     assert!(
         contents(continuous_payloads(&fast)) == contents(continuous_payloads(&slow)),
         "the same payloads in the same order"
+    );
+}
+
+#[test]
+fn a_leg_negotiating_aes_cm_takes_the_fast_path_and_receives_the_same() {
+    let cm = || vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80];
+    let fast = video_call_offering(true, cm());
+    let slow = video_call_offering(false, cm());
+    assert!(fast.fast, "bob's AES-CM leg is on the fast path");
+    assert!(!slow.fast, "with --fast-path false it is not");
+    for r in [&fast, &slow] {
+        assert!(
+            r.retransmitted >= 5,
+            "lost packets resent ({})",
+            r.retransmitted
+        );
+        assert_eq!(
+            continuous_payloads(r).len(),
+            r.sent,
+            "every packet recovered"
+        );
+    }
+    let gcm = video_call(true);
+    assert!(
+        contents(continuous_payloads(&fast)) == contents(continuous_payloads(&slow))
+            && contents(continuous_payloads(&fast)) == contents(continuous_payloads(&gcm)),
+        "the same payloads in the same order as on the stack path and with AES-GCM"
     );
 }
 

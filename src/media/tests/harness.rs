@@ -12,6 +12,7 @@ use crate::media::state::ShardState;
 use crate::protocol::{CodecCapability, MediaRequest, TrackKind};
 use crate::rtp::connection::{codec, opus, vp8, Ice, Recipe};
 use crate::rtp::rtcp_tap::{feedback, RtcpTap, RTCP_TAP_SLOT};
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{Registry, Slot};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
@@ -70,6 +71,9 @@ pub struct Bench {
     pub twcc: bool,
     /// Header extensions the next clients to join register (none by default).
     pub extensions: Vec<(&'static str, RtpCodecKind)>,
+    /// The DTLS-SRTP profiles the next clients to join offer (empty: the stack's default,
+    /// AES-128-GCM first; Chromium offers AES-CM-80 first).
+    pub srtp_profiles: Vec<SrtpProtectionProfile>,
     next_key: PeerKey,
 }
 
@@ -99,6 +103,7 @@ impl Bench {
             audio_levels: false,
             twcc: false,
             extensions: Vec::new(),
+            srtp_profiles: Vec::new(),
             next_key: 1,
         }
     }
@@ -177,6 +182,7 @@ impl Bench {
         let mut recipe = Recipe::new(codec_list, Ice::Full, vec![addr]);
         recipe.nack_history = Some(1024);
         recipe.extensions = self.extensions.clone();
+        recipe.srtp_profiles = self.srtp_profiles.clone();
         if self.audio_levels {
             recipe
                 .extensions

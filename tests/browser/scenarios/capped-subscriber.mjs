@@ -75,7 +75,7 @@ async function sample(free, capped, t0, limitMs, done) {
       capped: rates(previous.capped, now.capped, seconds),
     });
     previous = now;
-    if (done(samples)) break;
+    if (await done(samples)) break;
   }
   return samples;
 }
@@ -116,9 +116,18 @@ export async function run(ctx) {
   }, 30000);
   const t0 = Date.now();
 
-  // 1. No cap: both subscribers should climb to the top layer.
-  const before = await sample(free, capped, t0, 20000, (s) => s.length >= 16
-    && lastHold(s, 4, (x) => x.capped.width > 0 && x.capped.width === x.free.width));
+  // 1. No cap: both subscribers should climb to the top layer. Chromium starts with `q` alone
+  // and adds layers as its own estimate ramps up: wait until it sends at least two and both
+  // subscribers get the widest of them.
+  const sentTop = async () => {
+    const sending = (await layersSent(publisher)).filter((l) => l.active && l.width > 0);
+    return sending.length >= 2 ? Math.max(...sending.map((l) => l.width)) : Infinity;
+  };
+  const before = await sample(free, capped, t0, 40000, async (s) => {
+    if (s.length < 16) return false;
+    const top = await sentTop();
+    return lastHold(s, 4, (x) => x.capped.width === top && x.free.width === top);
+  });
   const topWidth = Math.max(...before.map((s) => s.free.width));
   const layersBefore = await layersSent(publisher);
   ctx.log(`before the cap: top width ${topWidth}, capped ${recentMean(before, 'capped', 'fps', 3000)} fps`);
@@ -131,6 +140,9 @@ export async function run(ctx) {
   const adaptedAtMs = below >= 0 ? during[below].atMs - cappedAt : null;
   const layersDuring = await layersSent(publisher);
   ctx.log(`capped at ${capKbit} kbit/s: adapted after ${adaptedAtMs} ms, ${recentMean(during, 'capped', 'fps', 5000)} fps at width ${during.length ? during[during.length - 1].capped.width : 0}`);
+
+  const qdisc = execFileSync('ip', ['netns', 'exec', serverNs, 'tc', '-s', 'qdisc', 'show', 'dev', dev]).toString();
+  ctx.log(`the cap's queue: ${qdisc.replace(/\s+/g, ' ')}`);
 
   // 3. Lift the cap; the subscriber should climb back to the top layer.
   tc('del');
@@ -152,7 +164,8 @@ export async function run(ctx) {
     before: summary(before),
     during: summary(during),
     after: summary(after),
-    // Every 1 s window of the capped subscriber while capped: frames decoded in it (a freeze is 0).
+    // Every half-second window of the capped subscriber while capped: its decoded frame rate
+    // (a freeze is 0).
     cappedFramesPerSample: during.map((s) => s.capped.fps),
     layersBefore,
     layersDuring,

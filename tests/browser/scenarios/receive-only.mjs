@@ -4,6 +4,7 @@
 // both videos and receive both audios; its `join` declared what it decodes (`receive.codecs`,
 // from RTCRtpReceiver.getCapabilities), and every track was announced playable.
 
+import { H264_ONLY } from '../lib/codecs.mjs';
 import { decodedByName, openParticipants } from '../lib/call.mjs';
 import { waitFor } from '../lib/client.mjs';
 
@@ -11,24 +12,6 @@ import { waitFor } from '../lib/client.mjs';
 const NO_DEVICES = `(() => {
   navigator.mediaDevices.getUserMedia = async () => {
     throw new DOMException('Permission denied', 'NotAllowedError');
-  };
-})();`;
-
-/** Every video transceiver the page adds offers H264 (packetization-mode 1, 42e01f) only. */
-const H264_ONLY = `(() => {
-  const add = RTCPeerConnection.prototype.addTransceiver;
-  RTCPeerConnection.prototype.addTransceiver = function (what, init) {
-    const transceiver = add.call(this, what, init);
-    const kind = typeof what === 'string' ? what : what && what.kind;
-    if (kind === 'video') {
-      const codecs = RTCRtpReceiver.getCapabilities('video').codecs;
-      const h264 = codecs.filter((c) => c.mimeType === 'video/H264'
-        && /packetization-mode=1/.test(c.sdpFmtpLine || '')
-        && /profile-level-id=42e01f/.test(c.sdpFmtpLine || ''));
-      const rtx = codecs.filter((c) => c.mimeType === 'video/rtx');
-      transceiver.setCodecPreferences([...h264, ...rtx]);
-    }
-    return transceiver;
   };
 })();`;
 
