@@ -5,7 +5,7 @@
 use super::leg::{header_len, Leg, TAG};
 use crate::net::thread::{pin_to_core, thread_cpu_nanos};
 use crate::net::udp::{RecvBatch, SendQueue, BATCH, MAX_DATAGRAM};
-use crate::net::wake::{wait_readable, Waker};
+use crate::net::wake::{Poller, Waker};
 use bytes::BytesMut;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -74,10 +74,11 @@ impl Forwarder {
         let cpu_start = thread_cpu_nanos();
         let mut first: Option<Instant> = None;
         let mut last = Instant::now();
-        let fd = self.socket.as_raw_fd();
+        let mut poller = Poller::new(&[self.socket.as_raw_fd()], waker);
         while !stop.load(Ordering::Acquire) {
             self.stats.polls += 1;
-            if !wait_readable(&[fd], waker, IDLE_POLL)[0] {
+            poller.wait(waker, IDLE_POLL);
+            if !poller.readable(0) {
                 continue;
             }
             // As the shard's turn: batches until one comes back short.

@@ -16,6 +16,7 @@ pub mod report;
 pub mod rid;
 pub mod scrape;
 pub mod signaling;
+pub mod sink;
 pub mod synthetic;
 pub mod viewers;
 pub mod worker;
@@ -109,6 +110,11 @@ pub struct LoadConfig {
     /// No live progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Receive-only participants drop media in the kernel (a socket filter keeps STUN, DTLS
+    /// and RTCP) and are not reconnected for receiving none: for measuring the server's
+    /// forwarding capacity by its own counters (client-side reception figures are void).
+    #[arg(long)]
+    pub sink: bool,
 }
 
 impl Default for LoadConfig {
@@ -136,6 +142,7 @@ impl Default for LoadConfig {
             threads: 1,
             pin_core: None,
             quiet: false,
+            sink: false,
         }
     }
 }
@@ -295,7 +302,8 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
     let total = plans.len();
     let mut workers = Vec::new();
     for k in 0..config.threads.max(1) {
-        workers.push(worker::spawn(config.bind, config.pin_core.map(|c| c + k))?);
+        let core = config.pin_core.map(|c| c + k);
+        workers.push(worker::spawn(config.bind, core, config.sink)?);
     }
     let fleet = Fleet { workers };
     let metrics: Vec<(String, String)> = config

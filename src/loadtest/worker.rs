@@ -87,11 +87,14 @@ impl WorkerHandle {
 }
 
 /// Starts a worker thread (pinned to `core` if given). It stops when every handle is gone.
-pub fn spawn(bind: IpAddr, core: Option<usize>) -> std::io::Result<WorkerHandle> {
+/// With `sink`, receive-only peers drop media in the kernel (`--sink`, see `sink.rs`).
+pub fn spawn(bind: IpAddr, core: Option<usize>, sink: bool) -> std::io::Result<WorkerHandle> {
     let (tx, rx) = mpsc::channel();
     let waker = Arc::new(Waker::new()?);
     let worker = Worker {
         bind,
+        sink,
+        sinks: Default::default(),
         commands: rx,
         waker: waker.clone(),
         peers: HashMap::new(),
@@ -113,6 +116,11 @@ pub fn spawn(bind: IpAddr, core: Option<usize>) -> std::io::Result<WorkerHandle>
 
 struct Worker {
     bind: IpAddr,
+    /// `--sink`: receive-only peers drop media in the kernel and are never reconnected for
+    /// receiving none.
+    sink: bool,
+    /// The peers whose socket drops media.
+    sinks: std::collections::HashSet<usize>,
     commands: Receiver<WorkerCommand>,
     waker: Arc<Waker>,
     peers: HashMap<usize, SynthPeer>,
@@ -148,7 +156,8 @@ impl Worker {
             touched.dedup();
             for index in touched {
                 if let Some(peer) = self.peers.get_mut(&index) {
-                    service(peer, now);
+                    let watch = !self.sinks.contains(&index);
+                    service(peer, now, watch);
                 }
             }
         }
@@ -182,8 +191,15 @@ impl Worker {
                     joined_at,
                     receive,
                 }) => {
+                    let is_publisher = publish.is_some();
                     match SynthPeer::new(self.bind, peer_id, publish, signal, joined_at, receive) {
                         Ok(peer) => {
+                            if self.sink && !is_publisher {
+                                match super::sink::drop_media(&peer.socket) {
+                                    Ok(()) => _ = self.sinks.insert(index),
+                                    Err(e) => tracing::warn!(index, error = %e, "no sink filter"),
+                                }
+                            }
                             self.peers.insert(index, peer);
                             touched.push(index);
                         }
@@ -199,6 +215,7 @@ impl Worker {
                     }
                 }
                 Ok(WorkerCommand::Remove { index }) => {
+                    self.sinks.remove(&index);
                     if let Some(mut peer) = self.peers.remove(&index) {
                         let _ = peer.pc.close();
                         while let Some(msg) = peer.pc.poll_write() {
@@ -284,7 +301,7 @@ impl Worker {
 }
 
 /// One turn of a peer: timers, events, received media, due sends, writes out.
-fn service(peer: &mut SynthPeer, now: Instant) {
+fn service(peer: &mut SynthPeer, now: Instant, watch: bool) {
     if peer.next_timeout.is_some_and(|t| t <= now) {
         if let Err(e) = peer.pc.handle_timeout(now) {
             if is_handshake_give_up(&e) && !peer.connected {
@@ -302,7 +319,9 @@ fn service(peer: &mut SynthPeer, now: Instant) {
         peer.queue.flush(&peer.socket);
     }
     peer.next_timeout = peer.pc.poll_timeout();
-    peer.watch(now);
+    if watch {
+        peer.watch(now);
+    }
 }
 
 /// Events and received media of one peer.

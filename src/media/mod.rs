@@ -22,6 +22,7 @@
 //! that arrives while it has its own offer outstanding.
 
 pub mod backlog;
+pub mod buffer_pool;
 pub mod bwe;
 pub mod capabilities;
 pub mod codecs;

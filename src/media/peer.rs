@@ -52,7 +52,7 @@ pub struct Turn {
     /// Datagrams produced this turn (the stack's writes and the fast path's packets).
     pub transmits: Vec<Transmit>,
     /// Emptied buffers of sent datagrams, reused by the fast path (no allocation per packet).
-    pub buffers: Vec<bytes::BytesMut>,
+    pub buffers: super::buffer_pool::BufferPool,
     pub counters: ShardCounters,
     /// The shard's time origin, and the Unix time it stands for.
     pub epoch: Instant,
@@ -64,7 +64,7 @@ impl Turn {
         Self {
             touched: Vec::new(),
             transmits: Vec::new(),
-            buffers: Vec::new(),
+            buffers: Default::default(),
             counters: ShardCounters::default(),
             epoch,
             epoch_unix,

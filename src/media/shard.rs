@@ -10,7 +10,7 @@ use super::state::ShardState;
 use super::stats::{DropReason, MediaMetrics, ShardLevels};
 use crate::config::ShardLimits;
 use crate::net::udp::{RecvBatch, SendQueue, BATCH};
-use crate::net::wake::wait_readable;
+use crate::net::wake::Poller;
 pub use crate::net::wake::Waker;
 use crate::protocol::{MediaRequest, TrackInfo};
 use std::net::{SocketAddr, UdpSocket};
@@ -65,6 +65,7 @@ pub struct Shard {
     metrics: MediaMetrics,
     reported: ShardLevels,
     recv: RecvBatch,
+    poller: Poller,
     heartbeat: Arc<Heartbeat>,
 }
 
@@ -83,6 +84,8 @@ impl Shard {
         limits: ShardLimits,
     ) -> Self {
         let candidates = sockets.iter().map(|s| s.candidate).collect();
+        let fds: Vec<RawFd> = sockets.iter().map(|s| s.socket.as_raw_fd()).collect();
+        let poller = Poller::new(&fds, &waker);
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -95,6 +98,7 @@ impl Shard {
             metrics,
             reported: ShardLevels::default(),
             recv: RecvBatch::new(),
+            poller,
             heartbeat: Arc::new(Heartbeat::new(Instant::now())),
         }
     }
@@ -112,7 +116,7 @@ impl Shard {
             let deadline = self.state.poll_timeout();
             let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let timeout = timeout.unwrap_or(MAX_IDLE).min(MAX_IDLE);
-            let readable = self.wait(timeout);
+            self.poller.wait(&self.waker, timeout);
             let started = Instant::now();
             self.heartbeat.beat(started);
             if let Some(due) = deadline.filter(|d| *d <= started) {
@@ -120,8 +124,8 @@ impl Shard {
             }
             // Media first; then signaling's commands, whose negotiation work is budgeted per
             // turn (the rest waits in the state's backlog for the next turns).
-            for (i, ready) in readable.iter().enumerate() {
-                if *ready {
+            for i in 0..self.sockets.len() {
+                if self.poller.readable(i) {
                     self.read_socket(i, started);
                 }
             }
@@ -150,12 +154,6 @@ impl Shard {
             levels,
             &mut self.reported,
         );
-    }
-
-    /// Blocks until a socket or the waker is readable or `timeout` passes.
-    fn wait(&self, timeout: Duration) -> Vec<bool> {
-        let fds: Vec<RawFd> = self.sockets.iter().map(|s| s.socket.as_raw_fd()).collect();
-        wait_readable(&fds, &self.waker, timeout)
     }
 
     /// Applies queued commands; false on shutdown.

@@ -67,9 +67,6 @@ pub struct ShardState {
     probe_due: Option<Instant>,
 }
 
-/// Most emptied datagram buffers the shard keeps for reuse.
-const MAX_REUSED: usize = 1024;
-
 /// How often the shard looks for silent or never-connected connections.
 const LIVENESS_SWEEP: Duration = Duration::from_millis(250);
 
@@ -437,6 +434,11 @@ impl ShardState {
     /// silent for longer than [`MEDIA_SILENCE`] or not connected by the DTLS deadline,
     /// remote addresses gone idle; the rooms' speaker detectors.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Every item below is due no earlier than `poll_timeout` says: a turn with nothing
+        // due (most turns are a packet's) skips them all.
+        if self.poll_timeout().is_none_or(|due| due > now) {
+            return;
+        }
         self.run_backlog(now);
         let mut gave_up = Vec::new();
         for key in self.timers.due(now, &self.peers) {
@@ -549,10 +551,7 @@ impl ShardState {
 
     /// Emptied datagram buffers handed back after sending, for the fast path to reuse.
     pub fn reuse_buffers(&mut self, spare: &mut Vec<BytesMut>) {
-        let room = MAX_REUSED.saturating_sub(self.turn.buffers.len());
-        let take = spare.len().min(room);
-        self.turn.buffers.extend(spare.drain(..take));
-        spare.clear();
+        self.turn.buffers.give_back(spare);
     }
 
     /// The datagrams produced since the last drain.

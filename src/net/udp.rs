@@ -221,7 +221,7 @@ pub struct SendQueue {
 }
 
 /// Most emptied buffers a queue keeps for reuse.
-const MAX_SPARE: usize = 512;
+const MAX_SPARE: usize = 2048;
 
 /// What one flush did.
 #[derive(Debug, Default, Clone, Copy)]

@@ -55,26 +55,81 @@ impl Waker {
 /// Blocks in poll(2) until one of `fds` or `waker` is readable or `timeout` passes; returns,
 /// per fd, whether it is readable (and clears the waker if it fired).
 pub fn wait_readable(fds: &[RawFd], waker: &Waker, timeout: Duration) -> Vec<bool> {
-    let mut polled: Vec<libc::pollfd> = fds
-        .iter()
-        .chain(std::iter::once(&waker.raw()))
-        .map(|fd| libc::pollfd {
-            fd: *fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let ms = timeout.as_micros().div_ceil(1000) as libc::c_int;
-    // SAFETY: polled is a live array of pollfd of the stated length.
-    let n = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, ms) };
-    if n <= 0 {
-        return vec![false; fds.len()];
+    let mut poller = Poller::new(fds, waker);
+    poller.wait(waker, timeout);
+    (0..fds.len()).map(|i| poller.readable(i)).collect()
+}
+
+/// [`wait_readable`] for a fixed set of fds, without allocating per wait (a loop's turn).
+pub struct Poller {
+    polled: Vec<libc::pollfd>,
+}
+
+impl Poller {
+    /// Polls `fds` and then `waker`.
+    pub fn new(fds: &[RawFd], waker: &Waker) -> Self {
+        let polled = fds
+            .iter()
+            .chain(std::iter::once(&waker.raw()))
+            .map(|fd| libc::pollfd {
+                fd: *fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        Self { polled }
     }
-    if polled[fds.len()].revents != 0 {
-        waker.clear();
+
+    /// Blocks until an fd or the waker is readable or `timeout` passes (clears the waker if
+    /// it fired); then [`Poller::readable`] tells which fds are.
+    pub fn wait(&mut self, waker: &Waker, timeout: Duration) {
+        for p in &mut self.polled {
+            p.revents = 0;
+        }
+        let ms = timeout.as_micros().div_ceil(1000) as libc::c_int;
+        let len = self.polled.len() as libc::nfds_t;
+        // SAFETY: polled is a live array of pollfd of the stated length.
+        let n = unsafe { libc::poll(self.polled.as_mut_ptr(), len, ms) };
+        if n <= 0 {
+            for p in &mut self.polled {
+                p.revents = 0;
+            }
+            return;
+        }
+        if self.polled.last().is_some_and(|w| w.revents != 0) {
+            waker.clear();
+        }
     }
-    polled[..fds.len()]
-        .iter()
-        .map(|f| f.revents & libc::POLLIN != 0)
-        .collect()
+
+    /// Whether the `i`-th fd was readable at the last wait.
+    pub fn readable(&self, i: usize) -> bool {
+        i + 1 < self.polled.len() && self.polled[i].revents & libc::POLLIN != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+
+    #[test]
+    fn a_poller_reports_each_wait_afresh() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let waker = Waker::new().unwrap();
+        let mut poller = Poller::new(&[a.as_raw_fd(), b.as_raw_fd()], &waker);
+        b.send_to(b"x", a.local_addr().unwrap()).unwrap();
+        poller.wait(&waker, Duration::from_secs(5));
+        assert!(poller.readable(0) && !poller.readable(1) && !poller.readable(2));
+        let mut buf = [0u8; 8];
+        a.recv_from(&mut buf).unwrap();
+        waker.wake();
+        poller.wait(&waker, Duration::from_secs(5));
+        assert!(!poller.readable(0) && !poller.readable(1));
+        // The waker was cleared: nothing is readable now, the wait times out.
+        let started = std::time::Instant::now();
+        poller.wait(&waker, Duration::from_millis(20));
+        assert!(started.elapsed() >= Duration::from_millis(15));
+        assert!(!poller.readable(0));
+    }
 }

@@ -108,7 +108,7 @@ pub fn send(
     }
     let prefix = &prefix[..prefix_len];
     let size = 12 + 64 + prefix.len() + payload.len() + TAG_LEN;
-    let mut buf = turn.buffers.pop().unwrap_or_default();
+    let mut buf = turn.buffers.take();
     buf.reserve(size);
     let header_len = write_packet(
         &mut buf,

@@ -48,8 +48,7 @@ pub fn send_padding(peer: &mut Peer, count: usize, now: Instant, turn: &mut Turn
             ts,
             ssrc: rtx.ssrc,
         };
-        let mut buf = turn.buffers.pop().unwrap_or_default();
-        buf.clear();
+        let mut buf = turn.buffers.take();
         buf.reserve(12 + 64 + PADDING_BYTES + TAG_LEN);
         let header_len = write_packet(
             &mut buf,
