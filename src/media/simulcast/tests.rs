@@ -311,20 +311,21 @@ fn a_fall_in_steps_after_a_move_up_doubles_the_hold_once() {
     leg.budget = Some(2_000_000);
     assert_eq!(leg.review(&layers, at(1_000)), Some(2));
     settle(&mut leg);
+    // Capped once the move up has settled (`UP_SETTLE`).
     leg.budget = Some(1_000_000);
-    assert_eq!(leg.review(&layers, at(2_000)), Some(1));
+    assert_eq!(leg.review(&layers, at(3_000)), Some(1));
     // The next review comes before the middle layer's keyframe: still the same fall.
-    assert_eq!(leg.review(&layers, at(2_500)), Some(1));
+    assert_eq!(leg.review(&layers, at(3_500)), Some(1));
     settle(&mut leg);
     // And the estimate goes on falling: one more step down.
     leg.budget = Some(300_000);
-    assert_eq!(leg.review(&layers, at(4_000)), Some(0));
+    assert_eq!(leg.review(&layers, at(5_000)), Some(0));
     settle(&mut leg);
     // The cap is lifted: the hold is the first fall's (8 s) from the last step, not doubled
     // at each review and step of the same fall (32 s).
     leg.budget = Some(2_000_000);
-    assert_eq!(leg.review(&layers, at(4_000 + 7_500)), None, "held");
-    assert_eq!(leg.review(&layers, at(4_000 + 8_500)), Some(2));
+    assert_eq!(leg.review(&layers, at(5_000 + 7_500)), None, "held");
+    assert_eq!(leg.review(&layers, at(5_000 + 8_500)), Some(2));
 }
 
 #[test]
