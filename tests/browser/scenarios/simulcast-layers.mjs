@@ -117,7 +117,7 @@ export async function run(ctx) {
   });
 
   // 1. Each subscriber settles on the layer its window needs: the large one on a wider layer.
-  const split = await until(small, large, 3, 30000, (r) => r.small.fps > 0 && r.large.fps > 0 && r.large.width > r.small.width);
+  const split = await until(small, large, 3, 45000, (r) => r.small.fps > 0 && r.large.fps > 0 && r.large.width > r.small.width);
   const gaugesSplit = await serverGauges(ctx.base);
   const sentSplit = await sentOver(publisher, 2000);
   ctx.log(`split: ${JSON.stringify(split.last)} legs ${JSON.stringify(gaugesSplit.legs)} sent ${JSON.stringify(sentSplit)}`);
