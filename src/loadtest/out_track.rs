@@ -3,7 +3,6 @@
 //! VP8 picture id and TL0PICIDX, and its sender on the connection.
 
 use super::layers::{layer_bitrate, layer_tag, plain_tag, LAYERS, RIDS};
-use super::synthetic::PublishSpec;
 use crate::rtp::connection::{add_sendonly_track, add_simulcast_track, SendTrack};
 use rand::Rng;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
@@ -11,6 +10,24 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use std::time::{Duration, Instant};
+
+/// What a synthetic participant publishes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PublishSpec {
+    pub audio: bool,
+    pub video: bool,
+    /// Video bitrate in bits per second (one packet per frame, `video_packet_size` bytes).
+    pub video_bitrate: u64,
+    pub video_packet_size: usize,
+    /// Send video as three rid layers (see `layers.rs`).
+    pub simulcast: bool,
+}
+
+impl PublishSpec {
+    pub(super) fn video_packet_rate(&self, bitrate: u64) -> f64 {
+        (bitrate as f64 / (self.video_packet_size as f64 * 8.0)).clamp(1.0, 20_000.0)
+    }
+}
 
 /// Opus payload bytes of a synthetic audio packet (video packets are larger).
 pub(super) const AUDIO_PAYLOAD: usize = 120;

@@ -7,6 +7,7 @@ use super::frames::FrameWatch;
 use super::health::{LegView, Watchdog};
 use super::layers::{layer_of_tag, layer_size, picture_id, Continuity, LayerTotals, RIDS};
 use super::measure::{Totals, TrackReceive};
+pub use super::out_track::PublishSpec;
 use super::out_track::{self, OutTrack, AUDIO_PAYLOAD};
 use super::payload::{self, PayloadCodec};
 use super::recipe::{build_pc, PcShape};
@@ -34,18 +35,6 @@ pub enum Outbound {
     Reconnect(&'static str),
 }
 
-/// What a synthetic participant publishes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PublishSpec {
-    pub audio: bool,
-    pub video: bool,
-    /// Video bitrate in bits per second (one packet per frame, `video_packet_size` bytes).
-    pub video_bitrate: u64,
-    pub video_packet_size: usize,
-    /// Send video as three rid layers (see `layers.rs`).
-    pub simulcast: bool,
-}
-
 /// How a synthetic participant receives.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReceiveSpec {
@@ -55,12 +44,6 @@ pub struct ReceiveSpec {
     pub want_layer: Option<u8>,
     /// It negotiates transport-cc and sends TWCC feedback (on unless `--no-twcc`).
     pub twcc: bool,
-}
-
-impl PublishSpec {
-    pub(super) fn video_packet_rate(&self, bitrate: u64) -> f64 {
-        (bitrate as f64 / (self.video_packet_size as f64 * 8.0)).clamp(1.0, 20_000.0)
-    }
 }
 
 const KEYFRAME_INTERVAL: Duration = Duration::from_secs(3);

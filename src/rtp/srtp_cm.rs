@@ -160,25 +160,11 @@ impl CmOut {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtp::srtp_out::tests::packet;
     use crate::rtp::srtp_out::Rollover;
-    use rtc::shared::marshal::{Marshal, Unmarshal};
+    use rtc::shared::marshal::Unmarshal;
     use rtc::srtp::context::Context;
     use rtc::srtp::protection_profile::ProtectionProfile;
-
-    fn packet(ssrc: u32, seq: u16) -> Vec<u8> {
-        let p = rtc::rtp::Packet {
-            header: rtc::rtp::header::Header {
-                version: 2,
-                payload_type: 96,
-                sequence_number: seq,
-                timestamp: 1234,
-                ssrc,
-                ..Default::default()
-            },
-            payload: bytes::Bytes::from(vec![0xab; 300]),
-        };
-        p.marshal().unwrap().to_vec()
-    }
 
     fn stack_profile(profile: CmProfile) -> ProtectionProfile {
         match profile {

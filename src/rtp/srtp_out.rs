@@ -161,13 +161,14 @@ impl Rollover {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rtc::shared::marshal::{Marshal, Unmarshal};
     use rtc::srtp::context::Context;
     use rtc::srtp::protection_profile::ProtectionProfile;
 
-    fn packet(ssrc: u32, seq: u16) -> Vec<u8> {
+    /// A marshalled RTP packet of 300 payload bytes (the SRTP tests of both profiles).
+    pub(crate) fn packet(ssrc: u32, seq: u16) -> Vec<u8> {
         let p = rtc::rtp::Packet {
             header: rtc::rtp::header::Header {
                 version: 2,
