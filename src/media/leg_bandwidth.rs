@@ -44,7 +44,7 @@ impl Peer {
         let shortfall: u64 = self
             .subscriptions
             .values()
-            .map(|s| s.simulcast.shortfall_bps)
+            .map(|s| s.simulcast.shortfall(now))
             .sum();
         let wanted =
             (shortfall > 0).then(|| estimate_to_move_up(self.bwe.sent_bps(now) + shortfall));

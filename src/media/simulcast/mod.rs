@@ -27,6 +27,11 @@ pub const HOLD_MAX: Duration = Duration::from_secs(64);
 /// goes down after it, and is then held ([`HOLD_MIN`], doubling).
 pub const UP_SETTLE: Duration = Duration::from_secs(2);
 
+/// How long a review's shortfall counts: reviews come with the publication's packets (every
+/// half second), so an older one belongs to a track that stopped (camera off, publisher gone)
+/// and must not keep the leg probing for media nobody sends.
+pub const SHORTFALL_FRESH: Duration = Duration::from_secs(2);
+
 /// How much of a budget a higher layer may use before the leg moves up to it (1/1.15).
 pub const UP_HEADROOM: f64 = 1.15;
 
@@ -50,6 +55,8 @@ pub struct SimulcastLeg {
     /// How much more (bits/s) the layer the subscriber asked for needs than the layer the
     /// budget allows, as of the last review: the leg's prober climbs while any track is short.
     pub shortfall_bps: u64,
+    /// When [`Self::shortfall_bps`] was worked out (the last review).
+    shortfall_at: Option<Instant>,
     /// After the budget moved the leg down: no move up before this instant.
     held_until: Option<Instant>,
     /// How long the next hold lasts: [`HOLD_MIN`], doubled (up to [`HOLD_MAX`]) when the
@@ -127,6 +134,14 @@ impl SimulcastLeg {
         self.held_until = Some(now + self.hold);
     }
 
+    /// The shortfall of the last review while it is fresh ([`SHORTFALL_FRESH`]), else 0.
+    pub fn shortfall(&self, now: Instant) -> u64 {
+        match self.shortfall_at {
+            Some(at) if now.saturating_duration_since(at) < SHORTFALL_FRESH => self.shortfall_bps,
+            _ => 0,
+        }
+    }
+
     /// Whether publisher packet `seq` of the current layer was sent since the leg's last
     /// switch (so the current offsets map it: retransmissions).
     pub fn is_since_switch(&self, seq: u16) -> bool {
@@ -171,6 +186,7 @@ impl SimulcastLeg {
             true => 0,
             false => rate(ideal).saturating_sub(rate(target)),
         };
+        self.shortfall_at = Some(now);
         self.selector.waiting_for()
     }
 }

@@ -372,3 +372,24 @@ fn a_leg_that_just_moved_up_is_not_moved_down_by_the_budget_before_it_settles() 
     // Still under it once settled: down.
     assert_eq!(leg.review(&layers, at(500) + UP_SETTLE), Some(0));
 }
+
+#[test]
+fn a_shortfall_stops_counting_once_the_track_stops_being_reviewed() {
+    let layers = three_layers();
+    let t0 = Instant::now();
+    let mut leg = SimulcastLeg {
+        budget: Some(300_000),
+        ..SimulcastLeg::default()
+    };
+    leg.review(&layers, t0);
+    assert!(
+        leg.shortfall_bps > 0,
+        "held below the top layer by the budget"
+    );
+    assert_eq!(
+        leg.shortfall(t0 + Duration::from_secs(1)),
+        leg.shortfall_bps
+    );
+    // No review since (the camera went off: no packets, no reviews): nothing to probe for.
+    assert_eq!(leg.shortfall(t0 + SHORTFALL_FRESH), 0);
+}
