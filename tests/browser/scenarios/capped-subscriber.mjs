@@ -147,7 +147,7 @@ export async function run(ctx) {
   // 3. Lift the cap; the subscriber should climb back to the top layer.
   tc('del');
   const liftedAt = Date.now() - t0;
-  const after = await sample(free, capped, t0, 30000, (s) => lastHold(s, 4, (x) => x.capped.width === topWidth));
+  const after = await sample(free, capped, t0, 36000, (s) => lastHold(s, 4, (x) => x.capped.width === topWidth));
   const back = after.findIndex((x) => x.capped.width === topWidth);
   const recoveredAtMs = back >= 0 ? after[back].atMs - liftedAt : null;
   ctx.log(`cap lifted: back on the top layer after ${recoveredAtMs} ms`);
