@@ -160,7 +160,7 @@ impl CmOut {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rtp::srtp_out::tests::packet;
+    use crate::rtp::srtp_out::tests::{packet, stack_context};
     use crate::rtp::srtp_out::Rollover;
     use rtc::shared::marshal::Unmarshal;
     use rtc::srtp::context::Context;
@@ -175,17 +175,7 @@ mod tests {
 
     /// The stack's own AES-CM SRTP context for `master`.
     fn context(master: &CmMaster, profile: CmProfile) -> Context {
-        let provider = rtc::crypto::default_provider().unwrap();
-        let profile = stack_profile(profile);
-        Context::new(
-            &master.key,
-            &master.salt,
-            profile,
-            None,
-            None,
-            provider.crypto(),
-        )
-        .unwrap()
+        stack_context(&master.key, &master.salt, stack_profile(profile))
     }
 
     #[test]

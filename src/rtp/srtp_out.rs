@@ -183,18 +183,16 @@ pub(crate) mod tests {
         p.marshal().unwrap().to_vec()
     }
 
+    /// The stack's own SRTP context for a master key and salt under `profile`: the reference
+    /// the fast path's protection is checked against (shared with `srtp_cm`'s tests).
+    pub(crate) fn stack_context(key: &[u8], salt: &[u8], profile: ProtectionProfile) -> Context {
+        let provider = rtc::crypto::default_provider().unwrap();
+        Context::new(key, salt, profile, None, None, provider.crypto()).unwrap()
+    }
+
     /// The stack's own AES-128-GCM SRTP context for `master`.
     fn gcm_context(master: &SrtpMaster) -> Context {
-        let provider = rtc::crypto::default_provider().unwrap();
-        Context::new(
-            &master.key,
-            &master.salt,
-            ProtectionProfile::AeadAes128Gcm,
-            None,
-            None,
-            provider.crypto(),
-        )
-        .unwrap()
+        stack_context(&master.key, &master.salt, ProtectionProfile::AeadAes128Gcm)
     }
 
     #[test]
