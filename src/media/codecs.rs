@@ -8,6 +8,7 @@ use crate::rtp::connection::{
 };
 use crate::rtp::pass_through::PassThrough;
 use crate::rtp::rtcp_tap::{feedback_and_reports, RtcpTap, RTCP_TAP_SLOT};
+use crate::rtp::twcc_route::{TwccRoute, TWCC_ROUTE_SLOT};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{Registry, Slot};
 use rtc::peer_connection::configuration::media_engine::{
@@ -97,6 +98,10 @@ pub fn server_recipe(
         .with(
             Slot::from(RTCP_TAP_SLOT),
             RtcpTap::new(feedback_and_reports),
+        )
+        .with(
+            Slot::from(TWCC_ROUTE_SLOT),
+            PassThrough::new(TwccRoute::default()),
         )
         .with(
             Slot::from(super::stats::wire::WIRE_COUNTER_SLOT),

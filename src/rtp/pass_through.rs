@@ -16,6 +16,10 @@ pub trait PacketHook: Send + Sync + 'static {
     fn on_read(&mut self, _msg: &mut TaggedPacket) {}
     /// A packet from the application (or an interceptor above), on its way to the network.
     fn on_write(&mut self, _msg: &mut TaggedPacket) {}
+    /// The connection started sending a stream.
+    fn on_bind_local(&mut self, _info: &StreamInfo) {}
+    /// It stopped sending one.
+    fn on_unbind_local(&mut self, _info: &StreamInfo) {}
 }
 
 /// An interceptor that passes every packet through after its hook saw it.
@@ -72,8 +76,12 @@ impl<H: PacketHook> Protocol<TaggedPacket, TaggedPacket, ()> for PassThrough<H> 
 }
 
 impl<H: PacketHook> Interceptor for PassThrough<H> {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        self.hook.on_bind_local(info);
+    }
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.hook.on_unbind_local(info);
+    }
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }

@@ -10,9 +10,9 @@
 //! more than 10 % is lost); and it does not fall below 0.85 × what the receiver acknowledged
 //! (the path just carried that). Time is an argument.
 
+use super::window::WindowRate;
 use rtc::interceptor::{
-    LossController, OveruseDetector, PacketReport, RateCalculator, RateController, SlopeEstimator,
-    Usage,
+    LossController, OveruseDetector, PacketReport, RateController, SlopeEstimator, Usage,
 };
 use std::time::{Duration, Instant};
 
@@ -29,16 +29,19 @@ pub const LOSSY: f64 = 0.1;
 /// How long what a probe proved holds the ceiling up without new proof.
 pub const PROVEN_FOR: Duration = Duration::from_secs(10);
 
+/// The window of the received rate the AIMD decrease backs off from (`rtc`'s default).
+const RECEIVED_WINDOW: Duration = rtc::interceptor::GCC_RATE_WINDOW;
+
 /// See the module documentation.
 pub struct Estimator {
     slope: SlopeEstimator,
     detector: OveruseDetector,
     delay: RateController,
     loss: LossController,
-    /// What the receiver gets (500 ms), for the AIMD decrease.
-    received: RateCalculator,
+    /// What the receiver gets (500 ms), for the AIMD decrease (fixed size: `window.rs`).
+    received: WindowRate,
     /// What it acknowledged over a second, for the ceiling.
-    acked: RateCalculator,
+    acked: WindowRate,
     /// The rate a probe showed the path carries, and until when it counts.
     proven: Option<(f64, Instant)>,
     estimate: Option<f64>,
@@ -61,8 +64,8 @@ impl Default for Estimator {
             detector: OveruseDetector::new(),
             delay: RateController::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
             loss: LossController::new(INITIAL_BPS, MIN_BPS, MAX_BPS),
-            received: RateCalculator::default(),
-            acked: RateCalculator::new(Duration::from_secs(1)),
+            received: WindowRate::new(RECEIVED_WINDOW),
+            acked: WindowRate::new(Duration::from_secs(1)),
             proven: None,
             estimate: None,
             unproven: None,

@@ -7,6 +7,7 @@
 //!   the receiver acknowledged or a probe proved;
 //! * `probe.rs` — when to send a burst of padding and what it showed;
 //! * `meter.rs` — what the leg is sent (all, and audio);
+//! * `window.rs` — what the receiver acknowledged over a window, in fixed memory;
 //! * `metrics.rs` — the estimate histogram and probe counter;
 //! * `fast/padding.rs` writes the padding (RTX SSRC, padding-only RTP).
 //!
@@ -28,6 +29,7 @@ pub mod history;
 pub mod meter;
 pub mod metrics;
 pub mod probe;
+pub mod window;
 
 use super::rewrite::ExtensionMap;
 use estimate::Estimator;

@@ -117,3 +117,32 @@ fn probes_and_climbs((mut bench, alice, bob): (Bench, usize, usize)) {
     let received = bench.clients[bob].received[&video] - received_before;
     assert_eq!(received, sent_media, "bob's track got {received} packets");
 }
+
+/// bob's video is sparse (a packet every 50 ms) beside the padding of his leg's probes, so his
+/// stack's TWCC feedback often names the RTX stream the padding rides on as its media source
+/// (the SSRC of the last packet it recorded, as libwebrtc does too): the leg must still get
+/// that feedback, and its estimate climbs.
+#[test]
+fn feedback_naming_the_padding_stream_reaches_the_leg_and_it_climbs() {
+    let (mut bench, alice, bob) = call();
+    let key = bench.clients[bob].key;
+    let sparse = |bench: &mut Bench, packets: usize| {
+        for _ in 0..packets {
+            bench.send_from(alice, TrackKind::Video, 1);
+            bench.run(9);
+        }
+    };
+    sparse(&mut bench, 40);
+    let start = bench.state.peer(key).unwrap().estimate_bps().unwrap();
+    bench
+        .state
+        .peer_mut(key)
+        .unwrap()
+        .set_wanted_bps(Some(4_000_000));
+    sparse(&mut bench, 300);
+    let estimate = bench.state.peer(key).unwrap().estimate_bps().unwrap();
+    assert!(
+        estimate > start * 2,
+        "probing left the estimate at {estimate} (from {start})"
+    );
+}
