@@ -13,8 +13,13 @@ use std::time::{Duration, Instant};
 
 /// Shortest time between the starts of two bursts.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(3);
-/// Longest, after bursts that proved nothing.
-pub const MAX_INTERVAL: Duration = Duration::from_secs(24);
+/// Longest, after bursts that proved nothing. Short, because nothing but a burst tells a leg
+/// sent less than it wants that its path widened (its media keeps flowing clean below the old
+/// cap either way): the time a leg takes to climb back once a cap is lifted is up to this plus
+/// a burst and its feedback. At 24 s the climb of a capped browser took up to 22.6 s; libwebrtc
+/// probes an application-limited path every 5 s without any backoff (ALR probing). A burst
+/// under a lasting cap costs at most [`BURST`] per interval of padding at up to the estimate.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(6);
 /// How long a burst lasts.
 pub const BURST: Duration = Duration::from_millis(500);
 /// How long after a burst its feedback is waited for.

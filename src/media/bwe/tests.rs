@@ -285,9 +285,36 @@ fn a_burst_is_bounded_in_time_and_rate_and_backs_off_when_it_proves_nothing() {
     let bits = (padding * PADDING_BYTES * 8) as u64;
     assert!(bits <= 1_000_000 / 2, "{bits} bits of padding");
     assert!(bits > 0);
-    // Failed bursts space out: fewer than one per 3 s over the next 30 s.
+    // Failed bursts space out: one per MAX_INTERVAL (6 s) after the first two.
     let mut sim = Sim::new(400_000.0);
     sim.bwe.set_wanted_bps(Some(3_000_000));
     sim.run(300_000.0, 31.0);
-    assert!((1..=4).contains(&sim.probes), "{} probes", sim.probes);
+    assert!((1..=6).contains(&sim.probes), "{} probes", sim.probes);
+}
+
+#[test]
+fn a_leg_whose_bursts_failed_for_long_climbs_within_seconds_once_the_path_widens() {
+    // Capped for 49 s: every burst proves nothing and the bursts space out as far as they go.
+    let mut sim = Sim::new(330_000.0);
+    sim.bwe.set_wanted_bps(Some(3_000_000));
+    sim.run(300_000.0, 49.0);
+    let failed = sim.probes;
+    assert!(failed >= 4, "{failed} bursts while capped");
+    // The cap is lifted: the next burst is due within MAX_INTERVAL (6 s)...
+    sim.capacity_bps = 5_000_000.0;
+    let mut waited = Duration::ZERO;
+    while sim.probes == failed && waited < Duration::from_secs(40) {
+        sim.run(300_000.0, 0.1);
+        waited += Duration::from_millis(100);
+    }
+    assert!(
+        waited <= Duration::from_secs(7),
+        "the first burst after the cap came {} s later",
+        waited.as_secs_f64()
+    );
+    // ... and proves the path carries more than the 1.5 × what is sent (460 kbit/s) the
+    // estimate may reach without proof, once its feedback is in (the once-a-second review
+    // after BURST and RESULT_WAIT).
+    sim.run(300_000.0, 3.5);
+    assert!(sim.estimate() > 700_000, "{}", sim.estimate());
 }
