@@ -73,6 +73,18 @@ pub struct Shard {
 const MAX_IDLE: Duration = Duration::from_millis(200);
 /// Receive batches per socket per loop turn, so timers and sends are not starved.
 const MAX_BATCHES_PER_TURN: usize = 16;
+/// Datagrams a turn may fan out (issue 12, memory): a turn reads at most this many divided by
+/// the shard's connections (at least one datagram), since each datagram read may be forwarded
+/// to every other leg and the whole turn's datagrams are held until its `sendmmsg`. Without it
+/// a shard that fell behind read 1,024 datagrams in one turn and held 1,024 × legs buffers
+/// (33 MB at 1→20), memory the allocator kept afterwards. 2,048 is what the buffer pool keeps
+/// (`buffer_pool::MAX_KEPT`): a turn's buffers all come back to it.
+pub const MAX_FAN_OUT_PER_TURN: usize = super::buffer_pool::MAX_KEPT;
+
+/// Datagrams one turn reads (from all its sockets) when the shard holds `connections`.
+pub fn read_budget(connections: usize) -> usize {
+    (MAX_FAN_OUT_PER_TURN / connections.max(1)).clamp(1, MAX_BATCHES_PER_TURN * BATCH)
+}
 
 impl Shard {
     pub fn new(
@@ -124,9 +136,10 @@ impl Shard {
             }
             // Media first; then signaling's commands, whose negotiation work is budgeted per
             // turn (the rest waits in the state's backlog for the next turns).
+            let mut budget = read_budget(self.state.connections());
             for i in 0..self.sockets.len() {
                 if self.poller.readable(i) {
-                    self.read_socket(i, started);
+                    self.read_socket(i, started, &mut budget);
                 }
             }
             if !self.drain_commands(started) {
@@ -183,13 +196,16 @@ impl Shard {
         }
     }
 
-    fn read_socket(&mut self, index: usize, now: Instant) {
+    /// Reads up to `budget` datagrams (less what it read) from socket `index`.
+    fn read_socket(&mut self, index: usize, now: Instant, budget: &mut usize) {
         let local = self.sockets[index].candidate;
-        for _ in 0..MAX_BATCHES_PER_TURN {
-            let n = match self.recv.recv(&self.sockets[index].socket) {
+        while *budget > 0 {
+            let want = (*budget).min(BATCH);
+            let n = match self.recv.recv_up_to(&self.sockets[index].socket, want) {
                 Ok(n) => n,
                 Err(_) => return,
             };
+            *budget -= n.min(*budget);
             for i in 0..n {
                 self.state.counters_mut().datagrams_in += 1;
                 match self.recv.get(i) {
@@ -197,7 +213,7 @@ impl Shard {
                     None => self.state.counters_mut().drop(DropReason::Garbage),
                 }
             }
-            if n < BATCH {
+            if n < want {
                 return;
             }
         }
@@ -226,5 +242,24 @@ impl Shard {
                 self.state.reuse_buffers(s.queue.spare());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_reads_no_more_than_its_legs_can_fan_out_within_the_budget() {
+        for connections in [0, 1, 2, 21, 51, 200, 2_047, 2_048, 5_000] {
+            let read = read_budget(connections);
+            assert!(read >= 1);
+            assert!(
+                read * connections.max(1) <= MAX_FAN_OUT_PER_TURN.max(connections),
+                "{connections} connections: {read} datagrams a turn"
+            );
+        }
+        // A lone leg still reads whole batches.
+        assert_eq!(read_budget(1), MAX_BATCHES_PER_TURN * BATCH);
     }
 }
