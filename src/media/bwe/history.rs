@@ -101,9 +101,8 @@ impl SendHistory {
 
     /// Doubles the ring, each packet moved to its slot in the larger one.
     fn grow(&mut self) {
-        let Some(newest) = self.newest else {
-            return;
-        };
+        // Without a newest packet no slot is in use.
+        let newest = self.newest.unwrap_or_default();
         let (old_len, len) = (self.slots.len() as u64, self.slots.len() * 2);
         let mut slots = vec![Slot::default(); len];
         for slot in self.slots.iter().filter(|s| s.state() != 0) {
