@@ -1,9 +1,9 @@
 //! A subscriber leg's send history for congestion control: each packet's transport-wide
-//! sequence number, when it left and its size, in a ring (8 bytes a slot, no allocation
-//! per packet) that holds at least the leg's last [`KEPT_FOR`] of packets, up to [`SLOTS`]
-//! (`rtc`'s `History` keeps three hash maps per packet, too much for the fast path; `rtc`'s `History` keeps three hash maps per packet, too much for the fast path),
-//! joined with the leg's TWCC feedback into the [`PacketReport`]s the estimator reads. A packet
-//! is reported arrived at most once; one reported lost may later be reported arrived.
+//! sequence number, when it left and its size, in a ring (8 bytes a slot, no allocation per
+//! packet) that holds at least the leg's last [`KEPT_FOR`] of packets, up to [`SLOTS`] (`rtc`'s
+//! `History` keeps three hash maps per packet, too much for the fast path), joined with the
+//! leg's TWCC feedback into the [`PacketReport`]s the estimator reads. A packet is reported
+//! arrived at most once; one reported lost may later be reported arrived.
 
 use rtc::interceptor::{Acknowledgement, PacketReport};
 use rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn;
