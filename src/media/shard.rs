@@ -73,6 +73,19 @@ pub struct Shard {
 const MAX_IDLE: Duration = Duration::from_millis(200);
 /// Receive batches per socket per loop turn, so timers and sends are not starved.
 const MAX_BATCHES_PER_TURN: usize = 16;
+/// Datagrams a turn may fan out (issue 12, memory): a turn reads at most this many divided by
+/// the shard's connections (at least one datagram), since each datagram read may be forwarded
+/// to every other leg and the whole turn's datagrams are held until its `sendmmsg`; the buffer
+/// pool then never grows past about this many buffers (0.8 MiB). Without it a shard that fell
+/// behind read 1,024 datagrams in one turn and held 1,024 × legs buffers (33 MB at 1→20), and
+/// the pool kept 2,048 (3.2 MiB: 64 KiB per leg at 1→50) after any burst. A turn costs a few
+/// tens of µs besides its packets, against ~2.5 ms for 512 sends.
+pub const MAX_FAN_OUT_PER_TURN: usize = 512;
+
+/// Datagrams one turn reads (from all its sockets) when the shard holds `connections`.
+pub fn read_budget(connections: usize) -> usize {
+    (MAX_FAN_OUT_PER_TURN / connections.max(1)).clamp(1, MAX_BATCHES_PER_TURN * BATCH)
+}
 
 impl Shard {
     pub fn new(
@@ -124,9 +137,10 @@ impl Shard {
             }
             // Media first; then signaling's commands, whose negotiation work is budgeted per
             // turn (the rest waits in the state's backlog for the next turns).
+            let mut budget = read_budget(self.state.connections());
             for i in 0..self.sockets.len() {
                 if self.poller.readable(i) {
-                    self.read_socket(i, started);
+                    self.read_socket(i, started, &mut budget);
                 }
             }
             if !self.drain_commands(started) {
@@ -183,13 +197,16 @@ impl Shard {
         }
     }
 
-    fn read_socket(&mut self, index: usize, now: Instant) {
+    /// Reads up to `budget` datagrams (less what it read) from socket `index`.
+    fn read_socket(&mut self, index: usize, now: Instant, budget: &mut usize) {
         let local = self.sockets[index].candidate;
-        for _ in 0..MAX_BATCHES_PER_TURN {
-            let n = match self.recv.recv(&self.sockets[index].socket) {
+        while *budget > 0 {
+            let want = (*budget).min(BATCH);
+            let n = match self.recv.recv_up_to(&self.sockets[index].socket, want) {
                 Ok(n) => n,
                 Err(_) => return,
             };
+            *budget -= n.min(*budget);
             for i in 0..n {
                 self.state.counters_mut().datagrams_in += 1;
                 match self.recv.get(i) {
@@ -197,7 +214,7 @@ impl Shard {
                     None => self.state.counters_mut().drop(DropReason::Garbage),
                 }
             }
-            if n < BATCH {
+            if n < want {
                 return;
             }
         }
@@ -226,5 +243,24 @@ impl Shard {
                 self.state.reuse_buffers(s.queue.spare());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_reads_no_more_than_its_legs_can_fan_out_within_the_budget() {
+        for connections in [0, 1, 2, 21, 51, 200, 2_047, 2_048, 5_000] {
+            let read = read_budget(connections);
+            assert!(read >= 1);
+            assert!(
+                read * connections.max(1) <= MAX_FAN_OUT_PER_TURN.max(connections),
+                "{connections} connections: {read} datagrams a turn"
+            );
+        }
+        // A lone leg still reads whole batches.
+        assert!(read_budget(1) >= BATCH);
     }
 }

@@ -401,6 +401,11 @@ impl ShardState {
         self.turn.touch(peer);
     }
 
+    /// The connections (legs) the shard holds.
+    pub fn connections(&self) -> usize {
+        self.peers.len()
+    }
+
     /// When the state next needs [`ShardState::handle_timeout`] without new input.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if let Some(due) = self.pacer.due() {

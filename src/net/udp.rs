@@ -114,6 +114,12 @@ impl RecvBatch {
 
     /// Receives up to [`BATCH`] datagrams without blocking; returns how many arrived.
     pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.recv_up_to(socket, BATCH)
+    }
+
+    /// Receives up to `max` (1 to [`BATCH`]) datagrams without blocking.
+    pub fn recv_up_to(&mut self, socket: &UdpSocket, max: usize) -> io::Result<usize> {
+        let max = max.clamp(1, BATCH);
         self.iovecs.clear();
         for buf in self.bufs.iter_mut() {
             self.iovecs.push(libc::iovec {
@@ -137,7 +143,7 @@ impl RecvBatch {
             libc::recvmmsg(
                 socket.as_raw_fd(),
                 self.headers.as_mut_ptr(),
-                BATCH as libc::c_uint,
+                max as libc::c_uint,
                 libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
             )
@@ -335,5 +341,28 @@ mod tests {
         let (data, from) = batch.get(3).unwrap();
         assert_eq!(data, &[3u8; 100][..]);
         assert_eq!(from, a.local_addr().unwrap());
+    }
+
+    #[test]
+    fn recv_up_to_reads_no_more_than_asked() {
+        let a = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let b = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut q = SendQueue::default();
+        for i in 0..10u8 {
+            q.push(
+                b.local_addr().unwrap(),
+                bytes::BytesMut::from(&[i; 100][..]),
+            );
+        }
+        assert_eq!(q.flush(&a).sent, 10);
+        let mut batch = RecvBatch::new();
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while got.len() < 10 && std::time::Instant::now() < deadline {
+            let n = batch.recv_up_to(&b, 3).unwrap_or(0);
+            assert!(n <= 3, "{n}");
+            got.extend((0..n).map(|i| batch.get(i).unwrap().0[0]));
+        }
+        assert_eq!(got, (0..10).collect::<Vec<u8>>());
     }
 }

@@ -1,16 +1,23 @@
 //! A subscriber leg's send history for congestion control: each packet's transport-wide
-//! sequence number, when it left and its size, in a fixed ring (8 bytes a slot, no allocation
-//! per packet; `rtc`'s `History` keeps three hash maps per packet, too much for the fast path),
-//! joined with the leg's TWCC feedback into the [`PacketReport`]s the estimator reads. A packet
-//! is reported arrived at most once; one reported lost may later be reported arrived.
+//! sequence number, when it left and its size, in a ring (8 bytes a slot, no allocation per
+//! packet) that holds at least the leg's last [`KEPT_FOR`] of packets, up to [`SLOTS`] (`rtc`'s
+//! `History` keeps three hash maps per packet, too much for the fast path), joined with the
+//! leg's TWCC feedback into the [`PacketReport`]s the estimator reads. A packet is reported
+//! arrived at most once; one reported lost may later be reported arrived.
 
 use rtc::interceptor::{Acknowledgement, PacketReport};
 use rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn;
 use std::time::{Duration, Instant};
 
-/// Slots in the ring (a power of two): feedback about a packet older than this many packets
-/// of the leg is ignored. 2048 packets are several seconds of a leg's video.
+/// Most slots in the ring (a power of two): feedback about a packet older than this many
+/// packets of the leg is ignored. 2048 packets are several seconds of a leg's video.
 pub const SLOTS: usize = 2048;
+/// Slots of a new ring (it doubles, up to [`SLOTS`], while it would overwrite a packet younger
+/// than [`KEPT_FOR`]): 2 KiB where a 2.5 Mbit/s leg needs 4, instead of 16 for every leg.
+pub const MIN_SLOTS: usize = 256;
+/// How long a packet is kept at least (unless [`SLOTS`] newer ones were sent since): feedback
+/// comes every 50–100 ms and is useless to the estimate after a second.
+pub const KEPT_FOR: Duration = Duration::from_secs(1);
 
 // A slot never written has state 0.
 const SENT: u8 = 1;
@@ -62,20 +69,49 @@ impl SendHistory {
     /// Records a packet with transport-wide number `seq` of `size` bytes leaving at `now`.
     pub fn on_sent(&mut self, seq: u16, size: usize, now: Instant) {
         if self.slots.is_empty() {
-            self.slots = vec![Slot::default(); SLOTS];
+            self.slots = vec![Slot::default(); MIN_SLOTS];
             self.epoch = Some(now);
         }
         let ext = match self.newest {
             None => seq as u64 + (1 << 16),
             Some(newest) => extend(newest, seq),
         };
-        self.newest = Some(self.newest.map_or(ext, |n| n.max(ext)));
         let sent_us = self.micros(now);
-        self.slots[ext as usize % SLOTS] = Slot {
+        while self.slots.len() < SLOTS {
+            let old = self.slots[ext as usize % self.slots.len()];
+            let young = sent_us.wrapping_sub(old.sent_us) < KEPT_FOR.as_micros() as u32;
+            if old.state() == 0 || !young {
+                break;
+            }
+            self.grow();
+        }
+        self.newest = Some(self.newest.map_or(ext, |n| n.max(ext)));
+        let len = self.slots.len();
+        self.slots[ext as usize % len] = Slot {
             seq,
             size_state: size.min(SIZE_MASK as usize) as u16 | ((SENT as u16) << 14),
             sent_us,
         };
+    }
+
+    /// Slots in the ring now.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Doubles the ring, each packet moved to its slot in the larger one.
+    fn grow(&mut self) {
+        // Without a newest packet no slot is in use.
+        let newest = self.newest.unwrap_or_default();
+        let (old_len, len) = (self.slots.len() as u64, self.slots.len() * 2);
+        let mut slots = vec![Slot::default(); len];
+        for slot in self.slots.iter().filter(|s| s.state() != 0) {
+            let ext = extend(newest, slot.seq);
+            if ext <= newest && newest - ext < old_len {
+                slots[ext as usize % len] = *slot;
+            }
+        }
+        self.slots = slots;
     }
 
     /// The packet reports that `acks` (one TWCC feedback, received at `now`) add, in send order.
@@ -87,10 +123,11 @@ impl SendHistory {
         let mut reports = Vec::with_capacity(acks.len());
         for ack in acks {
             let ext = extend(newest, ack.sequence_number);
-            if ext > newest || newest - ext >= SLOTS as u64 {
+            let len = self.slots.len();
+            if ext > newest || newest - ext >= len as u64 {
                 continue;
             }
-            let slot = &mut self.slots[ext as usize % SLOTS];
+            let slot = &mut self.slots[ext as usize % len];
             let fresh = matches!((slot.state(), ack.arrived), (SENT, _) | (LOST, true));
             if slot.seq != ack.sequence_number || !fresh {
                 continue;
@@ -158,5 +195,37 @@ mod tests {
         assert_eq!(h.on_feedback(&[received(0, 50)], later).len(), 1);
         // Unknown and far-future numbers are ignored.
         assert!(h.on_feedback(&[received(500, 1)], later).is_empty());
+    }
+
+    /// Sends `pps` packets a second for `secs` seconds; returns the history and the start.
+    fn sent_at(pps: u64, secs: u64) -> (SendHistory, Instant) {
+        let t0 = Instant::now();
+        let mut h = SendHistory::default();
+        for i in 0..pps * secs {
+            h.on_sent(
+                i as u16,
+                1200,
+                t0 + Duration::from_micros(i * 1_000_000 / pps),
+            );
+        }
+        (h, t0)
+    }
+
+    #[test]
+    fn the_ring_holds_a_second_of_packets_in_as_few_slots_as_that_takes() {
+        // 300 packets/s (2.5 Mbit/s of video and audio): 512 slots, not 2048.
+        let (mut h, t0) = sent_at(300, 5);
+        assert_eq!(h.capacity(), 512);
+        // A packet sent 1.2 s before the newest is still known after growing.
+        let seq = (300 * 5 - 1 - 360) as u16;
+        let reports = h.on_feedback(&[received(seq, 3_800)], t0 + Duration::from_secs(5));
+        assert_eq!(reports.len(), 1);
+        assert_eq!(
+            reports[0].departure,
+            t0 + Duration::from_micros(seq as u64 * 1_000_000 / 300)
+        );
+        // 10,000 packets/s: capped at SLOTS (0.2 s of packets).
+        assert_eq!(sent_at(10_000, 2).0.capacity(), SLOTS);
+        assert_eq!(sent_at(100, 5).0.capacity(), MIN_SLOTS);
     }
 }
