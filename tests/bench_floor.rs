@@ -54,3 +54,45 @@ fn bench_floor_forwards_seals_and_reports() {
     assert_eq!(num("verify_failed"), 0.0, "{text}");
     assert_eq!(report["loadavg_end"].as_array().map(Vec::len), Some(3));
 }
+
+/// `--sink`: the subscriber sockets drop the RTP in the kernel (the receivers get none), the
+/// forwarder still forwards and the report says so.
+#[test]
+fn bench_floor_sink_drops_at_the_receivers() {
+    let json = std::env::temp_dir().join(format!("chorus-floor-sink-{}.json", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(["bench-floor", "--subscribers", "2", "--rate", "500"])
+        .args(["--duration", "1s", "--sink", "--json"])
+        .arg(&json)
+        .spawn()
+        .expect("chorus starts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for chorus") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("bench-floor --sink did not finish within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "bench-floor --sink failed: {status}");
+    let text = std::fs::read_to_string(&json).expect("JSON report written");
+    let _ = std::fs::remove_file(&json);
+    let report: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let num = |key: &str| {
+        report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} in {text}"))
+    };
+    assert_eq!(report["sink"].as_bool(), Some(true), "{text}");
+    assert!(num("forwarded") > 0.0, "{text}");
+    assert_eq!(num("received"), num("forwarded"), "{text}");
+    assert_eq!(
+        num("received_max_leg"),
+        0.0,
+        "the filter drops every RTP datagram before a receiver sees it: {text}"
+    );
+    assert!(num("cpu_us_per_forwarded") > 0.0, "{text}");
+}

@@ -14,6 +14,9 @@ pub struct FloorReport {
     pub duration_s: f64,
     pub forwarder_cpu: usize,
     pub peers_cpu: usize,
+    /// `--sink`: RTP dropped in the kernel at the subscriber sockets; `received` is then the
+    /// datagrams `sendmmsg` accepted.
+    pub sink: bool,
     /// Packets the publisher sent.
     pub published: u64,
     /// Packets the forwarder received.
@@ -66,6 +69,9 @@ impl FloorReport {
             "  turns          {} polls, {} receive batches ({:.1} packets each)\n",
             self.polls, self.batches, self.packets_per_batch
         );
+        if self.sink {
+            s += "  sink           RTP dropped in the kernel at the subscriber sockets\n";
+        }
         s += &format!(
             "  received       {} of {} expected (loss {:.3} %, per leg {}..{})\n",
             self.received,

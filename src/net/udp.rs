@@ -224,7 +224,22 @@ pub struct SendQueue {
     datagrams: Vec<(SocketAddr, bytes::BytesMut)>,
     /// Buffers of sent datagrams, emptied, for the caller to reuse ([`SendQueue::spare`]).
     spare: Vec<bytes::BytesMut>,
+    /// The `sendmmsg` call's arrays, kept so a flush allocates nothing once warm.
+    scratch: MmsgScratch,
 }
+
+/// The address, iovec and header arrays of one `sendmmsg` call. Their capacity is kept between
+/// calls; they are emptied at the end of each, so no pointer outlives the call that set it.
+#[derive(Default)]
+struct MmsgScratch {
+    addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)>,
+    iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+}
+
+// SAFETY: the vectors hold raw pointers only during `send_batch` (they are cleared before it
+// returns), so moving an idle queue to another thread moves no live pointer.
+unsafe impl Send for MmsgScratch {}
 
 /// Most emptied buffers a queue keeps for reuse.
 const MAX_SPARE: usize = 2048;
@@ -252,7 +267,7 @@ impl SendQueue {
         let mut start = 0;
         while start < self.datagrams.len() {
             let end = (start + BATCH).min(self.datagrams.len());
-            match send_batch(socket, &self.datagrams[start..end]) {
+            match send_batch(socket, &self.datagrams[start..end], &mut self.scratch) {
                 Ok(0) | Err(_) => {
                     // Would block or failed: skip the head datagram so we never spin.
                     stats.dropped += 1;
@@ -279,9 +294,19 @@ impl SendQueue {
     }
 }
 
-fn send_batch(socket: &UdpSocket, batch: &[(SocketAddr, bytes::BytesMut)]) -> io::Result<usize> {
-    let mut addrs = Vec::with_capacity(batch.len());
-    let mut iovecs = Vec::with_capacity(batch.len());
+fn send_batch(
+    socket: &UdpSocket,
+    batch: &[(SocketAddr, bytes::BytesMut)],
+    scratch: &mut MmsgScratch,
+) -> io::Result<usize> {
+    let MmsgScratch {
+        addrs,
+        iovecs,
+        headers,
+    } = scratch;
+    addrs.clear();
+    iovecs.clear();
+    headers.clear();
     for (to, data) in batch {
         addrs.push(std_to_sockaddr(to));
         iovecs.push(libc::iovec {
@@ -289,15 +314,15 @@ fn send_batch(socket: &UdpSocket, batch: &[(SocketAddr, bytes::BytesMut)]) -> io
             iov_len: data.len(),
         });
     }
-    // SAFETY: zeroed mmsghdr is valid; pointers below reference addrs/iovecs which outlive the call.
-    let mut headers: Vec<libc::mmsghdr> = (0..batch.len())
-        .map(|_| unsafe { MaybeUninit::zeroed().assume_init() })
-        .collect();
-    for (i, hdr) in headers.iter_mut().enumerate() {
-        hdr.msg_hdr.msg_name = &mut addrs[i].0 as *mut _ as *mut libc::c_void;
-        hdr.msg_hdr.msg_namelen = addrs[i].1;
-        hdr.msg_hdr.msg_iov = &mut iovecs[i];
+    for (addr, iov) in addrs.iter_mut().zip(iovecs.iter_mut()) {
+        // SAFETY: a zeroed mmsghdr is valid; the pointers set reference `addrs` and `iovecs`,
+        // which are not touched again until the call below returns.
+        let mut hdr: libc::mmsghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+        hdr.msg_hdr.msg_name = &mut addr.0 as *mut _ as *mut libc::c_void;
+        hdr.msg_hdr.msg_namelen = addr.1;
+        hdr.msg_hdr.msg_iov = iov;
         hdr.msg_hdr.msg_iovlen = 1;
+        headers.push(hdr);
     }
     // SAFETY: headers, addresses and iovecs are valid for the duration of the call.
     let n = unsafe {
@@ -308,6 +333,9 @@ fn send_batch(socket: &UdpSocket, batch: &[(SocketAddr, bytes::BytesMut)]) -> io
             libc::MSG_DONTWAIT,
         )
     };
+    headers.clear();
+    iovecs.clear();
+    addrs.clear();
     if n < 0 {
         let err = io::Error::last_os_error();
         if err.kind() == io::ErrorKind::WouldBlock {
