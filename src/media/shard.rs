@@ -74,17 +74,18 @@ const MAX_IDLE: Duration = Duration::from_millis(200);
 /// Receive batches per socket per loop turn, so timers and sends are not starved.
 const MAX_BATCHES_PER_TURN: usize = 16;
 /// Datagrams a turn may fan out (issue 12, memory): a turn reads at most this many divided by
-/// the shard's connections (at least one datagram), since each datagram read may be forwarded
-/// to every other leg and the whole turn's datagrams are held until its `sendmmsg`; the buffer
+/// the members of the shard's largest room (at least one datagram), since each datagram read
+/// may be forwarded to every other leg of its room and the whole turn's datagrams are held until its `sendmmsg`; the buffer
 /// pool then never grows past about this many buffers (0.8 MiB). Without it a shard that fell
 /// behind read 1,024 datagrams in one turn and held 1,024 × legs buffers (33 MB at 1→20), and
 /// the pool kept 2,048 (3.2 MiB: 64 KiB per leg at 1→50) after any burst. A turn costs a few
 /// tens of µs besides its packets, against ~2.5 ms for 512 sends.
 pub const MAX_FAN_OUT_PER_TURN: usize = 512;
 
-/// Datagrams one turn reads (from all its sockets) when the shard holds `connections`.
-pub fn read_budget(connections: usize) -> usize {
-    (MAX_FAN_OUT_PER_TURN / connections.max(1)).clamp(1, MAX_BATCHES_PER_TURN * BATCH)
+/// Datagrams one turn reads (from all its sockets) when the shard's largest room has
+/// `fan_out` members. Many small rooms keep large reads: only a datagram's own room fans out.
+pub fn read_budget(fan_out: usize) -> usize {
+    (MAX_FAN_OUT_PER_TURN / fan_out.max(1)).clamp(1, MAX_BATCHES_PER_TURN * BATCH)
 }
 
 impl Shard {
@@ -137,7 +138,7 @@ impl Shard {
             }
             // Media first; then signaling's commands, whose negotiation work is budgeted per
             // turn (the rest waits in the state's backlog for the next turns).
-            let mut budget = read_budget(self.state.connections());
+            let mut budget = read_budget(self.state.largest_room());
             for i in 0..self.sockets.len() {
                 if self.poller.readable(i) {
                     self.read_socket(i, started, &mut budget);
@@ -252,12 +253,12 @@ mod tests {
 
     #[test]
     fn a_turn_reads_no_more_than_its_legs_can_fan_out_within_the_budget() {
-        for connections in [0, 1, 2, 21, 51, 200, 2_047, 2_048, 5_000] {
-            let read = read_budget(connections);
+        for members in [0, 1, 2, 21, 51, 200, 2_047, 2_048, 5_000] {
+            let read = read_budget(members);
             assert!(read >= 1);
             assert!(
-                read * connections.max(1) <= MAX_FAN_OUT_PER_TURN.max(connections),
-                "{connections} connections: {read} datagrams a turn"
+                read * members.max(1) <= MAX_FAN_OUT_PER_TURN.max(members),
+                "{members} members: {read} datagrams a turn"
             );
         }
         // A lone leg still reads whole batches.

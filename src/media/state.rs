@@ -50,6 +50,9 @@ pub struct ShardState {
     peers: Peers,
     demux: Demux,
     rooms: Rooms,
+    /// Members of the shard's largest room: what one datagram read can fan out to at most
+    /// (kept on join and leave, read every turn for the read budget).
+    largest_room: usize,
     next_track: TrackKey,
     turn: Turn,
     /// The per-turn negotiation budget and the requests that wait for a later turn.
@@ -89,6 +92,7 @@ impl ShardState {
             peers: Peers::default(),
             demux: Demux::new(limits),
             rooms: Rooms::default(),
+            largest_room: 0,
             next_track: 1,
             turn: Turn::new(epoch, epoch_unix),
             pacer: Pacer::new(epoch),
@@ -156,6 +160,7 @@ impl ShardState {
                     room.add_member(key, peers, turn, now)
                 });
                 self.touch(key);
+                self.measure_rooms();
             }
             Err(e) => {
                 self.rooms.close_if_empty(room_key);
@@ -184,6 +189,7 @@ impl ShardState {
         self.pacer.forget(key);
         self.demux.remove_peer(&peer.ufrag, key);
         self.rooms.close_if_empty(peer.room_key);
+        self.measure_rooms();
         peer.close();
         let _ = collect_writes(
             &self.candidates,
@@ -404,6 +410,20 @@ impl ShardState {
     /// The connections (legs) the shard holds.
     pub fn connections(&self) -> usize {
         self.peers.len()
+    }
+
+    /// Members of the shard's largest room: the most legs one datagram read can fan out to.
+    pub fn largest_room(&self) -> usize {
+        self.largest_room
+    }
+
+    fn measure_rooms(&mut self) {
+        self.largest_room = self
+            .rooms
+            .values()
+            .map(|r| r.members.len())
+            .max()
+            .unwrap_or(0);
     }
 
     /// When the state next needs [`ShardState::handle_timeout`] without new input.

@@ -275,3 +275,28 @@ fn an_ice_restart_resumes_media_within_half_a_second() {
     );
     assert!(bench.clients[bob].errors().is_empty());
 }
+
+#[test]
+fn the_read_budget_follows_the_largest_room_not_the_shard() {
+    // Eight rooms of two: a datagram fans out to one leg, so a turn may read whole batches.
+    let mut bench = Bench::new();
+    let mut last = 0;
+    for room in 0..8 {
+        for who in ["a", "b"] {
+            last = bench.join(&format!("room-{room}"), who);
+        }
+    }
+    assert_eq!(bench.state.largest_room(), 2);
+    assert!(crate::media::shard::read_budget(bench.state.largest_room()) >= 64);
+    // One room of five: the budget shrinks with it, and grows back when they leave.
+    let big: Vec<usize> = (0..5)
+        .map(|i| bench.join("big", &format!("p{i}")))
+        .collect();
+    assert_eq!(bench.state.largest_room(), 5);
+    for c in big {
+        bench.leave(c);
+    }
+    assert_eq!(bench.state.largest_room(), 2);
+    bench.leave(last);
+    assert_eq!(bench.state.largest_room(), 2, "other rooms of two are left");
+}
