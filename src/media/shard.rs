@@ -74,18 +74,23 @@ const MAX_IDLE: Duration = Duration::from_millis(200);
 /// Receive batches per socket per loop turn, so timers and sends are not starved.
 const MAX_BATCHES_PER_TURN: usize = 16;
 /// Datagrams a turn may fan out (issue 12, memory): a turn reads at most this many divided by
-/// the members of the shard's largest room (at least one datagram), since each datagram read
-/// may be forwarded to every other leg of its room and the whole turn's datagrams are held until its `sendmmsg`; the buffer
+/// the members of the shard's largest room (at least [`MIN_READ_PER_TURN`]), since each
+/// datagram read may be forwarded to every other leg of its room and the whole turn's
+/// datagrams are held until its `sendmmsg`; the buffer
 /// pool then never grows past about this many buffers (0.8 MiB). Without it a shard that fell
 /// behind read 1,024 datagrams in one turn and held 1,024 × legs buffers (33 MB at 1→20), and
 /// the pool kept 2,048 (3.2 MiB: 64 KiB per leg at 1→50) after any burst. A turn costs a few
 /// tens of µs besides its packets, against ~2.5 ms for 512 sends.
 pub const MAX_FAN_OUT_PER_TURN: usize = 512;
+/// Datagrams a turn reads at least: in a big room most datagrams are subscribers' RTCP and
+/// STUN, which fan out to nobody, and reading them one a turn would cost a turn each. A turn
+/// then holds at most 8 datagrams (13 KiB) per leg.
+pub const MIN_READ_PER_TURN: usize = 8;
 
 /// Datagrams one turn reads (from all its sockets) when the shard's largest room has
 /// `fan_out` members. Many small rooms keep large reads: only a datagram's own room fans out.
 pub fn read_budget(fan_out: usize) -> usize {
-    (MAX_FAN_OUT_PER_TURN / fan_out.max(1)).clamp(1, MAX_BATCHES_PER_TURN * BATCH)
+    (MAX_FAN_OUT_PER_TURN / fan_out.max(1)).clamp(MIN_READ_PER_TURN, MAX_BATCHES_PER_TURN * BATCH)
 }
 
 impl Shard {
@@ -255,9 +260,10 @@ mod tests {
     fn a_turn_reads_no_more_than_its_legs_can_fan_out_within_the_budget() {
         for members in [0, 1, 2, 21, 51, 200, 2_047, 2_048, 5_000] {
             let read = read_budget(members);
-            assert!(read >= 1);
+            assert!(read >= MIN_READ_PER_TURN);
+            let most = MAX_FAN_OUT_PER_TURN.max(MIN_READ_PER_TURN * members);
             assert!(
-                read * members.max(1) <= MAX_FAN_OUT_PER_TURN.max(members),
+                read * members.max(1) <= most,
                 "{members} members: {read} datagrams a turn"
             );
         }
