@@ -407,11 +407,6 @@ impl ShardState {
         self.turn.touch(peer);
     }
 
-    /// The connections (legs) the shard holds.
-    pub fn connections(&self) -> usize {
-        self.peers.len()
-    }
-
     /// Members of the shard's largest room: the most legs one datagram read can fan out to.
     pub fn largest_room(&self) -> usize {
         self.largest_room
