@@ -5,16 +5,17 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-#[test]
-fn bench_floor_forwards_seals_and_reports() {
-    let json = std::env::temp_dir().join(format!("chorus-floor-{}.json", std::process::id()));
+/// Runs `chorus bench-floor` with `args` and `--json` (bounded: 30 s at most), and returns its
+/// report, parsed and as text.
+fn run_floor(label: &str, args: &[&str]) -> (serde_json::Value, String) {
+    let json = std::env::temp_dir().join(format!("chorus-{label}-{}.json", std::process::id()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .args(["bench-floor", "--subscribers", "3", "--rate", "500"])
-        .args(["--duration", "2s", "--verify", "--json"])
+        .arg("bench-floor")
+        .args(args)
+        .arg("--json")
         .arg(&json)
         .spawn()
         .expect("chorus starts");
-    // 2 s of sending, at most 5 s of draining: bounded, never a hang.
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().expect("waiting for chorus") {
@@ -22,14 +23,31 @@ fn bench_floor_forwards_seals_and_reports() {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("bench-floor did not finish within 30 s");
+            panic!("bench-floor {args:?} did not finish within 30 s");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(status.success(), "bench-floor failed: {status}");
+    assert!(status.success(), "bench-floor {args:?} failed: {status}");
     let text = std::fs::read_to_string(&json).expect("JSON report written");
     let _ = std::fs::remove_file(&json);
-    let report: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    (serde_json::from_str(&text).expect("valid JSON"), text)
+}
+
+#[test]
+fn bench_floor_forwards_seals_and_reports() {
+    // 2 s of sending, at most 5 s of draining: bounded, never a hang.
+    let (report, text) = run_floor(
+        "floor",
+        &[
+            "--subscribers",
+            "3",
+            "--rate",
+            "500",
+            "--duration",
+            "2s",
+            "--verify",
+        ],
+    );
     let num = |key: &str| {
         report[key]
             .as_f64()
@@ -59,28 +77,18 @@ fn bench_floor_forwards_seals_and_reports() {
 /// forwarder still forwards and the report says so.
 #[test]
 fn bench_floor_sink_drops_at_the_receivers() {
-    let json = std::env::temp_dir().join(format!("chorus-floor-sink-{}.json", std::process::id()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .args(["bench-floor", "--subscribers", "2", "--rate", "500"])
-        .args(["--duration", "1s", "--sink", "--json"])
-        .arg(&json)
-        .spawn()
-        .expect("chorus starts");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for chorus") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("bench-floor --sink did not finish within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "bench-floor --sink failed: {status}");
-    let text = std::fs::read_to_string(&json).expect("JSON report written");
-    let _ = std::fs::remove_file(&json);
-    let report: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let (report, text) = run_floor(
+        "floor-sink",
+        &[
+            "--subscribers",
+            "2",
+            "--rate",
+            "500",
+            "--duration",
+            "1s",
+            "--sink",
+        ],
+    );
     let num = |key: &str| {
         report[key]
             .as_f64()

@@ -350,8 +350,9 @@ fn send_batch(
 mod tests {
     use super::*;
 
-    #[test]
-    fn batch_roundtrip_over_loopback() {
+    /// Two loopback sockets, and ten 100-byte datagrams (byte `i` repeated) sent from the first
+    /// to the second in one batch.
+    fn ten_datagrams_sent() -> (UdpSocket, UdpSocket) {
         let a = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let b = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let mut q = SendQueue::default();
@@ -362,6 +363,12 @@ mod tests {
             );
         }
         assert_eq!(q.flush(&a).sent, 10);
+        (a, b)
+    }
+
+    #[test]
+    fn batch_roundtrip_over_loopback() {
+        let (a, b) = ten_datagrams_sent();
         std::thread::sleep(std::time::Duration::from_millis(50));
         let mut batch = RecvBatch::new();
         let n = batch.recv(&b).unwrap();
@@ -373,16 +380,7 @@ mod tests {
 
     #[test]
     fn recv_up_to_reads_no_more_than_asked() {
-        let a = bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let b = bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let mut q = SendQueue::default();
-        for i in 0..10u8 {
-            q.push(
-                b.local_addr().unwrap(),
-                bytes::BytesMut::from(&[i; 100][..]),
-            );
-        }
-        assert_eq!(q.flush(&a).sent, 10);
+        let (_a, b) = ten_datagrams_sent();
         let mut batch = RecvBatch::new();
         let mut got = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

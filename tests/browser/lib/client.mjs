@@ -72,16 +72,19 @@ export async function untilStill(fn, quietMs, timeoutMs, { what = 'a value to se
  * Samples `fn()` every `everyMs` for `ms` and tells whether `pred(value)` held at every sample:
  * `{held, samples, first, last, broken}` (broken: the first value for which it did not). For
  * properties that must stay true ("nothing arrives", "no reconnect"), after a condition wait
- * has shown the thing they are about is settled.
+ * has shown the thing they are about is settled. It takes at least `minSamples` samples even
+ * when each `fn()` is slow (a loaded machine: a stats call can take a second), up to
+ * `ms + 10 s` in all.
  */
-export async function holdsFor(fn, pred, ms, { everyMs = 150 } = {}) {
+export async function holdsFor(fn, pred, ms, { everyMs = 150, minSamples = 4 } = {}) {
   const end = Date.now() + ms;
+  const cap = end + 10_000;
   const first = await fn();
   let last = first;
   let samples = 1;
   let held = Boolean(pred(first));
   let broken = held ? null : first;
-  while (held && Date.now() < end) {
+  while (held && (Date.now() < end || (samples < minSamples && Date.now() < cap))) {
     await sleep(everyMs);
     last = await fn();
     samples += 1;
