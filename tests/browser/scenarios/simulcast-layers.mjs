@@ -36,7 +36,9 @@ function sent(p) {
     const report = await window.chorus.call.negotiator.pc.getStats();
     const out = {};
     report.forEach((s) => {
-      if (s.type === 'outbound-rtp' && s.kind === 'video') out[s.rid || '-'] = { bytes: s.bytesSent || 0, width: s.frameWidth || 0 };
+      if (s.type === 'outbound-rtp' && s.kind === 'video') {
+        out[s.rid || '-'] = { bytes: s.bytesSent || 0, width: s.frameWidth || 0, limit: s.qualityLimitationReason || '', target: s.targetBitrate || 0 };
+      }
     });
     return out;
   });
@@ -117,10 +119,12 @@ export async function run(ctx) {
   });
 
   // 1. Each subscriber settles on the layer its window needs: the large one on a wider layer.
-  const split = await until(small, large, 3, 45000, (r) => r.small.fps > 0 && r.large.fps > 0 && r.large.width > r.small.width);
+  // (75 s: under load Chromium's encoder may take long to start a layer above `q`.)
+  const split = await until(small, large, 3, 75000, (r) => r.small.fps > 0 && r.large.fps > 0 && r.large.width > r.small.width);
   const gaugesSplit = await serverGauges(ctx.base);
   const sentSplit = await sentOver(publisher, 2000);
   ctx.log(`split: ${JSON.stringify(split.last)} legs ${JSON.stringify(gaugesSplit.legs)} sent ${JSON.stringify(sentSplit)}`);
+  ctx.log(`publisher encodings: ${JSON.stringify(await sent(publisher))}`);
 
   // 2. The large window shrinks: nobody needs its layer any more; the server pauses it (a
   // layer the encoder never got to, such as `f` on a busy machine, may be paused already).
