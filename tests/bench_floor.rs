@@ -33,6 +33,13 @@ fn run_floor(label: &str, args: &[&str]) -> (serde_json::Value, String) {
     (serde_json::from_str(&text).expect("valid JSON"), text)
 }
 
+/// The report's number at `key` (`text`, the whole report, in the panic when it is missing).
+fn number(report: &serde_json::Value, text: &str, key: &str) -> f64 {
+    report[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} in {text}"))
+}
+
 #[test]
 fn bench_floor_forwards_seals_and_reports() {
     // 2 s of sending, at most 5 s of draining: bounded, never a hang.
@@ -48,11 +55,7 @@ fn bench_floor_forwards_seals_and_reports() {
             "--verify",
         ],
     );
-    let num = |key: &str| {
-        report[key]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{key} in {text}"))
-    };
+    let num = |key: &str| number(&report, &text, key);
     assert_eq!(num("subscribers"), 3.0);
     assert!(num("published") > 0.0, "{text}");
     assert_eq!(num("expected"), num("published") * 3.0, "{text}");
@@ -89,11 +92,7 @@ fn bench_floor_sink_drops_at_the_receivers() {
             "--sink",
         ],
     );
-    let num = |key: &str| {
-        report[key]
-            .as_f64()
-            .unwrap_or_else(|| panic!("{key} in {text}"))
-    };
+    let num = |key: &str| number(&report, &text, key);
     assert_eq!(report["sink"].as_bool(), Some(true), "{text}");
     assert!(num("forwarded") > 0.0, "{text}");
     assert_eq!(num("received"), num("forwarded"), "{text}");

@@ -73,14 +73,14 @@ pub struct Shard {
 const MAX_IDLE: Duration = Duration::from_millis(200);
 /// Receive batches per socket per loop turn, so timers and sends are not starved.
 const MAX_BATCHES_PER_TURN: usize = 16;
-/// Datagrams a turn may fan out (issue 12, memory): a turn reads at most this many divided by
-/// the members of the shard's largest room (at least [`MIN_READ_PER_TURN`]), since each
-/// datagram read may be forwarded to every other leg of its room and the whole turn's
-/// datagrams are held until its `sendmmsg`; the buffer
-/// pool then never grows past about this many buffers (0.8 MiB). Without it a shard that fell
-/// behind read 1,024 datagrams in one turn and held 1,024 × legs buffers (33 MB at 1→20), and
-/// the pool kept 2,048 (3.2 MiB: 64 KiB per leg at 1→50) after any burst. A turn costs a few
-/// tens of µs besides its packets, against ~2.5 ms for 512 sends.
+/// Datagrams a turn may fan out (issue 12, memory). A turn reads at most this many divided by
+/// the members of the shard's largest room (at least [`MIN_READ_PER_TURN`]): each datagram
+/// read may be forwarded to every other leg of its room, and the whole turn's datagrams are
+/// held until its `sendmmsg`, so the buffer pool never grows past about this many buffers
+/// (0.8 MiB). Without it a shard that fell behind read 1,024 datagrams in one turn and held
+/// 1,024 × legs buffers (33 MB at 1→20), and the pool kept 2,048 (3.2 MiB: 64 KiB per leg at
+/// 1→50) after any burst. A turn costs a few tens of µs besides its packets, against ~2.5 ms
+/// for 512 sends.
 pub const MAX_FAN_OUT_PER_TURN: usize = 512;
 /// Datagrams a turn reads at least: in a big room most datagrams are subscribers' RTCP and
 /// STUN, which fan out to nobody, and reading them one a turn would cost a turn each. A turn
