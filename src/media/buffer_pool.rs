@@ -1,53 +1,55 @@
-//! The fast path's datagram buffers, reused across turns: every buffer it hands out holds a
-//! whole datagram ([`SLOT`] bytes), and emptied buffers come back after `sendmmsg`, so a
-//! forwarded packet costs no allocation even after a burst (a turn that forwards many packets
-//! at once). Without it a burst's surplus buffers were freed, the allocator gave the memory
-//! back to the kernel, and the next burst paid page faults to get it again.
+//! The fast path's datagram buffers: windows of [`SLOT`] bytes cut one after another from one
+//! arena allocation, so the datagrams of a turn sit next to each other in memory, as in the
+//! floor benchmark. Once every window of the arena has been sent and dropped (after
+//! `sendmmsg`), the arena is reclaimed from its start: a forwarded packet costs no allocation,
+//! and the writes of a turn run through memory the core has just used.
 
 use bytes::BytesMut;
 
-/// Capacity of every pooled buffer: the largest datagram accepted plus an SRTP tag and the
-/// header extensions a leg may add.
+/// Capacity of every buffer handed out: the largest datagram accepted plus an SRTP tag and
+/// the header extensions a leg may add.
 pub const SLOT: usize = crate::net::udp::MAX_DATAGRAM + 128;
 
-/// Most emptied buffers kept (about 3 MiB): a burst of 100 packets to 20 legs fits.
-pub const MAX_KEPT: usize = 2048;
+/// Bytes of one arena: 160 windows (a turn at 1→20 with 8 packets in).
+pub const ARENA: usize = 160 * SLOT;
 
 /// See the module documentation.
-#[derive(Default)]
 pub struct BufferPool {
-    free: Vec<BytesMut>,
+    arena: BytesMut,
+    /// Arenas allocated because the last one still had windows in flight.
+    fresh: u64,
+}
+
+impl Default for BufferPool {
+    fn default() -> Self {
+        Self {
+            arena: BytesMut::with_capacity(ARENA),
+            fresh: 0,
+        }
+    }
 }
 
 impl BufferPool {
     /// An empty buffer with room for a whole datagram.
     pub fn take(&mut self) -> BytesMut {
-        self.free
-            .pop()
-            .unwrap_or_else(|| BytesMut::with_capacity(SLOT))
-    }
-
-    /// Keeps the emptied buffers of `spare` that hold a whole datagram, up to [`MAX_KEPT`];
-    /// `spare` is left empty (the rest, e.g. the stack's small RTCP buffers, are dropped).
-    pub fn give_back(&mut self, spare: &mut Vec<BytesMut>) {
-        for mut buf in spare.drain(..) {
-            if self.free.len() >= MAX_KEPT {
-                break;
-            }
-            if buf.capacity() >= SLOT {
-                buf.clear();
-                self.free.push(buf);
-            }
+        if self.arena.capacity() < SLOT && !self.arena.try_reclaim(ARENA) {
+            // Windows of the old arena are still queued: they keep it alive until sent.
+            self.arena = BytesMut::with_capacity(ARENA);
+            self.fresh += 1;
         }
+        let rest = self.arena.split_off(SLOT);
+        std::mem::replace(&mut self.arena, rest)
     }
 
-    /// How many buffers wait for reuse.
-    pub fn len(&self) -> usize {
-        self.free.len()
+    /// Drops the sent datagrams of `spare` (each a window of an arena, which is reclaimed
+    /// once all of its windows are gone); `spare` is left empty.
+    pub fn give_back(&mut self, spare: &mut Vec<BytesMut>) {
+        spare.clear();
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.free.is_empty()
+    /// How many arenas were allocated after the first.
+    pub fn fresh_arenas(&self) -> u64 {
+        self.fresh
     }
 }
 
@@ -56,31 +58,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bursts_buffers_all_come_back_and_small_ones_are_not_kept() {
+    fn windows_follow_each_other_and_the_arena_comes_back_once_they_are_sent() {
         let mut pool = BufferPool::default();
-        // A burst: 100 packets to 20 legs taken at once, then sent.
-        let mut sent: Vec<BytesMut> = (0..2000).map(|_| pool.take()).collect();
-        assert!(sent.iter().all(|b| b.capacity() >= SLOT));
-        let ptrs: std::collections::HashSet<usize> =
-            sent.iter().map(|b| b.as_ptr() as usize).collect();
-        sent.push(BytesMut::with_capacity(100));
+        let first: Vec<BytesMut> = (0..ARENA / SLOT).map(|_| pool.take()).collect();
+        assert!(first.iter().all(|b| b.is_empty() && b.capacity() >= SLOT));
+        for pair in first.windows(2) {
+            assert_eq!(pair[1].as_ptr() as usize - pair[0].as_ptr() as usize, SLOT);
+        }
+        let start = first[0].as_ptr() as usize;
+        let mut sent = first;
         pool.give_back(&mut sent);
         assert!(sent.is_empty());
-        assert_eq!(pool.len(), 2000);
-        // The next burst reuses every one of them: no allocation.
-        let again: Vec<BytesMut> = (0..2000).map(|_| pool.take()).collect();
-        assert!(again.iter().all(|b| ptrs.contains(&(b.as_ptr() as usize))));
-        assert!(again.iter().all(|b| b.is_empty() && b.capacity() >= SLOT));
+        // The next turn's first window is the arena's start again: no allocation.
+        assert_eq!(pool.take().as_ptr() as usize, start);
+        assert_eq!(pool.fresh_arenas(), 0);
     }
 
     #[test]
-    fn keeps_at_most_max_kept() {
+    fn a_window_still_queued_makes_a_new_arena() {
         let mut pool = BufferPool::default();
-        let mut spare: Vec<BytesMut> = (0..MAX_KEPT + 10)
-            .map(|_| BytesMut::with_capacity(SLOT))
-            .collect();
-        pool.give_back(&mut spare);
-        assert_eq!(pool.len(), MAX_KEPT);
-        assert!(spare.is_empty());
+        let held = pool.take();
+        let _rest: Vec<BytesMut> = (1..ARENA / SLOT).map(|_| pool.take()).collect();
+        let next = pool.take();
+        assert_eq!(pool.fresh_arenas(), 1);
+        assert!(next.capacity() >= SLOT);
+        drop(held);
     }
 }

@@ -5,7 +5,7 @@
 //! sequence number) and the payload. No allocation beyond the buffer's own growth.
 
 use super::rewrite::ExtensionMap;
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use rtc::rtp::header::Extension;
 
 /// The fixed-header fields of a packet on a leg.
@@ -61,21 +61,32 @@ pub fn write_packet(
         len: 0,
     };
     collect(&mut elements, map, extensions, &ast, twcc.as_ref());
-    let start = buf.len();
     let items = elements.as_slice();
-    let first = (2u8 << 6) | if items.is_empty() { 0 } else { 0x10 };
-    buf.reserve(12 + 4 + items.len() * 18 + prefix.len() + payload.len() + 16);
-    buf.put_u8(first);
-    buf.put_u8(((header.marker as u8) << 7) | (header.payload_type & 0x7f));
-    buf.put_u16(header.seq);
-    buf.put_u32(header.ts);
-    buf.put_u32(header.ssrc);
+    let one_byte = items
+        .iter()
+        .all(|(id, v)| *id <= 14 && !v.is_empty() && v.len() <= 16);
+    let body: usize = items
+        .iter()
+        .map(|(_, v)| v.len().min(255) + if one_byte { 1 } else { 2 })
+        .sum();
+    let words = body.div_ceil(4);
+    let header_len = 12 + if items.is_empty() { 0 } else { 4 + words * 4 };
+    let start = buf.len();
+    buf.reserve(header_len + prefix.len() + payload.len() + 16);
+    // One zero-filled header written in place, then two copies: a few wide writes instead of
+    // a buffer call per field.
+    buf.resize(start + header_len, 0);
+    let out = &mut buf[start..];
+    out[0] = (2u8 << 6) | if items.is_empty() { 0 } else { 0x10 };
+    out[1] = ((header.marker as u8) << 7) | (header.payload_type & 0x7f);
+    out[2..4].copy_from_slice(&header.seq.to_be_bytes());
+    out[4..8].copy_from_slice(&header.ts.to_be_bytes());
+    out[8..12].copy_from_slice(&header.ssrc.to_be_bytes());
     if !items.is_empty() {
-        write_extensions(buf, items);
+        write_extensions(&mut out[12..], items, one_byte, words);
     }
-    let header_len = buf.len() - start;
-    buf.put_slice(prefix);
-    buf.put_slice(payload);
+    buf.extend_from_slice(prefix);
+    buf.extend_from_slice(payload);
     header_len
 }
 
@@ -92,30 +103,25 @@ fn collect<'a>(
     }
 }
 
-/// The extension block (RFC 8285): profile, length in words, elements, zero padding.
-fn write_extensions(buf: &mut BytesMut, items: &[(u8, &[u8])]) {
-    let one_byte = items
-        .iter()
-        .all(|(id, v)| *id <= 14 && !v.is_empty() && v.len() <= 16);
-    let body: usize = items
-        .iter()
-        .map(|(_, v)| v.len() + if one_byte { 1 } else { 2 })
-        .sum();
-    let words = body.div_ceil(4);
-    buf.put_u16(if one_byte { 0xBEDE } else { 0x1000 });
-    buf.put_u16(words as u16);
+/// The extension block (RFC 8285) into `out` (zeroed, `4 + words * 4` bytes): profile,
+/// length in words, elements; the zero padding is already there.
+fn write_extensions(out: &mut [u8], items: &[(u8, &[u8])], one_byte: bool, words: usize) {
+    let profile: u16 = if one_byte { 0xBEDE } else { 0x1000 };
+    out[0..2].copy_from_slice(&profile.to_be_bytes());
+    out[2..4].copy_from_slice(&(words as u16).to_be_bytes());
+    let mut at = 4;
     for (id, value) in items {
         let len = value.len().min(255);
         if one_byte {
-            buf.put_u8((id << 4) | (len as u8 - 1));
+            out[at] = (id << 4) | (len as u8 - 1);
+            at += 1;
         } else {
-            buf.put_u8(*id);
-            buf.put_u8(len as u8);
+            out[at] = *id;
+            out[at + 1] = len as u8;
+            at += 2;
         }
-        buf.put_slice(&value[..len]);
-    }
-    for _ in body..words * 4 {
-        buf.put_u8(0);
+        out[at..at + len].copy_from_slice(&value[..len]);
+        at += len;
     }
 }
 

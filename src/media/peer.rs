@@ -125,7 +125,9 @@ pub struct Peer {
     pub pwd: String,
     /// The shard's host candidates this connection advertises.
     candidates: Vec<SocketAddr>,
-    pub pc: RTCPeerConnection,
+    /// Boxed: the connection is ~10 KB, and the peers map is probed for every leg of every
+    /// forwarded packet (a small entry keeps the fields the fan-out reads close together).
+    pub pc: Box<RTCPeerConnection>,
     events: UnboundedSender<MediaEvent>,
     /// Track sources the client declared in its offers, by mid.
     pub sources: HashMap<String, TrackSourceInfo>,
@@ -237,7 +239,7 @@ impl Peer {
             ufrag,
             pwd,
             candidates: candidates.to_vec(),
-            pc,
+            pc: Box::new(pc),
             events: member.events,
             sources: HashMap::new(),
             published: HashMap::new(),
@@ -394,7 +396,7 @@ impl Peer {
             &self.rid_ssrcs,
             now,
         )?;
-        self.pc = pc;
+        *self.pc = pc;
         self.key_tap = key_tap;
         self.receive.forget_locks();
         self.local_candidates = local_candidates;

@@ -76,10 +76,10 @@ const MAX_BATCHES_PER_TURN: usize = 16;
 /// Datagrams a turn may fan out (issue 12, memory). A turn reads at most this many divided by
 /// the members of the shard's largest room (at least [`MIN_READ_PER_TURN`]): each datagram
 /// read may be forwarded to every other leg of its room, and the whole turn's datagrams are
-/// held until its `sendmmsg`, so the buffer pool never grows past about this many buffers
-/// (0.8 MiB). Without it a shard that fell behind read 1,024 datagrams in one turn and held
-/// 1,024 × legs buffers (33 MB at 1→20), and the pool kept 2,048 (3.2 MiB: 64 KiB per leg at
-/// 1→50) after any burst. A turn costs a few tens of µs besides its packets, against ~2.5 ms
+/// held until its `sendmmsg`, so a turn never holds more than about this many datagram
+/// buffers (0.8 MiB; `buffer_pool` keeps one arena of 160 between turns). Without it a shard
+/// that fell behind read 1,024 datagrams in one turn and held 1,024 × legs buffers (33 MB at
+/// 1→20). A turn costs a few tens of µs besides its packets, against ~2.5 ms
 /// for 512 sends.
 pub const MAX_FAN_OUT_PER_TURN: usize = 512;
 /// Datagrams a turn reads at least: in a big room most datagrams are subscribers' RTCP and

@@ -28,6 +28,13 @@ const ARRIVED: u8 = 3;
 /// the state.
 const SIZE_MASK: u16 = 0x3fff;
 
+/// The slot of extended sequence number `ext` in a ring of `len` slots (a power of two: the
+/// ring starts at [`MIN_SLOTS`] and doubles), by mask rather than division.
+fn slot_of(ext: u64, len: usize) -> usize {
+    debug_assert!(len.is_power_of_two());
+    ext as usize & (len - 1)
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     seq: u16,
@@ -78,7 +85,7 @@ impl SendHistory {
         };
         let sent_us = self.micros(now);
         while self.slots.len() < SLOTS {
-            let old = self.slots[ext as usize % self.slots.len()];
+            let old = self.slots[slot_of(ext, self.slots.len())];
             let young = sent_us.wrapping_sub(old.sent_us) < KEPT_FOR.as_micros() as u32;
             if old.state() == 0 || !young {
                 break;
@@ -87,7 +94,7 @@ impl SendHistory {
         }
         self.newest = Some(self.newest.map_or(ext, |n| n.max(ext)));
         let len = self.slots.len();
-        self.slots[ext as usize % len] = Slot {
+        self.slots[slot_of(ext, len)] = Slot {
             seq,
             size_state: size.min(SIZE_MASK as usize) as u16 | ((SENT as u16) << 14),
             sent_us,
@@ -108,7 +115,7 @@ impl SendHistory {
         for slot in self.slots.iter().filter(|s| s.state() != 0) {
             let ext = extend(newest, slot.seq);
             if ext <= newest && newest - ext < old_len {
-                slots[ext as usize % len] = *slot;
+                slots[slot_of(ext, len)] = *slot;
             }
         }
         self.slots = slots;
@@ -127,7 +134,7 @@ impl SendHistory {
             if ext > newest || newest - ext >= len as u64 {
                 continue;
             }
-            let slot = &mut self.slots[ext as usize % len];
+            let slot = &mut self.slots[slot_of(ext, len)];
             let fresh = matches!((slot.state(), ack.arrived), (SENT, _) | (LOST, true));
             if slot.seq != ack.sequence_number || !fresh {
                 continue;
