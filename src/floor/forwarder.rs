@@ -150,8 +150,6 @@ fn flush(queue: &mut SendQueue, socket: &UdpSocket, stats: &mut ForwardStats) {
         return;
     }
     let st = queue.flush(socket);
-    // The datagrams are slices of the one pool buffer: let them go so it is reclaimed whole.
-    queue.spare().clear();
     stats.forwarded += st.sent as u64;
     stats.send_dropped += st.dropped as u64;
 }

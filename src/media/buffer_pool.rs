@@ -1,7 +1,7 @@
 //! The fast path's datagram buffers: windows of [`SLOT`] bytes cut one after another from one
 //! arena allocation, so the datagrams of a turn sit next to each other in memory, as in the
-//! floor benchmark. Once every window of the arena has been sent and dropped (after
-//! `sendmmsg`), the arena is reclaimed from its start: a forwarded packet costs no allocation,
+//! floor benchmark. Once every window of the arena has been sent and dropped (`SendQueue::flush`
+//! drops them), the arena is reclaimed from its start: a forwarded packet costs no allocation,
 //! and the writes of a turn run through memory the core has just used.
 
 use bytes::BytesMut;
@@ -16,15 +16,12 @@ pub const ARENA: usize = 160 * SLOT;
 /// See the module documentation.
 pub struct BufferPool {
     arena: BytesMut,
-    /// Arenas allocated because the last one still had windows in flight.
-    fresh: u64,
 }
 
 impl Default for BufferPool {
     fn default() -> Self {
         Self {
             arena: BytesMut::with_capacity(ARENA),
-            fresh: 0,
         }
     }
 }
@@ -35,21 +32,9 @@ impl BufferPool {
         if self.arena.capacity() < SLOT && !self.arena.try_reclaim(ARENA) {
             // Windows of the old arena are still queued: they keep it alive until sent.
             self.arena = BytesMut::with_capacity(ARENA);
-            self.fresh += 1;
         }
         let rest = self.arena.split_off(SLOT);
         std::mem::replace(&mut self.arena, rest)
-    }
-
-    /// Drops the sent datagrams of `spare` (each a window of an arena, which is reclaimed
-    /// once all of its windows are gone); `spare` is left empty.
-    pub fn give_back(&mut self, spare: &mut Vec<BytesMut>) {
-        spare.clear();
-    }
-
-    /// How many arenas were allocated after the first.
-    pub fn fresh_arenas(&self) -> u64 {
-        self.fresh
     }
 }
 
@@ -66,12 +51,10 @@ mod tests {
             assert_eq!(pair[1].as_ptr() as usize - pair[0].as_ptr() as usize, SLOT);
         }
         let start = first[0].as_ptr() as usize;
-        let mut sent = first;
-        pool.give_back(&mut sent);
-        assert!(sent.is_empty());
+        // Sent: the queue drops them.
+        drop(first);
         // The next turn's first window is the arena's start again: no allocation.
         assert_eq!(pool.take().as_ptr() as usize, start);
-        assert_eq!(pool.fresh_arenas(), 0);
     }
 
     #[test]
@@ -80,7 +63,9 @@ mod tests {
         let held = pool.take();
         let _rest: Vec<BytesMut> = (1..ARENA / SLOT).map(|_| pool.take()).collect();
         let next = pool.take();
-        assert_eq!(pool.fresh_arenas(), 1);
+        // Not a window of the held arena: a new one.
+        let old = held.as_ptr() as usize..held.as_ptr() as usize + ARENA;
+        assert!(!old.contains(&(next.as_ptr() as usize)));
         assert!(next.capacity() >= SLOT);
         drop(held);
     }

@@ -246,7 +246,6 @@ impl Shard {
                 let counters = self.state.counters_mut();
                 counters.datagrams_out += st.sent as u64;
                 counters.dropped[DropReason::SendBufferFull as usize] += st.dropped as u64;
-                self.state.reuse_buffers(s.queue.spare());
             }
         }
     }

@@ -569,11 +569,6 @@ impl ShardState {
         }
     }
 
-    /// Emptied datagram buffers handed back after sending, for the fast path to reuse.
-    pub fn reuse_buffers(&mut self, spare: &mut Vec<BytesMut>) {
-        self.turn.buffers.give_back(spare);
-    }
-
     /// The datagrams produced since the last drain.
     pub fn drain_transmits(&mut self) -> std::vec::Drain<'_, Transmit> {
         self.turn.transmits.drain(..)

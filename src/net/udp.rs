@@ -222,8 +222,6 @@ fn std_to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_
 #[derive(Default)]
 pub struct SendQueue {
     datagrams: Vec<(SocketAddr, bytes::BytesMut)>,
-    /// Buffers of sent datagrams, emptied, for the caller to reuse ([`SendQueue::spare`]).
-    spare: Vec<bytes::BytesMut>,
     /// The `sendmmsg` call's arrays, kept so a flush allocates nothing once warm.
     scratch: MmsgScratch,
 }
@@ -240,9 +238,6 @@ struct MmsgScratch {
 // SAFETY: the vectors hold raw pointers only during `send_batch` (they are cleared before it
 // returns), so moving an idle queue to another thread moves no live pointer.
 unsafe impl Send for MmsgScratch {}
-
-/// Most emptied buffers a queue keeps for reuse.
-const MAX_SPARE: usize = 2048;
 
 /// What one flush did.
 #[derive(Debug, Default, Clone, Copy)]
@@ -279,18 +274,10 @@ impl SendQueue {
                 }
             }
         }
-        for (_, mut buf) in self.datagrams.drain(..) {
-            if self.spare.len() < MAX_SPARE {
-                buf.clear();
-                self.spare.push(buf);
-            }
-        }
+        // Sent datagrams are windows of their writer's arena (`media::buffer_pool`, the
+        // floor's pool buffer): dropping them lets the arena be reclaimed whole.
+        self.datagrams.clear();
         stats
-    }
-
-    /// The emptied buffers of sent datagrams (their capacity kept), to write new ones into.
-    pub fn spare(&mut self) -> &mut Vec<bytes::BytesMut> {
-        &mut self.spare
     }
 }
 
