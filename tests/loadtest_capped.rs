@@ -266,11 +266,13 @@ fn loadtest(
     ]
     .map(str::to_owned)
     .to_vec();
+    let log = std::fs::File::create(json.with_extension("log")).expect("a loadtest log file");
     let mut command = star.command(&star.client_ns[k], env!("CARGO_BIN_EXE_chorus"));
     command
         .args(&args)
+        .env("NO_COLOR", "1")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log);
     Killed(command.spawn().expect("chorus loadtest"))
 }
 
@@ -344,9 +346,17 @@ fn wait_exit(run: &mut Killed, within: Duration) {
     }
 }
 
-/// The `viewers` of a loadtest JSON report.
+/// The `viewers` of a loadtest JSON report; without one, fails with the end of the run's log.
 fn viewers(path: &PathBuf) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).expect("a loadtest report");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        let log = std::fs::read_to_string(path.with_extension("log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!(
+            "no loadtest report {path:?} ({e}); its log ends:\n{}",
+            tail.join("\n")
+        )
+    });
     let report: Value = serde_json::from_str(&text).expect("JSON");
     report["viewers"].as_array().cloned().unwrap_or_default()
 }
