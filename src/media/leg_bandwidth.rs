@@ -126,6 +126,7 @@ mod tests {
                 active: true,
                 bitrate,
                 size: None,
+                below_top: None,
             })
             .to_vec();
         let mut leg = SimulcastLeg::default();

@@ -249,6 +249,7 @@ fn a_probe_that_gets_near_its_aim_lets_the_selector_move_up() {
             active: true,
             bitrate,
             size: None,
+            below_top: None,
         })
         .to_vec();
     // A leg on the middle layer (320k on the wire) short of the top one by 300k wants 620k.

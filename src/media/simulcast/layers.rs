@@ -176,6 +176,13 @@ impl Layers {
     /// A layer paused by dynacast, or resumed and not back yet, counts as active (with the
     /// bitrate it had): a leg that chooses it is what resumes it.
     pub fn views(&self, now: Instant) -> Vec<LayerView> {
+        let top = self
+            .list
+            .iter()
+            .map(|l| l.order)
+            .chain(self.declared.len().checked_sub(1))
+            .max()
+            .unwrap_or(0);
         self.list
             .iter()
             .enumerate()
@@ -185,6 +192,7 @@ impl Layers {
                     || l.is_active(now),
                 bitrate: l.bitrate,
                 size: l.size,
+                below_top: Some(top.saturating_sub(l.order)),
             })
             .collect()
     }
@@ -234,6 +242,19 @@ mod tests {
         assert_eq!(l.unseen_paused(0b10), ["f"]);
         l.add("f", 3, 2);
         assert!(l.unseen_paused(0b10).is_empty(), "f is a known layer now");
+    }
+
+    #[test]
+    fn views_count_declared_layers_above_each_one() {
+        let now = Instant::now();
+        let mut l = Layers::default();
+        l.add("h", 2, 1);
+        l.add("q", 1, 0);
+        let below: Vec<_> = l.views(now).iter().map(|v| v.below_top).collect();
+        assert_eq!(below, [Some(1), Some(0)], "undeclared: h is the top seen");
+        l.set_declared(vec!["q".into(), "h".into(), "f".into()]);
+        let below: Vec<_> = l.views(now).iter().map(|v| v.below_top).collect();
+        assert_eq!(below, [Some(2), Some(1)], "f, never seen, is above h");
     }
 
     #[test]

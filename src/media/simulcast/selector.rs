@@ -13,6 +13,9 @@ pub struct LayerView {
     pub bitrate: u64,
     /// Width and height from its last keyframe, when known.
     pub size: Option<(u16, u16)>,
+    /// How many layers the publisher declared above this one (0: the top one), seen or not;
+    /// `None`: count the layers of the list above it.
+    pub below_top: Option<usize>,
 }
 
 /// What the subscriber asked for (the `video-size` message).
@@ -27,23 +30,27 @@ pub enum Want {
     Layer(usize),
 }
 
-/// The size layer `i` of `layers` is assumed to have when its keyframes did not say: the
-/// known size of another layer scaled by 2 per step (the browsers' default 1/4, 1/2, 1),
-/// or a 1280×720 top layer.
+/// The size layer `i` of `layers` is assumed to have when its keyframes did not say (H264's
+/// are not read): the known size of another layer scaled by 2 per declared step (the
+/// browsers' default 1/4, 1/2, 1), or a 1280×720 top declared layer. Steps count the
+/// declared layers, so a top layer that never started (a busy encoder) does not make the ones
+/// below it look twice as large.
 fn size_of(layers: &[LayerView], i: usize) -> (u64, u64) {
     if let Some((w, h)) = layers[i].size {
         return (u64::from(w), u64::from(h));
     }
+    let below_top = |j: usize| layers[j].below_top.unwrap_or(layers.len() - 1 - j);
     let known = layers
         .iter()
         .enumerate()
-        .find_map(|(j, l)| l.size.map(|s| (j, s)));
-    let (j, (w, h)) = known.unwrap_or((layers.len() - 1, (1280, 720)));
+        .find_map(|(j, l)| l.size.map(|s| (below_top(j), s)));
+    let (from, (w, h)) = known.unwrap_or((0, (1280, 720)));
     let (w, h) = (u64::from(w), u64::from(h));
-    if i <= j {
-        (w >> (j - i).min(16), h >> (j - i).min(16))
+    let to = below_top(i);
+    if to >= from {
+        (w >> (to - from).min(16), h >> (to - from).min(16))
     } else {
-        (w << (i - j).min(16), h << (i - j).min(16))
+        (w << (from - to).min(16), h << (from - to).min(16))
     }
 }
 
@@ -159,6 +166,7 @@ mod tests {
                 active: true,
                 bitrate,
                 size: None,
+                below_top: None,
             })
             .collect()
     }
@@ -249,5 +257,28 @@ mod tests {
         );
         l[0].active = false;
         assert_eq!(choose(&l, Want::Top, None), None);
+    }
+
+    /// An H264 publisher (no sizes read) whose top layer `f` never started: `q` and `h` are
+    /// still a quarter and a half of a 1280×720 top, so a 480×272 tile needs `h`; counted
+    /// within the list instead, `h` would pass for the top and `q` for 640×360.
+    #[test]
+    fn sizes_are_assumed_from_the_declared_layers() {
+        let mut l = layers([100, 200, 300]);
+        l.truncate(2);
+        let tile = Want::Size {
+            width: 480,
+            height: 272,
+        };
+        assert_eq!(choose(&l, tile, None), Some(0), "undeclared: h is the top");
+        l[0].below_top = Some(2);
+        l[1].below_top = Some(1);
+        assert_eq!(choose(&l, tile, None), Some(1), "f declared above h");
+        // A known size is scaled by the declared steps between the layers.
+        l[0].size = Some((320, 180));
+        assert_eq!(size_of(&l, 1), (640, 360));
+        l[0].size = None;
+        l[1].size = Some((640, 360));
+        assert_eq!(size_of(&l, 0), (320, 180));
     }
 }

@@ -111,7 +111,8 @@ impl Run {
             LayerView {
                 active: true,
                 bitrate: 0,
-                size: None
+                size: None,
+                below_top: None
             };
             layers
         ];
@@ -189,7 +190,8 @@ fn a_stopped_layer_is_left_at_the_next_keyframe_of_another() {
         LayerView {
             active: true,
             bitrate: 0,
-            size: None
+            size: None,
+            below_top: None
         };
         3
     ];
@@ -208,6 +210,7 @@ fn a_long_run_on_one_layer_is_never_dropped() {
             active: true,
             bitrate: 0,
             size: None,
+            below_top: None,
         }],
         Instant::now(),
     );
@@ -234,6 +237,7 @@ fn three_layers() -> Vec<LayerView> {
             active: true,
             bitrate,
             size: None,
+            below_top: None,
         })
         .collect()
 }
