@@ -78,6 +78,16 @@ impl Dynacast {
                 paused |= 1 << i;
             }
         }
+        // An unwanted layer above a paused one pauses with it at once, however recently it
+        // started: no leg wants a larger picture than the one nobody wants, and left running
+        // it would take the bandwidth the paused one frees (an encoder that starts its top
+        // layer late, just as the middle one pauses).
+        for i in 2..layers {
+            let below = paused & ((1u32 << i) - 1) & !1;
+            if below != 0 && wanted & (1 << i) == 0 {
+                paused |= 1 << i;
+            }
+        }
         if paused == self.paused {
             return None;
         }
@@ -114,6 +124,24 @@ mod tests {
         assert!(!d.is_held(2, t1 + RESUME_GRACE));
         // A wanted layer is never paused, however long.
         assert_eq!(d.review(3, 0b101, t1 + Duration::from_secs(60)), None);
+    }
+
+    #[test]
+    fn a_layer_that_starts_above_a_paused_one_pauses_with_it_at_once() {
+        let t0 = Instant::now();
+        let mut d = Dynacast::default();
+        d.review(2, 0b01, t0);
+        assert_eq!(d.review(2, 0b01, t0 + PAUSE_AFTER), Some(0b10));
+        // The top layer shows up late, wanted by nobody: paused now, not 3 s from now.
+        let t1 = t0 + PAUSE_AFTER + Duration::from_millis(500);
+        assert_eq!(d.review(3, 0b001, t1), Some(0b110));
+        // Wanted, it resumes alone; the middle one stays paused.
+        assert_eq!(d.review(3, 0b101, t1), Some(0b010));
+        // A wanted middle layer lets an unwanted top one run its own PAUSE_AFTER.
+        let mut e = Dynacast::default();
+        assert_eq!(e.review(3, 0b011, t0), None);
+        assert_eq!(e.review(3, 0b011, t0 + Duration::from_secs(1)), None);
+        assert_eq!(e.review(3, 0b011, t0 + PAUSE_AFTER), Some(0b100));
     }
 
     #[test]
