@@ -14,7 +14,7 @@
 //! (time to adapt, frames/s before/during/after, bitrate per layer, time to recover). That the
 //! capped ones climb back to the top layer within a bounded time of the cap's removal is the
 //! second test. Skipped (with a message) without root or `ip`/`tc`, failed under `CI=true`.
-//! The scenario runs once (about 50 s), whichever test comes first, and both read it.
+//! The scenario runs once (about 55 s), whichever test comes first, and both read it.
 
 mod support;
 
@@ -39,7 +39,7 @@ const PACKET_SIZE: u64 = 800;
 /// one (about 650 kbit/s).
 const CAP_KBIT: u32 = 450;
 /// How long the loadtest processes measure (they end on their own after it).
-const DURATION_S: u64 = 46;
+const DURATION_S: u64 = 52;
 /// On the top layer this long before the cap.
 const BEFORE: Duration = Duration::from_secs(4);
 const CAPPED_FOR: Duration = Duration::from_secs(10);
@@ -47,8 +47,10 @@ const CAPPED_FOR: Duration = Duration::from_secs(10);
 const ADAPT_WITHIN_MS: u64 = 6_000;
 const MAX_FREEZE_MS: u64 = 1_000;
 /// Failed probes while capped space the next ones out (up to 6 s, `bwe::probe`), the leg
-/// holds 8 s after a fall, and the climb may take two steps, a probe each.
-const RECOVER_WITHIN_MS: u64 = 18_000;
+/// holds 8 s after a fall (16 s when the fall undid a climb the cap allowed for a moment:
+/// `simulcast::HOLD_MIN`, doubling), and the climb may take two steps, a probe each. (With
+/// 18 s, which left out the doubled hold, one leg in a CI run took 18.1 s.)
+const RECOVER_WITHIN_MS: u64 = 24_000;
 const TOP: u64 = 2;
 
 fn unix_ms() -> u64 {
