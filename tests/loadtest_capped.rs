@@ -360,12 +360,9 @@ fn wait_exit(run: &mut Killed, within: Duration) {
 fn viewers(path: &PathBuf) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
         let log = std::fs::read_to_string(path.with_extension("log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(30).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        panic!(
-            "no loadtest report {path:?} ({e}); its log ends:\n{}",
-            tail.join("\n")
-        )
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+        panic!("no loadtest report {path:?} ({e}); its log ends:\n{tail}")
     });
     let report: Value = serde_json::from_str(&text).expect("JSON");
     report["viewers"].as_array().cloned().unwrap_or_default()

@@ -74,17 +74,12 @@ impl Dynacast {
                 continue;
             }
             let since = *since.get_or_insert(now);
-            if now.saturating_duration_since(since) >= PAUSE_AFTER {
-                paused |= 1 << i;
-            }
-        }
-        // An unwanted layer above a paused one pauses with it at once, however recently it
-        // started: no leg wants a larger picture than the one nobody wants, and left running
-        // it would take the bandwidth the paused one frees (an encoder that starts its top
-        // layer late, just as the middle one pauses).
-        for i in 2..layers {
-            let below = paused & ((1u32 << i) - 1) & !1;
-            if below != 0 && wanted & (1 << i) == 0 {
+            // An unwanted layer above a paused one (`paused` holds only lower layers yet)
+            // pauses with it at once, however recently it started: no leg wants a larger
+            // picture than the one nobody wants, and left running it would take the
+            // bandwidth the paused one frees (an encoder that starts its top layer late, just
+            // as the middle one pauses).
+            if paused != 0 || now.saturating_duration_since(since) >= PAUSE_AFTER {
                 paused |= 1 << i;
             }
         }
@@ -126,12 +121,18 @@ mod tests {
         assert_eq!(d.review(3, 0b101, t1 + Duration::from_secs(60)), None);
     }
 
-    #[test]
-    fn a_layer_that_starts_above_a_paused_one_pauses_with_it_at_once() {
-        let t0 = Instant::now();
+    /// Two layers, nobody on the upper one since `t0`: paused at `t0 + PAUSE_AFTER`.
+    fn upper_of_two_paused(t0: Instant) -> Dynacast {
         let mut d = Dynacast::default();
         d.review(2, 0b01, t0);
         assert_eq!(d.review(2, 0b01, t0 + PAUSE_AFTER), Some(0b10));
+        d
+    }
+
+    #[test]
+    fn a_layer_that_starts_above_a_paused_one_pauses_with_it_at_once() {
+        let t0 = Instant::now();
+        let mut d = upper_of_two_paused(t0);
         // The top layer shows up late, wanted by nobody: paused now, not 3 s from now.
         let t1 = t0 + PAUSE_AFTER + Duration::from_millis(500);
         assert_eq!(d.review(3, 0b001, t1), Some(0b110));
@@ -147,9 +148,7 @@ mod tests {
     #[test]
     fn an_inserted_layer_moves_the_paused_ones_above_it() {
         let t0 = Instant::now();
-        let mut d = Dynacast::default();
-        d.review(2, 0b01, t0);
-        assert_eq!(d.review(2, 0b01, t0 + PAUSE_AFTER), Some(0b10));
+        let mut d = upper_of_two_paused(t0);
         d.layer_inserted(1);
         assert_eq!(d.paused(), 0b100, "the paused layer is now index 2");
         assert_eq!(d.review(3, 0b011, t0 + PAUSE_AFTER), None);
