@@ -11,13 +11,18 @@ use std::time::Instant;
 
 /// Re-chooses every leg's layer of `publication` (hint, budget, layers that stopped) and asks
 /// for the keyframes the legs that must switch wait for; pauses or resumes the layers at the
-/// publisher (dynacast) by what the legs want.
+/// publisher (dynacast) by what the legs want. A muted track is left as it is: nothing of it
+/// is forwarded, so its legs neither switch, nor ask for keyframes, nor probe for a layer (a
+/// browser goes on sending black frames while its camera is off).
 pub fn review_legs(
     publication: &mut Publication,
     peers: &mut Peers,
     turn: &mut Turn,
     now: Instant,
 ) {
+    if publication.muted {
+        return;
+    }
     let views = publication.layers.views(now);
     // Layers whose keyframe a leg waits for; layers some leg receives or wants.
     let (mut want, mut wanted) = (0u32, 0u32);

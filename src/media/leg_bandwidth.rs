@@ -101,10 +101,14 @@ pub fn review(peers: &mut Peers, cap: u64, now: Instant) -> bool {
     probing
 }
 
-/// Whether `sub` can carry padding: video that has sent media, with a negotiated RTX stream.
+/// Whether `sub` can carry padding: video that has sent media and flows now (not muted, not
+/// waiting for a keyframe), with a negotiated RTX stream. A receiver counts RTX padding among
+/// the track's received packets (Chromium's `packetsReceived`), so a stopped track must not
+/// seem to go on.
 pub fn pads(sub: &Subscription) -> bool {
     sub.kind == RtpCodecKind::Video
         && sub.send.last.is_some()
+        && !sub.awaiting_keyframe
         && sub.rtx.is_some_and(|r| r.payload_type.is_some())
 }
 

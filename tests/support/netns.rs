@@ -203,11 +203,21 @@ impl LossyLink {
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
+        // `CHORUS_TEST_SERVER_LOG=<filter>` (the `--log` syntax) shows the server's log among
+        // the test's.
+        let echo = std::env::var("CHORUS_TEST_SERVER_LOG").ok();
+        if let Some(filter) = &echo {
+            command.args(["--log", filter]);
+        }
+        let echo = echo.is_some();
         let mut child = Killed(command.spawn().expect("start chorus serve"));
         let stdout = child.0.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("server: {line}");
+                }
                 if line.contains("listening") {
                     let _ = tx.send(());
                 }

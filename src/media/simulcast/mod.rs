@@ -148,10 +148,13 @@ impl SimulcastLeg {
         self.anchor.is_some_and(|a| a == seq || seq_newer(seq, a))
     }
 
-    /// The stream restarts on the leg: nothing until a keyframe of the target.
+    /// The stream restarts on the leg (negotiated, muted, unmuted): nothing until a keyframe
+    /// of the target, and no shortfall to probe for until the next review.
     pub fn reset(&mut self) {
         self.selector.reset();
         self.anchor = None;
+        self.shortfall_bps = 0;
+        self.shortfall_at = None;
     }
 
     /// Re-chooses the target from `layers`; returns the layer whose keyframe the leg now

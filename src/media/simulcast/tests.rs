@@ -397,3 +397,18 @@ fn a_shortfall_stops_counting_once_the_track_stops_being_reviewed() {
     // No review since (the camera went off: no packets, no reviews): nothing to probe for.
     assert_eq!(leg.shortfall(t0 + SHORTFALL_FRESH), 0);
 }
+
+#[test]
+fn a_leg_that_restarts_has_no_shortfall_to_probe_for() {
+    let layers = three_layers();
+    let mut leg = SimulcastLeg {
+        budget: Some(100_000),
+        ..SimulcastLeg::default()
+    };
+    let now = Instant::now();
+    leg.review(&layers, now);
+    assert!(leg.shortfall(now) > 0, "short of the top layer");
+    // The track is muted (or unmuted): nothing flows until the next review says what is short.
+    leg.reset();
+    assert_eq!(leg.shortfall(now), 0);
+}

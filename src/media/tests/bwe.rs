@@ -5,7 +5,7 @@
 
 use super::harness::Bench;
 use crate::config::ShardLimits;
-use crate::protocol::TrackKind;
+use crate::protocol::{MediaRequest, TrackKind};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 
 /// alice publishes video to bob, whose client sends TWCC feedback; returns the bench, alice,
@@ -144,5 +144,49 @@ fn feedback_naming_the_padding_stream_reaches_the_leg_and_it_climbs() {
     assert!(
         estimate > start * 2,
         "probing left the estimate at {estimate} (from {start})"
+    );
+}
+
+/// A leg whose one video track is muted sends no probe padding, however much it could take:
+/// the padding would ride on that track's RTX stream, and a browser counts it among the
+/// track's received packets (the camera looks on while it is off).
+#[test]
+fn a_leg_whose_video_is_muted_does_not_probe() {
+    let (mut bench, alice, bob) = call();
+    let key = bench.clients[bob].key;
+    let video = bench.clients[bob].track_id("alice", TrackKind::Video);
+    bench.send_from(alice, TrackKind::Video, 200);
+    let start = bench.state.peer(key).unwrap().estimate_bps().unwrap();
+    bench.request(
+        alice,
+        MediaRequest::Mute {
+            track_id: video.clone(),
+            muted: true,
+        },
+    );
+    bench
+        .state
+        .peer_mut(key)
+        .unwrap()
+        .set_wanted_bps(Some(4_000_000));
+    bench.send_from(alice, TrackKind::Video, 2_000);
+    let estimate = bench.state.peer(key).unwrap().estimate_bps().unwrap();
+    assert!(
+        estimate < start * 3 / 2,
+        "the muted leg probed: its estimate went from {start} to {estimate}"
+    );
+    // Unmuted, the same leg probes again.
+    bench.request(
+        alice,
+        MediaRequest::Mute {
+            track_id: video,
+            muted: false,
+        },
+    );
+    bench.send_from(alice, TrackKind::Video, 2_000);
+    let estimate = bench.state.peer(key).unwrap().estimate_bps().unwrap();
+    assert!(
+        estimate > start * 2,
+        "unmuted, probing left the estimate at {estimate} (from {start})"
     );
 }

@@ -41,11 +41,39 @@ function layersSent(p) {
     const out = [];
     report.forEach((s) => {
       if (s.type === 'outbound-rtp' && s.kind === 'video') {
-        out.push({ rid: s.rid || null, bytes: s.bytesSent || 0, width: s.frameWidth || 0, active: s.active !== false });
+        out.push({ rid: s.rid || null, bytes: s.bytesSent || 0, width: s.frameWidth || 0, height: s.frameHeight || 0, active: s.active !== false });
       }
     });
     return out.sort((a, b) => (a.rid || '').localeCompare(b.rid || ''));
   });
+}
+
+/**
+ * The size a subscriber shows the publisher's camera at, as the web client tells the server
+ * (`video-size`: device pixels, rounded up to 16): {width, height}, or null before it shows it.
+ */
+function tileSize(p) {
+  return p.page.evaluate(() => {
+    const ratio = window.devicePixelRatio || 1;
+    const video = [...document.querySelectorAll('#grid figure.tile')]
+      .filter((t) => t.dataset.self !== 'true' && t.dataset.hasVideo === 'true')
+      .map((t) => t.querySelector('video'))
+      .find((v) => v && v.clientWidth > 0);
+    if (!video) return null;
+    const up = (px) => Math.ceil((px * ratio) / 16) * 16;
+    return { width: up(video.clientWidth), height: up(video.clientHeight) };
+  });
+}
+
+/** The publisher's layers in one line: `q 320 on, h 640 on, f 1280 paused`. */
+function layerText(layers) {
+  return layers.map((l) => `${l.rid} ${l.width} ${l.active ? 'on' : 'paused'}`).join(', ');
+}
+
+/** Both subscribers' widths in the last sample: `free 1280, capped 640`. */
+function widths(samples) {
+  const last = samples[samples.length - 1];
+  return last ? `free ${last.free.width}, capped ${last.capped.width}` : 'no samples';
 }
 
 /** Rates between two inbound samples `seconds` apart: {kbps, fps, width}. */
@@ -116,21 +144,27 @@ export async function run(ctx) {
   }, 30000);
   const t0 = Date.now();
 
-  // 1. No cap: both subscribers should climb to the top layer. Chromium starts with `q` alone
-  // and adds layers as its own estimate ramps up: wait until it sends at least two and both
-  // subscribers get the widest of them.
-  const sentTop = async () => {
-    const sending = (await layersSent(publisher)).filter((l) => l.active && l.width > 0);
-    return sending.length >= 2 ? Math.max(...sending.map((l) => l.width)) : Infinity;
+  // 1. No cap: both subscribers should climb to the layer their tile needs (the server picks
+  // the narrowest layer that covers the tile's size, `video-size`). Chromium starts with `q`
+  // alone and adds layers as its own estimate ramps up (`f` often never starts on a busy
+  // 2-core machine, and the server pauses it while no tile needs it): wait until it encodes at
+  // least two and both subscribers get the one their tiles need.
+  const needed = async () => {
+    const encoded = (await layersSent(publisher)).filter((l) => l.width > 0).sort((a, b) => a.width - b.width);
+    const [a, b] = [await tileSize(free), await tileSize(capped)];
+    if (encoded.length < 2 || !a || !b) return Infinity;
+    const [w, h] = [Math.max(a.width, b.width), Math.max(a.height, b.height)];
+    return (encoded.find((l) => l.width >= w && l.height >= h) || encoded[encoded.length - 1]).width;
   };
   const before = await sample(free, capped, t0, 40000, async (s) => {
     if (s.length < 16) return false;
-    const top = await sentTop();
-    return lastHold(s, 4, (x) => x.capped.width === top && x.free.width === top);
+    const full = await needed();
+    return lastHold(s, 4, (x) => x.capped.width === full && x.free.width === full);
   });
-  const topWidth = Math.max(...before.map((s) => s.free.width));
+  const topWidth = await needed();
+  const tiles = { free: await tileSize(free), capped: await tileSize(capped) };
   const layersBefore = await layersSent(publisher);
-  ctx.log(`before the cap: top width ${topWidth}, capped ${recentMean(before, 'capped', 'fps', 3000)} fps`);
+  ctx.log(`before the cap: tiles ${JSON.stringify(tiles)} need width ${topWidth}; ${widths(before)}; capped ${recentMean(before, 'capped', 'fps', 3000)} fps; layers ${layerText(layersBefore)}`);
 
   // 2. Cap the capped subscriber's link; wait until it settles below the top layer.
   tc('replace');
@@ -139,7 +173,7 @@ export async function run(ctx) {
   const below = during.findIndex((x, i) => during.slice(i).every((y) => y.capped.width > 0 && y.capped.width < topWidth));
   const adaptedAtMs = below >= 0 ? during[below].atMs - cappedAt : null;
   const layersDuring = await layersSent(publisher);
-  ctx.log(`capped at ${capKbit} kbit/s: adapted after ${adaptedAtMs} ms, ${recentMean(during, 'capped', 'fps', 5000)} fps at width ${during.length ? during[during.length - 1].capped.width : 0}`);
+  ctx.log(`capped at ${capKbit} kbit/s: adapted after ${adaptedAtMs} ms, ${recentMean(during, 'capped', 'fps', 5000)} fps; ${widths(during)}; layers ${layerText(layersDuring)}`);
 
   const qdisc = execFileSync('ip', ['netns', 'exec', serverNs, 'tc', '-s', 'qdisc', 'show', 'dev', dev]).toString();
   ctx.log(`the cap's queue: ${qdisc.replace(/\s+/g, ' ')}`);
@@ -150,7 +184,8 @@ export async function run(ctx) {
   const after = await sample(free, capped, t0, 36000, (s) => lastHold(s, 4, (x) => x.capped.width === topWidth));
   const back = after.findIndex((x) => x.capped.width === topWidth);
   const recoveredAtMs = back >= 0 ? after[back].atMs - liftedAt : null;
-  ctx.log(`cap lifted: back on the top layer after ${recoveredAtMs} ms`);
+  const layersAfter = await layersSent(publisher);
+  ctx.log(`cap lifted: back on the layer its tile needs after ${recoveredAtMs} ms; ${widths(after)}; layers ${layerText(layersAfter)}`);
 
   const summary = (samples) => ({
     free: { kbps: recentMean(samples, 'free', 'kbps', 5000), fps: recentMean(samples, 'free', 'fps', 5000), width: samples.length ? samples[samples.length - 1].free.width : 0 },
@@ -159,6 +194,7 @@ export async function run(ctx) {
   return {
     capKbit,
     topWidth,
+    tiles,
     adaptedAtMs,
     recoveredAtMs,
     before: summary(before),
@@ -169,6 +205,7 @@ export async function run(ctx) {
     cappedFramesPerSample: during.map((s) => s.capped.fps),
     layersBefore,
     layersDuring,
+    layersAfter,
     samples: { before, during, after },
   };
 }
