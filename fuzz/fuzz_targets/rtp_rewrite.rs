@@ -1,10 +1,12 @@
 //! Fuzz target: the RTP rewrite path of one forwarded packet. A publisher's datagram is parsed as
 //! RTP, its sequence number and timestamp are mapped onto a subscriber leg's numbering, its
 //! header extensions remapped, and the result marshalled: it must parse back with the leg's
-//! SSRC and payload type and the publisher's payload, whatever the input.
+//! SSRC and payload type and the publisher's payload, whatever the input. The payload is also
+//! read as a simulcast layer's keyframe (VP8 header, H264 SPS) for the size it declares.
 #![no_main]
 
 use chorus::media::rewrite::{rewrite_packet, ExtensionMap, SequenceRewriter};
+use chorus::media::simulcast::SizeSource;
 use libfuzzer_sys::fuzz_target;
 use rtc::rtp::Packet;
 use rtc::shared::marshal::{Marshal, MarshalSize, Unmarshal};
@@ -44,6 +46,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let now = t0 + Duration::from_millis(u64::from(knobs[3]));
     let payload = packet.payload.clone();
+    for sizes in [SizeSource::Vp8, SizeSource::H264] {
+        if let Some((w, h)) = sizes.read(&payload) {
+            assert!(w > 0 && h > 0 && w <= 16_384 && h <= 16_384, "{w}x{h}");
+        }
+    }
     let (seq, ts) = sequence.rewrite(packet.header.sequence_number, packet.header.timestamp, now);
     assert_eq!(sequence.original_seq(seq), packet.header.sequence_number);
     rewrite_packet(&mut packet, 0xC0FFEE, 96, seq, ts, &map, 0x01_0203);

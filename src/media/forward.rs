@@ -110,10 +110,10 @@ fn simulcast_layer(
         turn.counters.drop(DropReason::Rejected);
         return Err(());
     };
-    let vp8 = publication.vp8;
+    let sizes = publication.sizes;
     publication
         .layers
-        .on_packet(layer, &packet.payload, vp8, now);
+        .on_packet(layer, &packet.payload, sizes, now);
     if publication.layers.review_due(now) {
         layer_review::review_legs(publication, peers, turn, now);
     }

@@ -6,7 +6,7 @@
 use super::key_map::KeyMap;
 use super::packet_cache::PacketCache;
 use super::peer::{Peer, PeerKey, TrackKey};
-use super::simulcast::Layers;
+use super::simulcast::{Layers, SizeSource};
 use super::speakers::LevelMeter;
 use crate::protocol::{TrackInfo, TrackKind, TrackSource};
 use crate::rtp::dedup::DuplicateFilter;
@@ -34,6 +34,8 @@ pub struct Publication {
     pub codec: RTCRtpCodec,
     /// Whether the codec is VP8 (its simulcast packets' descriptors are rewritten per leg).
     pub vp8: bool,
+    /// How its simulcast layers' sizes are read from their keyframes.
+    pub sizes: SizeSource,
     pub source: TrackSource,
     pub muted: bool,
     /// The publisher leg's negotiated header extensions (uri, id).
@@ -108,6 +110,7 @@ impl Publication {
             media_ssrc: init.ssrc,
             kind,
             vp8: codec.mime_type.eq_ignore_ascii_case("video/vp8"),
+            sizes: SizeSource::of(&codec.mime_type),
             codec,
             source,
             muted,

@@ -1,11 +1,12 @@
 //! The layers of one simulcast publication (one per rid, ordered low→high as the publisher's
 //! `a=simulcast` attribute lists them): each layer's SSRC, its keyframe-request throttle, and
 //! what the selector needs to know of it — whether packets still arrive, its bitrate over the
-//! last window and the size its last keyframe declared. Time is an argument.
+//! last window and the size its last keyframe declared (VP8's header, H264's SPS). Time is an
+//! argument.
 
 use super::dynacast::Dynacast;
 use super::selector::LayerView;
-use super::vp8;
+use super::{h264, vp8};
 use crate::media::publication::KeyframeThrottle;
 use crate::rtp::dedup::DuplicateFilter;
 use std::time::{Duration, Instant};
@@ -23,6 +24,40 @@ const WINDOW_WEIGHT: u64 = 4;
 pub const MIN_ACTIVE_BITRATE: u64 = 10_000;
 /// How long a new layer counts as active before its bitrate is measured.
 const GRACE: Duration = Duration::from_secs(1);
+
+/// How a layer's picture size is read from its keyframes, by codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SizeSource {
+    /// The VP8 keyframe header.
+    Vp8,
+    /// The H264 sequence parameter set sent with keyframes.
+    H264,
+    /// Not read: the size is assumed from the declared layers (`selector::size_of`).
+    #[default]
+    Unknown,
+}
+
+impl SizeSource {
+    /// The source for a codec's MIME type (`video/VP8`, `video/H264`).
+    pub fn of(mime: &str) -> Self {
+        if mime.eq_ignore_ascii_case("video/vp8") {
+            Self::Vp8
+        } else if mime.eq_ignore_ascii_case("video/h264") {
+            Self::H264
+        } else {
+            Self::Unknown
+        }
+    }
+
+    /// The size one packet's payload declares, if it declares one.
+    pub fn read(self, payload: &[u8]) -> Option<(u16, u16)> {
+        match self {
+            Self::Vp8 => vp8::keyframe_size(payload),
+            Self::H264 => h264::sps_size(payload),
+            Self::Unknown => None,
+        }
+    }
+}
 
 /// One rid stream of a publication.
 #[derive(Debug, Clone)]
@@ -136,8 +171,8 @@ impl Layers {
         self.list.iter().position(|l| l.ssrc == ssrc)
     }
 
-    /// Records a packet of layer `i` (`payload` read for a VP8 keyframe's size when `vp8`).
-    pub fn on_packet(&mut self, i: usize, payload: &[u8], vp8: bool, now: Instant) {
+    /// Records a packet of layer `i` (`payload` read for the size a keyframe declares).
+    pub fn on_packet(&mut self, i: usize, payload: &[u8], sizes: SizeSource, now: Instant) {
         let Some(l) = self.list.get_mut(i) else {
             return;
         };
@@ -165,10 +200,8 @@ impl Layers {
             l.window_bytes = 0;
             l.window_start = Some(now);
         }
-        if vp8 {
-            if let Some(size) = vp8::keyframe_size(payload) {
-                l.size = Some(size);
-            }
+        if let Some(size) = sizes.read(payload) {
+            l.size = Some(size);
         }
     }
 
@@ -272,7 +305,7 @@ mod tests {
             l.on_packet(
                 2,
                 &[0u8; 1000],
-                true,
+                SizeSource::Vp8,
                 t0 + Duration::from_millis(50 * u64::from(k)),
             );
         }
@@ -287,18 +320,28 @@ mod tests {
         let t1 = t0 + Duration::from_millis(500);
         for k in 1..=10u32 {
             let at = t1 + Duration::from_millis(50 * u64::from(k));
-            l.on_packet(2, &[0u8; 2000], true, at);
+            l.on_packet(2, &[0u8; 2000], SizeSource::Vp8, at);
         }
         assert_eq!(l.get(2).unwrap().bitrate(), (176_000 * 3 + 320_000) / 4);
         // A layer that trickles (a packet a second) is not active once past its grace.
         for ms in [0, 900, 1800] {
-            l.on_packet(0, &[0u8; 100], false, t0 + Duration::from_millis(ms));
+            l.on_packet(
+                0,
+                &[0u8; 100],
+                SizeSource::Unknown,
+                t0 + Duration::from_millis(ms),
+            );
         }
         assert!(
             !l.views(t0 + Duration::from_millis(1900))[0].active,
             "a trickle"
         );
-        l.on_packet(1, &[0u8; 100], false, t0 + Duration::from_millis(1800));
+        l.on_packet(
+            1,
+            &[0u8; 100],
+            SizeSource::Unknown,
+            t0 + Duration::from_millis(1800),
+        );
         let views = l.views(t0 + Duration::from_millis(1900));
         assert!(views[1].active, "a new layer, in its grace");
     }

@@ -1,16 +1,17 @@
 //! Receiving rid-based simulcast and forwarding one layer per subscriber leg: the
-//! publication's layers (`layers.rs`), the per-leg layer choice and switch points
-//! (`selector.rs`), the VP8 descriptor rewriting that keeps picture ids continuous (`vp8.rs`)
-//! the per-leg state that ties them together ([`SimulcastLeg`]) and the pausing of layers
-//! nobody receives (`dynacast.rs`). All pure; the fan-out
-//! (`forward.rs`) applies it.
+//! publication's layers (`layers.rs`, their sizes read from VP8 keyframes and H264 SPS by
+//! `h264.rs`), the per-leg layer choice and switch points (`selector.rs`), the VP8 descriptor
+//! rewriting that keeps picture ids continuous (`vp8.rs`), the per-leg state that ties them
+//! together ([`SimulcastLeg`]) and the pausing of layers nobody receives (`dynacast.rs`). All
+//! pure; the fan-out (`forward.rs`) applies it.
 
 pub mod dynacast;
+pub mod h264;
 pub mod layers;
 pub mod selector;
 pub mod vp8;
 
-pub use layers::{Layer, Layers};
+pub use layers::{Layer, Layers, SizeSource};
 pub use selector::{choose, LayerSelector, LayerView, Verdict, Want};
 
 use crate::rtp::dedup::seq_newer;

@@ -30,8 +30,8 @@ pub enum Want {
     Layer(usize),
 }
 
-/// The size layer `i` of `layers` is assumed to have when its keyframes did not say (H264's
-/// are not read): the known size of another layer scaled by 2 per declared step (the
+/// The size layer `i` of `layers` is assumed to have when its keyframes did not say yet (no
+/// keyframe seen, or a codec whose sizes are not read: VP9, AV1): the known size of another layer scaled by 2 per declared step (the
 /// browsers' default 1/4, 1/2, 1), or a 1280×720 top declared layer. Steps count the
 /// declared layers, so a top layer that never started (a busy encoder) does not make the ones
 /// below it look twice as large.

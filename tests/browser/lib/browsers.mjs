@@ -156,7 +156,11 @@ export async function launchFirefox() {
     headless: true,
     protocol: 'webDriverBiDi',
     timeout: 60000,
-    env: { ...process.env, MOZ_REMOTE_SETTINGS_DEVTOOLS: '1' },
+    // The window's own size (the page gets about 1280x720 below ESR 140's 86-px toolbar), not
+    // an emulated viewport: puppeteer's `setViewport` also sends
+    // `emulation.setScreenOrientationOverride`, which Firefox ESR 140 does not know (153 does).
+    defaultViewport: null,
+    env: { ...process.env, MOZ_REMOTE_SETTINGS_DEVTOOLS: '1', MOZ_HEADLESS_WIDTH: '1280', MOZ_HEADLESS_HEIGHT: '806' },
     extraPrefsFirefox: {
       'media.navigator.streams.fake': true,
       'media.navigator.permission.disabled': true,
@@ -176,7 +180,8 @@ export async function launchFirefox() {
     kind: 'firefox',
     async newPage() {
       const page = await browser.newPage();
-      await page.setViewport({ width: 1280, height: 720 });
+      const size = await page.evaluate(() => [window.innerWidth, window.innerHeight]);
+      if (size[0] !== 1280) throw new Error(`Firefox's page is ${size.join('x')}, not 1280 wide`);
       return page;
     },
     async close() {
