@@ -5,6 +5,7 @@
 
 use super::harness::Bench;
 use crate::config::ShardLimits;
+use crate::media::peer::PeerKey;
 use crate::protocol::{MediaRequest, TrackKind};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 
@@ -100,11 +101,7 @@ fn probes_and_climbs((mut bench, alice, bob): (Bench, usize, usize)) {
     bench.send_from(alice, TrackKind::Video, 200);
     let start = bench.state.peer(key).unwrap().estimate_bps().unwrap();
     let received_before = bench.clients[bob].received[&video];
-    bench
-        .state
-        .peer_mut(key)
-        .unwrap()
-        .set_wanted_bps(Some(4_000_000));
+    could_take_4_mbits(&mut bench, key);
     bench.send_from(alice, TrackKind::Video, 2_000);
     let peer = bench.state.peer(key).unwrap();
     let sent_media = 2_000;
@@ -134,17 +131,29 @@ fn feedback_naming_the_padding_stream_reaches_the_leg_and_it_climbs() {
     };
     sparse(&mut bench, 40);
     let start = bench.state.peer(key).unwrap().estimate_bps().unwrap();
-    bench
-        .state
-        .peer_mut(key)
-        .unwrap()
-        .set_wanted_bps(Some(4_000_000));
+    could_take_4_mbits(&mut bench, key);
     sparse(&mut bench, 300);
     let estimate = bench.state.peer(key).unwrap().estimate_bps().unwrap();
     assert!(
         estimate > start * 2,
         "probing left the estimate at {estimate} (from {start})"
     );
+}
+
+/// Tells the leg of `key` it could take 4 Mbit/s (as the layer selector does when a leg is
+/// short of the layer it asked for).
+fn could_take_4_mbits(bench: &mut Bench, key: PeerKey) {
+    bench
+        .state
+        .peer_mut(key)
+        .unwrap()
+        .set_wanted_bps(Some(4_000_000));
+}
+
+/// `publisher` mutes or unmutes its track `track_id`.
+fn mute(bench: &mut Bench, publisher: usize, track_id: &str, muted: bool) {
+    let track_id = track_id.to_owned();
+    bench.request(publisher, MediaRequest::Mute { track_id, muted });
 }
 
 /// A leg whose one video track is muted sends no probe padding, however much it could take:
@@ -157,18 +166,8 @@ fn a_leg_whose_video_is_muted_does_not_probe() {
     let video = bench.clients[bob].track_id("alice", TrackKind::Video);
     bench.send_from(alice, TrackKind::Video, 200);
     let start = bench.state.peer(key).unwrap().estimate_bps().unwrap();
-    bench.request(
-        alice,
-        MediaRequest::Mute {
-            track_id: video.clone(),
-            muted: true,
-        },
-    );
-    bench
-        .state
-        .peer_mut(key)
-        .unwrap()
-        .set_wanted_bps(Some(4_000_000));
+    mute(&mut bench, alice, &video, true);
+    could_take_4_mbits(&mut bench, key);
     bench.send_from(alice, TrackKind::Video, 2_000);
     let estimate = bench.state.peer(key).unwrap().estimate_bps().unwrap();
     assert!(
@@ -176,13 +175,7 @@ fn a_leg_whose_video_is_muted_does_not_probe() {
         "the muted leg probed: its estimate went from {start} to {estimate}"
     );
     // Unmuted, the same leg probes again.
-    bench.request(
-        alice,
-        MediaRequest::Mute {
-            track_id: video,
-            muted: false,
-        },
-    );
+    mute(&mut bench, alice, &video, false);
     bench.send_from(alice, TrackKind::Video, 2_000);
     let estimate = bench.state.peer(key).unwrap().estimate_bps().unwrap();
     assert!(
