@@ -90,14 +90,17 @@ async fn a_capped_subscriber_gets_a_lower_layer_and_keeps_decoding() {
     );
     // The free subscriber keeps its layer all along.
     let free = num(&result, &["during", "free", "width"]);
-    assert_eq!(free, top, "the free subscriber left the top layer: {brief}");
-    // The cap lifted: back on the layer its tile needs. The tail is set by the prober's backoff (bursts
-    // that proved nothing under the cap space the next one up to 6 s apart, `bwe::probe`), a
-    // leg's hold after a fall, a burst and its feedback: 1.0–1.6 s measured in three runs (with
-    // a backoff of up to 24 s: 1.3–9.9 s, 22.6 s once in CI).
+    assert_eq!(free, top, "the free subscriber left its layer: {brief}");
+    // The cap lifted: back on the layer its tile needs. The tail is set by the leg's hold after
+    // the fall the cap caused (`simulcast::HOLD_MIN`, 8 s, doubled to 16 s when that fall undid
+    // a move up: one before the cap, as its estimate ramped, is enough), then the prober's
+    // spacing (bursts that proved nothing under the cap space the next one up to 6 s apart,
+    // `bwe::probe`), a burst and its feedback. The cap is lifted 11–16 s after it went on, so a
+    // doubled hold can end up to ~9 s after the lift: 1.0–2.1 s in nine of ten runs here, 10.2 s
+    // in the tenth (2026-12-04). The same bound as `loadtest_capped`'s.
     let recovered = result["recoveredAtMs"].as_f64();
     assert!(
-        recovered.is_some_and(|ms| ms <= 15_000.0),
-        "the subscriber did not climb back to its layer within 15 s: {brief}"
+        recovered.is_some_and(|ms| ms <= 24_000.0),
+        "the subscriber did not climb back to its layer within 24 s: {brief}"
     );
 }
